@@ -1,0 +1,33 @@
+# Every target sets the machine up first when needed (scripts/setup.sh is idempotent).
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test unit integration lint bench bench-smoke clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(PY) -m controller.cli demo
+
+test: setup
+	$(PY) -m ruff check controller tests benchmarks
+	$(PY) -m pytest -q tests
+
+unit: setup
+	$(PY) -m pytest -q tests/unit
+
+integration: setup
+	$(PY) -m pytest -q tests/integration
+
+lint: setup
+	$(PY) -m ruff check controller tests benchmarks
+
+bench: setup
+	$(PY) -m benchmarks.run
+
+bench-smoke: setup
+	$(PY) -m benchmarks.run --smoke
+
+clean:
+	rm -rf run .pytest_cache .ruff_cache

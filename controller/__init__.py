@@ -1,0 +1,1 @@
+"""Call-transfer controller for Kamailio and rtpengine."""
