@@ -1,0 +1,136 @@
+"""xferctl: the controller's command line.
+
+  xferctl check-config FILE        validate a configuration without starting anything
+  xferctl serve --config FILE      run the controller service (what systemd / Ansible runs)
+  xferctl stack [--config FILE]    run the whole local stack on loopback until Ctrl-C
+  xferctl demo                     local stack + a demo call through it, with a summary
+  xferctl events [--config FILE]   print the event log (calls and transfers) from Redis
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from controller.config import ConfigError, load_config
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
+DEFAULT_RUN_DIR = Path(__file__).resolve().parent.parent / "run"
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f"{args.file}: invalid configuration\n{exc}", file=sys.stderr)
+        return 1
+    tenants = ", ".join(f"{tid} ({len(t.extensions)} extensions, {len(t.dids)} DIDs)"
+                        for tid, t in config.tenants.items())
+    print(f"{args.file}: ok: node {config.node.name}; tenants: {tenants or 'none'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from controller.logs import setup_logging
+    from controller.service import serve
+
+    setup_logging(args.log_level)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: invalid configuration\n{exc}", file=sys.stderr)
+        return 1
+    serve(config)
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    import yaml
+
+    from controller.stack import LocalStack
+
+    data = yaml.safe_load(Path(args.config).read_text())
+    stack = LocalStack(data, args.run_dir / "stack")
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    with stack:
+        print(f"stack up: SIP {stack.sip_hostport}, controller {stack.controller_url}, "
+              f"logs in {stack.run_dir / 'logs'}; Ctrl-C stops it")
+        try:
+            while not stopping and all(p.alive() for p in stack.processes.values()):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        dead = [n for n, p in stack.processes.items() if not p.alive()]
+        if dead:
+            print(f"stopping: {', '.join(dead)} exited; see {stack.run_dir / 'logs'}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from controller.demo import run_demo
+
+    return run_demo(Path(args.config), args.run_dir / "demo")
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+
+    from controller.store import ConversationStore
+
+    config = load_config(args.config)
+
+    async def show() -> None:
+        r = config.node.redis
+        redis = Redis(host=r.address, port=r.port, db=r.db)
+        store = ConversationStore(redis, max_call_s=1, ttl_after_end_s=1)
+        for event in await store.read_events(args.count):
+            print(json.dumps(event, sort_keys=True))
+        await redis.aclose()
+
+    asyncio.run(show())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="xferctl", description="Call-transfer controller for Kamailio")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate a configuration file")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("serve", help="run the controller service")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=cmd_serve)
+
+    for name, func, help_text in (("stack", cmd_stack, "run the local stack until Ctrl-C"),
+                                  ("demo", cmd_demo, "local stack plus a demo call")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+        p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("events", help="print the event log")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--count", type=int, default=100)
+    p.set_defaults(func=cmd_events)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Prometheus metrics. One registry per service instance, so tests can run several side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.callbacks = Counter("xfer_callbacks_total", "JSON-RPC callbacks from Kamailio",
+                                 ["method", "outcome"], registry=r)
+        self.callback_seconds = Histogram("xfer_callback_seconds", "Time to answer a Kamailio callback",
+                                          ["method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.calls = Counter("xfer_calls_total", "Calls by direction and outcome",
+                             ["direction", "outcome"], registry=r)
+        self.notifications = Counter("xfer_notifications_total", "Notifications read from Kamailio's stream",
+                                     ["method"], registry=r)
+        self.errors = Counter("xfer_errors_total", "Errors by component", ["component"], registry=r)
+        self.dtmf_digits = Counter("xfer_dtmf_digits_total", "DTMF digits accepted after de-duplication",
+                                   registry=r)
+        self.rtpengine_rtt = Histogram("xfer_rtpengine_rtt_seconds", "rtpengine ng round trip", ["command"],
+                                       buckets=LATENCY_BUCKETS, registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

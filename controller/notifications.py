@@ -1,0 +1,106 @@
+"""Apply Kamailio's call notifications (a Redis stream of JSON-RPC 2.0 notifications) to conversations.
+
+Kamailio appends `call.answered`, `call.failed`, `call.ended` and `call.rejected` to the stream from its
+own SIP workers; this consumer reads them through a consumer group, so a controller that was down or
+restarted picks up exactly where it left off, and a second replica shares the work. A notification is
+acknowledged only after it has been applied; a malformed one is logged, counted and dropped so it
+cannot block the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from controller.codecs.jsonrpc import JsonRpcError, Notification, parse_message
+from controller.logs import call_logger
+from controller.metrics import Metrics
+from controller.store import ConversationStore, now_ms
+
+log = logging.getLogger(__name__)
+
+ENDING = {"call.failed": "call.failed", "call.ended": "call.ended", "call.rejected": "call.rejected"}
+
+
+class NotificationConsumer:
+    def __init__(self, store: ConversationStore, metrics: Metrics, consumer: str):
+        self.store = store
+        self.metrics = metrics
+        self.consumer = consumer
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="notifications")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def run(self) -> None:
+        pending = True  # first our own unacknowledged notifications (we may have died mid-batch)
+        while True:
+            try:
+                await self.store.ensure_inbound_group()
+                batch = await self.store.read_inbound(self.consumer, pending=pending)
+                if pending and not batch:
+                    pending = False
+                    batch = await self.store.claim_abandoned(self.consumer)
+                await self.apply_batch(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.metrics.errors.labels("notifications").inc()
+                log.exception("notification stream unavailable; retrying in 1 s")
+                pending = True
+                await asyncio.sleep(1.0)
+
+    async def apply_batch(self, batch: list[tuple[str, bytes]]) -> None:
+        done = []
+        for entry_id, raw in batch:
+            try:
+                message = parse_message(raw)
+                if not isinstance(message, Notification) or not isinstance(message.params, dict):
+                    raise JsonRpcError(JsonRpcError.INVALID_REQUEST, "expected a notification with object params")
+                await self.apply(message.method, message.params)
+            except JsonRpcError as exc:
+                self.metrics.errors.labels("notification_malformed").inc()
+                log.warning("dropping malformed notification %s: %s (%.200r)", entry_id, exc.message, raw)
+            done.append(entry_id)
+        await self.store.ack_inbound(done)
+
+    async def apply(self, method: str, params: dict[str, Any]) -> None:
+        self.metrics.notifications.labels(method if method in (*ENDING, "call.answered") else "other").inc()
+        call_id = str(params.get("call_id", ""))
+        conversation = await self.store.conversation_for_call(call_id) or ""
+        clog = call_logger(log, conversation or "-")
+        fields = {"call_id": call_id, "code": params.get("code"), "reason": params.get("reason", ""),
+                  "cause": params.get("cause", "")}
+        if method == "call.answered":
+            clog.info("call %s answered", call_id)
+            if conversation:
+                await self.store.update_conversation(
+                    conversation, {"state": "answered", "answered_ms": now_ms(), "to_tag": params.get("to_tag", "")},
+                    event="call.answered", event_fields=fields)
+            return
+        if method in ENDING:
+            clog.info("call %s %s (%s %s %s)", call_id, method.split(".")[1], fields["code"], fields["reason"],
+                      fields["cause"])
+            if not conversation:
+                # no conversation: the controller never routed it (controller down at the time)
+                await self.store.append_event(method, "", fields)
+                return
+            current = await self.store.get_conversation(conversation)
+            ended = now_ms()
+            fields["ended_ms"] = ended
+            if current.get("answered_ms"):
+                fields["duration_ms"] = ended - int(current["answered_ms"])
+            self.metrics.calls.labels(current.get("direction", "unknown"), method.split(".")[1]).inc()
+            await self.store.end_conversation(conversation, call_id, fields, event=method)
+            return
+        log.warning("ignoring unknown notification %s for %s", method, call_id)

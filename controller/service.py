@@ -1,0 +1,135 @@
+"""The controller service: an aiohttp server for Kamailio's callbacks plus background consumers.
+
+HTTP endpoints (on node.controller):
+  POST /rpc      JSON-RPC 2.0 callbacks from Kamailio (route.invite)
+  GET  /health   liveness, with the state of Redis and rtpengine in the body
+  GET  /metrics  Prometheus metrics
+Background: the Kamailio notification consumer (Redis stream) and the rtpengine DTMF listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from controller.adapters.dtmf import DtmfEvent, start_dtmf_listener
+from controller.adapters.rtpengine_ng import RtpengineNg
+from controller.callbacks import Callbacks
+from controller.config import Config
+from controller.logs import call_logger
+from controller.metrics import Metrics
+from controller.notifications import NotificationConsumer
+from controller.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY = web.AppKey("config", Config)
+STATE_KEY = web.AppKey("state", dict)
+
+
+def registrar_entries(config: Config) -> dict[str, str]:
+    """user@domain -> digest password ('' = no authentication) for every configured extension."""
+    entries = {}
+    for tenant in config.tenants.values():
+        for number, ext in tenant.extensions.items():
+            entries[f"{number}@{tenant.domain}"] = ext.password or ""
+    return entries
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=256 * 1024)
+    app[CONFIG_KEY] = config
+    app[STATE_KEY] = {}
+    app.router.add_post("/rpc", handle_rpc)
+    app.router.add_get("/health", handle_health)
+    app.router.add_get("/metrics", handle_metrics)
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def on_startup(app: web.Application) -> None:
+    config = app[CONFIG_KEY]
+    state = app[STATE_KEY]
+    node = config.node
+    metrics = Metrics()
+    redis = Redis(host=node.redis.address, port=node.redis.port, db=node.redis.db,
+                  socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
+    store = ConversationStore(redis, max_call_s=node.max_call_duration_s,
+                              ttl_after_end_s=node.call_keys_ttl_after_end_s)
+    try:
+        await store.publish_registrar(registrar_entries(config))
+    except Exception:
+        # REGISTERs fail (500) until Redis is back; calls to static contacts still work
+        metrics.errors.labels("redis").inc()
+        log.exception("could not publish the registrar directory to Redis")
+
+    ng = RtpengineNg((node.rtpengine.ng_address, node.rtpengine.ng_port),
+                     on_rtt=lambda cmd, s: metrics.rtpengine_rtt.labels(cmd).observe(s))
+    await ng.start()
+
+    def on_digit(event: DtmfEvent) -> None:
+        metrics.dtmf_digits.inc()
+        # the transfer engine consumes digits here once hotkey transfers land
+        call_logger(log, event.call_id).info("DTMF %r from tag %s", event.digit, event.source_tag)
+
+    dtmf_transport, _ = await start_dtmf_listener(
+        (node.dtmf.address, node.dtmf.port), on_digit,
+        on_malformed=lambda data, why: metrics.errors.labels("dtmf_malformed").inc())
+
+    consumer = NotificationConsumer(store, metrics, consumer=f"{socket.gethostname()}-{node.name}")
+    consumer.start()
+    state.update(metrics=metrics, redis=redis, store=store, ng=ng, dtmf=dtmf_transport, consumer=consumer,
+                 callbacks=Callbacks(config, store, metrics))
+    log.info("controller %s ready on %s:%s", node.name, node.controller.address, node.controller.port)
+
+
+async def on_cleanup(app: web.Application) -> None:
+    """Clean shutdown: stop reading, close sockets; every step safe if start-up stopped half-way."""
+    state = app[STATE_KEY]
+    if "consumer" in state:
+        await state["consumer"].stop()
+    if "dtmf" in state:
+        state["dtmf"].close()
+    if "ng" in state:
+        await state["ng"].close()
+    if "redis" in state:
+        await state["redis"].aclose()
+    log.info("controller stopped")
+
+
+async def handle_rpc(request: web.Request) -> web.Response:
+    callbacks: Callbacks = request.app[STATE_KEY]["callbacks"]
+    reply = await callbacks.handle(await request.read())
+    if reply is None:
+        return web.Response(status=204)
+    return web.Response(body=json.dumps(reply).encode(), content_type="application/json")
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body: dict[str, Any] = {"status": "ok"}
+    for name, probe in (("redis", state["store"].ping), ("rtpengine", state["ng"].ping)):
+        try:
+            await asyncio.wait_for(probe(), 1.0)
+            body[name] = "ok"
+        except Exception as exc:
+            body[name] = f"unavailable: {exc.__class__.__name__}"
+    return web.json_response(body)
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    metrics: Metrics = request.app[STATE_KEY]["metrics"]
+    return web.Response(body=metrics.render(), content_type="text/plain")
+
+
+def serve(config: Config) -> None:
+    """Run until SIGINT/SIGTERM; aiohttp then runs on_cleanup (a clean shutdown)."""
+    web.run_app(build_app(config), host=config.node.controller.address, port=config.node.controller.port,
+                access_log=None, print=None, shutdown_timeout=5)

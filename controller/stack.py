@@ -1,0 +1,234 @@
+"""The local stack: Redis, rtpengine, the controller and Kamailio on loopback, from one configuration.
+
+The README demo, `xferctl stack` and the integration tests all start daemons through this module, so
+there is one code path to trust. Rendered configs, logs and pids go under one run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import string
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import yaml
+
+from controller.codecs import bencode
+from controller.config import Config, parse_config
+from controller.processes import ManagedProcess
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KAMAILIO_CFG = REPO_ROOT / "kamailio" / "kamailio.cfg"
+RTPENGINE_TEMPLATE = REPO_ROOT / "rtpengine" / "rtpengine.conf.tmpl"
+EVENT_STREAM = "xfer:kamailio"
+
+
+def free_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> int:
+    """A port free for both TCP and UDP right now (SIP listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((address, 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        with socket.socket(socket.AF_INET, other) as s:
+            try:
+                s.bind((address, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port found")
+
+
+def with_free_ports(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a raw configuration whose node listens on free loopback ports (for tests)."""
+    data = json.loads(json.dumps(data))
+    node = data.setdefault("node", {})
+    for key in ("sip", "kamailio_rpc", "controller", "dtmf", "redis"):
+        node.setdefault(key, {})["port"] = free_port()
+    rtpe = node.setdefault("rtpengine", {})
+    rtpe["ng_port"] = free_port(socket.SOCK_DGRAM)
+    # a random 500-port media range, so consecutive stacks do not trip over each other's ports
+    base = 20000 + 2 * (int.from_bytes(os.urandom(2), "big") % 4500)
+    rtpe["port_min"], rtpe["port_max"] = base, base + 499
+    return data
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    with_controller: bool = True
+    kamailio_log_level: int = 2  # 1 = errors and warnings only (benchmarks)
+    rtpengine_log_level: int = 5
+    kamailio_children: int = 4
+    kamailio_shm_mb: int = 256
+    baseline_hostport: str = "127.0.0.1:5080"
+
+
+class LocalStack:
+    """Start and stop one node's daemons. Use as a context manager; stop() is safe to call twice."""
+
+    def __init__(self, config_data: dict[str, Any], run_dir: Path, options: StackOptions | None = None):
+        self.run_dir = Path(run_dir).resolve()
+        self.options = options or StackOptions()
+        self.config_data = config_data
+        self.config: Config = parse_config(config_data, base_dir=REPO_ROOT / "config")
+        self.processes: dict[str, ManagedProcess] = {}
+        self.config_path = self.run_dir / "controller.yaml"
+
+    # -- addresses -----------------------------------------------------------------------------
+    @property
+    def node(self):  # noqa: ANN201 - the config's node model
+        return self.config.node
+
+    @property
+    def sip_hostport(self) -> str:
+        return f"{self.node.sip.address}:{self.node.sip.port}"
+
+    @property
+    def kamailio_rpc_url(self) -> str:
+        return f"http://{self.node.kamailio_rpc.address}:{self.node.kamailio_rpc.port}/RPC"
+
+    @property
+    def controller_url(self) -> str:
+        return f"http://{self.node.controller.address}:{self.node.controller.port}"
+
+    @property
+    def redis_url(self) -> str:
+        r = self.node.redis
+        return f"redis://{r.address}:{r.port}/{r.db}"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for tool in ("redis-server", "rtpengine", "kamailio"):
+            if shutil.which(tool) is None:
+                raise FileNotFoundError(f"{tool} is not installed: run `make setup`")
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config_data, sort_keys=False))
+        try:
+            self.start_redis()
+            self.start_rtpengine()
+            if self.options.with_controller:
+                self.start_controller()
+            self.start_kamailio()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for name in ("kamailio", "controller", "rtpengine", "redis"):
+            proc = self.processes.get(name)
+            if proc is not None:
+                proc.stop()
+
+    # -- daemons -------------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}.log", env=env)
+        proc.start()
+        self.processes[name] = proc
+        (self.run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
+        return proc
+
+    def start_redis(self) -> None:
+        r = self.node.redis
+        proc = self._spawn("redis", [
+            "redis-server", "--bind", r.address, "--port", str(r.port), "--save", "", "--appendonly", "no",
+            "--dir", str(self.run_dir), "--daemonize", "no", "--loglevel", "warning",
+        ])
+        client = redis.Redis(host=r.address, port=r.port, socket_timeout=0.5)
+        proc.wait_healthy(lambda: bool(client.ping()))
+        client.close()
+
+    def start_rtpengine(self) -> None:
+        rtpe = self.node.rtpengine
+        conf = self.run_dir / "rtpengine.conf"
+        conf.write_text(string.Template(RTPENGINE_TEMPLATE.read_text()).substitute(
+            media_address=rtpe.media_address, ng_address=rtpe.ng_address, ng_port=rtpe.ng_port,
+            cli_port=free_port(), port_min=rtpe.port_min, port_max=rtpe.port_max,
+            dtmf_address=self.node.dtmf.address, dtmf_port=self.node.dtmf.port,
+            log_level=self.options.rtpengine_log_level,
+        ))
+        proc = self._spawn("rtpengine", ["rtpengine", "--config-file", str(conf), "--config-section", "rtpengine"])
+        proc.wait_healthy(lambda: ng_ping((rtpe.ng_address, rtpe.ng_port)))
+
+    def start_controller(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = self._spawn("controller", [
+            sys.executable, "-m", "controller.cli", "serve", "--config", str(self.config_path),
+        ], env=env)
+        url = self.controller_url + "/health"
+        proc.wait_healthy(lambda: httpx.get(url, timeout=0.5).status_code == 200, timeout=20)
+
+    def restart_controller(self) -> None:
+        """Stop and start the controller alone (tests of a controller restart)."""
+        self.processes["controller"].stop()
+        self.start_controller()
+
+    def kamailio_defines(self) -> list[str]:
+        n, o = self.node, self.options
+        defines = {
+            "LISTEN_UDP": f"udp:{n.sip.address}:{n.sip.port}",
+            "LISTEN_TCP": f"tcp:{n.sip.address}:{n.sip.port}",
+            "LISTEN_RPC": f"tcp:{n.kamailio_rpc.address}:{n.kamailio_rpc.port}",
+            "SIP_ALIAS": f'"{n.sip.address}:{n.sip.port}"',
+            "RPC_PORT": str(n.kamailio_rpc.port),
+            "CTL_HTTPCON": f'"ctl=>{self.controller_url}"',
+            "RTPENGINE_SOCK": f'"udp:{n.rtpengine.ng_address}:{n.rtpengine.ng_port}"',
+            "REDIS_SERVER": f'"name=st;addr={n.redis.address};port={n.redis.port};db={n.redis.db}"',
+            "EVENT_STREAM": f'"{EVENT_STREAM}"',
+            "CTL_SOCK": f'"unix:{self.run_dir / "kamailio_ctl"}"',
+            "BASELINE_HOSTPORT": f'"{o.baseline_hostport}"',
+            "LOG_LEVEL": str(o.kamailio_log_level),
+            "CHILDREN": str(o.kamailio_children),
+        }
+        argv = []
+        for key, value in defines.items():
+            argv += ["-A", f"{key}={value}"]
+        if o.with_controller:
+            argv += ["-A", "WITH_CONTROLLER"]
+        return argv
+
+    def start_kamailio(self) -> None:
+        argv = [
+            "kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-m", str(self.options.kamailio_shm_mb),
+            "-Y", str(self.run_dir), "-P", str(self.run_dir / "kamailio.main.pid"), *self.kamailio_defines(),
+        ]
+        (self.run_dir / "kamailio.argv").write_text(" ".join(argv) + "\n")
+        proc = self._spawn("kamailio", argv)
+        proc.wait_healthy(self._kamailio_ready, timeout=20)
+
+    def _kamailio_ready(self) -> bool:
+        reply = httpx.post(self.kamailio_rpc_url, json={"jsonrpc": "2.0", "method": "core.version", "id": 1},
+                           timeout=0.5)
+        return reply.status_code == 200 and "result" in reply.json()
+
+
+def ng_ping(address: tuple[str, int], timeout: float = 0.3) -> bool:
+    """One synchronous rtpengine ng ping (start-up probe; the service uses the async client)."""
+    cookie = os.urandom(4).hex().encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(cookie + b" " + bencode.encode({"command": "ping"}), address)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            data, _ = s.recvfrom(65535)
+            got, _, body = data.partition(b" ")
+            if got == cookie:
+                return bencode.decode(body).get("result") == "pong"
+    return False

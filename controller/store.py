@@ -1,0 +1,160 @@
+"""Redis store: conversations, the call-id index, the event log and the registrar directory.
+
+Key schema (every per-call key expires; see docs/ARCHITECTURE.md):
+  xfer:conv:{conversation}   hash   one conversation's facts          TTL max call length, then ttl_after_end
+  xfer:call:{sip call-id}    string conversation id of a SIP dialog    same TTLs as its conversation
+  xfer:events                stream the record of every call outcome   trimmed by length, never per call
+  xfer:kamailio              stream notifications from Kamailio        consumer group "controllers"
+  xfer:registrar             hash   user@domain -> digest password     replaced whole at start-up
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+CONV_KEY = "xfer:conv:{}"
+CALL_KEY = "xfer:call:{}"
+EVENTS_STREAM = "xfer:events"
+INBOUND_STREAM = "xfer:kamailio"
+INBOUND_GROUP = "controllers"
+REGISTRAR_KEY = "xfer:registrar"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ConversationStore:
+    """Thin async adapter over Redis; knows the key schema and nothing about call logic."""
+
+    def __init__(self, redis: Redis, *, max_call_s: int, ttl_after_end_s: int, events_maxlen: int = 1_000_000):
+        self.redis = redis
+        self.max_call_s = max_call_s
+        self.ttl_after_end_s = ttl_after_end_s
+        self.events_maxlen = events_maxlen
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def publish_registrar(self, entries: dict[str, str]) -> None:
+        """Replace the registrar directory atomically (Kamailio reads it on every REGISTER)."""
+        tmp = REGISTRAR_KEY + ":new"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(tmp)
+            if entries:
+                pipe.hset(tmp, mapping=entries)
+                pipe.rename(tmp, REGISTRAR_KEY)
+            else:
+                pipe.delete(REGISTRAR_KEY)
+            await pipe.execute()
+
+    async def create_conversation(self, conversation_id: str, call_id: str, fields: dict[str, Any]) -> None:
+        """Record a new conversation, index it by SIP call-id, and log call.started, in one round trip."""
+        mapping = {k: _flat(v) for k, v in fields.items()} | {"call_id": call_id, "state": "routing"}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(CONV_KEY.format(conversation_id), mapping=mapping)
+            pipe.expire(CONV_KEY.format(conversation_id), self.max_call_s)
+            pipe.set(CALL_KEY.format(call_id), conversation_id, ex=self.max_call_s)
+            self._xadd(pipe, "call.started", conversation_id, mapping)
+            await pipe.execute()
+
+    async def conversation_for_call(self, call_id: str) -> str | None:
+        value = await self.redis.get(CALL_KEY.format(call_id))
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def get_conversation(self, conversation_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(CONV_KEY.format(conversation_id))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def update_conversation(self, conversation_id: str, fields: dict[str, Any], *,
+                                  event: str | None = None, event_fields: dict[str, Any] | None = None) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(CONV_KEY.format(conversation_id), mapping={k: _flat(v) for k, v in fields.items()})
+            if event:
+                self._xadd(pipe, event, conversation_id, event_fields or fields)
+            await pipe.execute()
+
+    async def end_conversation(self, conversation_id: str, call_id: str, fields: dict[str, Any], *,
+                               event: str) -> None:
+        """Mark the conversation ended, log the outcome, and let its keys expire soon."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            key = CONV_KEY.format(conversation_id)
+            pipe.hset(key, mapping={k: _flat(v) for k, v in fields.items()} | {"state": "ended"})
+            pipe.expire(key, self.ttl_after_end_s)
+            pipe.expire(CALL_KEY.format(call_id), self.ttl_after_end_s)
+            self._xadd(pipe, event, conversation_id, fields)
+            await pipe.execute()
+
+    async def append_event(self, event: str, conversation_id: str, fields: dict[str, Any]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self._xadd(pipe, event, conversation_id, fields)
+            await pipe.execute()
+
+    def _xadd(self, pipe: Any, event: str, conversation_id: str, fields: dict[str, Any]) -> None:
+        entry = {"event": event, "conversation": conversation_id, "ts_ms": now_ms(),
+                 "data": json.dumps(fields, default=str, sort_keys=True)}
+        pipe.xadd(EVENTS_STREAM, entry, maxlen=self.events_maxlen, approximate=True)
+
+    async def read_events(self, count: int = 1000) -> list[dict[str, Any]]:
+        """The most recent event-log entries, oldest first (for the CLI, the demo and tests)."""
+        rows = await self.redis.xrevrange(EVENTS_STREAM, count=count)
+        out = []
+        for entry_id, raw in reversed(rows):
+            item = {_text(k): _text(v) for k, v in raw.items()}
+            item["id"] = _text(entry_id)
+            item["data"] = json.loads(item.get("data", "{}"))
+            out.append(item)
+        return out
+
+    # -- inbound notifications from Kamailio -----------------------------------------------------
+    async def ensure_inbound_group(self) -> None:
+        try:
+            # from "0": notifications appended while no controller ever ran are processed too
+            await self.redis.xgroup_create(INBOUND_STREAM, INBOUND_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_inbound(self, consumer: str, *, pending: bool, count: int = 200,
+                           block_ms: int = 1000) -> list[tuple[str, bytes]]:
+        """Our own unacknowledged notifications (pending=True) or new ones."""
+        reply = await self.redis.xreadgroup(INBOUND_GROUP, consumer, {INBOUND_STREAM: "0" if pending else ">"},
+                                            count=count, block=None if pending else block_ms)
+        out = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                out.append((_text(entry_id), fields.get(b"m", b"")))
+        return out
+
+    async def claim_abandoned(self, consumer: str, min_idle_ms: int = 30_000) -> list[tuple[str, bytes]]:
+        """Take over notifications a dead replica read but never acknowledged."""
+        _next, entries, *_ = await self.redis.xautoclaim(INBOUND_STREAM, INBOUND_GROUP, consumer,
+                                                         min_idle_time=min_idle_ms, count=200)
+        return [(_text(i), f.get(b"m", b"")) for i, f in entries if f]
+
+    async def ack_inbound(self, entry_ids: list[str]) -> None:
+        if entry_ids:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xack(INBOUND_STREAM, INBOUND_GROUP, *entry_ids)
+                # acknowledged notifications have been applied to the conversation: drop them
+                pipe.xdel(INBOUND_STREAM, *entry_ids)
+                await pipe.execute()
+
+
+def _flat(value: Any) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float | str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
