@@ -1,0 +1,215 @@
+"""DTMF events from rtpengine (``dtmf-log-dest = IP:PORT``).
+
+rtpengine sends one UDP JSON datagram per digit, after the digit ends, e.g.::
+
+    {"callid":"abc","source_tag":"tagA","tags":["tagA","tagB"],"type":"DTMF",
+     "timestamp":1732520000,"source_ip":"127.0.0.1","event":11,"duration":160,"volume":10}
+
+``timestamp`` is wall-clock seconds and ``duration`` milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "EVENT_DIGITS",
+    "DtmfDeduplicator",
+    "DtmfEvent",
+    "DtmfListener",
+    "parse_dtmf_datagram",
+    "start_dtmf_listener",
+]
+
+log = logging.getLogger(__name__)
+
+# RFC 4733 event codes; 16 is "flash", shown as "!" as SIP INFO (application/dtmf-relay) does.
+EVENT_DIGITS: dict[int, str] = {i: str(i) for i in range(10)} | {
+    10: "*",
+    11: "#",
+    12: "A",
+    13: "B",
+    14: "C",
+    15: "D",
+    16: "!",
+}
+
+_LOG_PREVIEW = 120  # bytes of a malformed datagram worth putting in a log line
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfEvent:
+    call_id: str
+    source_tag: str
+    digit: str
+    timestamp: int
+    duration_ms: int
+    volume: int
+
+
+def parse_dtmf_datagram(data: bytes) -> DtmfEvent:
+    """Parse one rtpengine DTMF datagram; ValueError says what is wrong with it."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # includes UnicodeDecodeError
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
+    kind = _field(doc, "type", str)
+    if kind != "DTMF":
+        raise ValueError(f"type is {kind!r}, not 'DTMF'")
+    call_id = _field(doc, "callid", str)
+    if not call_id:
+        raise ValueError("callid is empty")
+    event = _field(doc, "event", int)
+    digit = EVENT_DIGITS.get(event)
+    if digit is None:
+        raise ValueError(f"unknown DTMF event code {event}")
+    return DtmfEvent(
+        call_id=call_id,
+        source_tag=_field(doc, "source_tag", str),
+        digit=digit,
+        timestamp=_field(doc, "timestamp", int),
+        duration_ms=_field(doc, "duration", int),
+        volume=_field(doc, "volume", int),
+    )
+
+
+def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
+    if name not in doc:
+        raise ValueError(f"missing field {name!r}")
+    value = doc[name]
+    # bool is an int subclass in Python, but true/false is never a valid number here.
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"field {name!r} must be {kind.__name__}, got {type(value).__name__}")
+    if kind is int and value < 0:
+        raise ValueError(f"field {name!r} must not be negative, got {value}")
+    return value
+
+
+class DtmfDeduplicator:
+    """Drops repeated and echoed digits.
+
+    1. An event with the same (call_id, source_tag, timestamp, digit) as one already seen is a
+       duplicate.
+    2. When a call's media is looped back, the same digit shows up again under the other leg's
+       tag: if (call_id, digit) was accepted from another source_tag less than ``window_s`` ago,
+       the event is an echo (the first source wins).
+    3. Anything else is accepted.
+
+    Memory is bounded: on every call, entries older than ``max(window_s, 5 s)`` are pruned, so a
+    duplicate arriving later than that is accepted again. Nothing else is kept per call.
+    """
+
+    MIN_RETENTION_S = 5.0
+
+    def __init__(self, window_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
+        if window_s < 0:
+            raise ValueError("window_s must not be negative")
+        self.window_s = window_s
+        self.retention_s = max(window_s, self.MIN_RETENTION_S)
+        self._clock = clock
+        # Insertion-ordered, hence oldest first: pruning stops at the first young entry.
+        self._seen: dict[tuple[str, str, int, str], float] = {}
+        self._last_accepted: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def __len__(self) -> int:
+        """Entries currently remembered (for tests and metrics)."""
+        return len(self._seen) + len(self._last_accepted)
+
+    def accept(self, event: DtmfEvent) -> bool:
+        now = self._clock()
+        self._prune(now)
+
+        key = (event.call_id, event.source_tag, event.timestamp, event.digit)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+
+        digit_key = (event.call_id, event.digit)
+        last = self._last_accepted.get(digit_key)
+        if last is not None:
+            last_tag, accepted_at = last
+            if last_tag != event.source_tag and now - accepted_at < self.window_s:
+                return False
+            del self._last_accepted[digit_key]  # re-insert below to keep oldest-first order
+        self._last_accepted[digit_key] = (event.source_tag, now)
+        return True
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.retention_s
+        seen, last = self._seen, self._last_accepted
+        while seen and seen[oldest := next(iter(seen))] < horizon:
+            del seen[oldest]
+        while last and last[oldest_digit := next(iter(last))][1] < horizon:
+            del last[oldest_digit]
+
+
+class DtmfListener(asyncio.DatagramProtocol):
+    """Receives rtpengine DTMF datagrams and hands accepted digits to ``on_digit``.
+
+    Neither a bad datagram nor a failing callback stops the listener.
+    """
+
+    def __init__(
+        self,
+        on_digit: Callable[[DtmfEvent], None],
+        *,
+        dedup: DtmfDeduplicator | None = None,
+        on_malformed: Callable[[bytes, str], None] | None = None,
+    ) -> None:
+        self._on_digit = on_digit
+        self._on_malformed = on_malformed
+        self.dedup = dedup if dedup is not None else DtmfDeduplicator()
+        self.received = 0
+        self.accepted = 0
+        self.dropped = 0
+        self.malformed = 0
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received += 1
+        try:
+            event = parse_dtmf_datagram(data)
+        except ValueError as exc:
+            self.malformed += 1
+            log.warning("malformed DTMF datagram from %s: %s; data %r", addr, exc, data[:_LOG_PREVIEW])
+            if self._on_malformed is not None:
+                self._guarded(self._on_malformed, data, str(exc))
+            return
+        if not self.dedup.accept(event):
+            self.dropped += 1
+            log.debug("duplicate/echoed DTMF %r on call %s from tag %s dropped", event.digit,
+                      event.call_id, event.source_tag)
+            return
+        self.accepted += 1
+        self._guarded(self._on_digit, event)
+
+    def error_received(self, exc: Exception) -> None:
+        log.warning("DTMF listener socket error: %s", exc)
+
+    @staticmethod
+    def _guarded(callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("DTMF callback %r failed", callback)
+
+
+async def start_dtmf_listener(
+    address: tuple[str, int],
+    on_digit: Callable[[DtmfEvent], None],
+    *,
+    dedup: DtmfDeduplicator | None = None,
+    on_malformed: Callable[[bytes, str], None] | None = None,
+) -> tuple[asyncio.DatagramTransport, DtmfListener]:
+    """Bind a UDP socket on ``address`` (port 0 for an ephemeral one) and start listening."""
+    loop = asyncio.get_running_loop()
+    protocol = DtmfListener(on_digit, dedup=dedup, on_malformed=on_malformed)
+    transport, _ = await loop.create_datagram_endpoint(lambda: protocol, local_addr=address)
+    return transport, protocol

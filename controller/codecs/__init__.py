@@ -1,0 +1,1 @@
+"""Pure encoders and decoders: no I/O, no clocks."""

@@ -1,0 +1,365 @@
+"""rtpengine DTMF events: parsing, de-duplication, and the UDP listener."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.adapters.dtmf import (
+    EVENT_DIGITS,
+    DtmfDeduplicator,
+    DtmfEvent,
+    parse_dtmf_datagram,
+    start_dtmf_listener,
+)
+
+
+def datagram(**overrides: Any) -> bytes:
+    doc: dict[str, Any] = {
+        "callid": "abc",
+        "source_tag": "tagA",
+        "tags": ["tagA", "tagB"],
+        "type": "DTMF",
+        "timestamp": 1732520000,
+        "source_ip": "127.0.0.1",
+        "event": 11,
+        "duration": 160,
+        "volume": 10,
+    }
+    for key, value in overrides.items():
+        if value is _DROP:
+            del doc[key]
+        else:
+            doc[key] = value
+    return json.dumps(doc).encode()
+
+
+_DROP = object()
+
+
+def event(digit: str = "5", tag: str = "tagA", ts: int = 100, call: str = "abc") -> DtmfEvent:
+    return DtmfEvent(call_id=call, source_tag=tag, digit=digit, timestamp=ts, duration_ms=100, volume=10)
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+
+def test_parse_rtpengine_example() -> None:
+    raw = (
+        b'{"callid":"abc","source_tag":"tagA","tags":["tagA","tagB"],"type":"DTMF","timestamp":1732520000,'
+        b'"source_ip":"127.0.0.1","event":11,"duration":160,"volume":10}'
+    )
+    assert parse_dtmf_datagram(raw) == DtmfEvent("abc", "tagA", "#", 1732520000, 160, 10)
+
+
+@pytest.mark.parametrize(
+    ("code", "digit"),
+    [*((i, str(i)) for i in range(10)), (10, "*"), (11, "#"),
+     (12, "A"), (13, "B"), (14, "C"), (15, "D"), (16, "!")],
+)
+def test_event_codes(code: int, digit: str) -> None:
+    assert parse_dtmf_datagram(datagram(event=code)).digit == digit
+
+
+def test_newer_rtpengine_extra_fields_are_ignored() -> None:
+    assert parse_dtmf_datagram(datagram(source_label="caller")).call_id == "abc"
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"{oops", "not valid JSON"),
+        (b"\xff\xfe\x00", "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b"[" * 100_000, "not valid JSON"),
+        (b'["DTMF"]', "expected a JSON object"),
+        (datagram(callid=_DROP), "missing field 'callid'"),
+        (datagram(source_tag=_DROP), "missing field 'source_tag'"),
+        (datagram(type=_DROP), "missing field 'type'"),
+        (datagram(timestamp=_DROP), "missing field 'timestamp'"),
+        (datagram(event=_DROP), "missing field 'event'"),
+        (datagram(duration=_DROP), "missing field 'duration'"),
+        (datagram(volume=_DROP), "missing field 'volume'"),
+        (datagram(type="RTCP"), "not 'DTMF'"),
+        (datagram(type=1), "'type' must be str"),
+        (datagram(callid=5), "'callid' must be str"),
+        (datagram(callid=""), "callid is empty"),
+        (datagram(source_tag=None), "'source_tag' must be str"),
+        (datagram(event="1"), "'event' must be int"),
+        (datagram(event=1.0), "'event' must be int"),
+        (datagram(event=True), "'event' must be int"),
+        (datagram(event=17), "unknown DTMF event code 17"),
+        (datagram(event=-1), "must not be negative"),
+        (datagram(timestamp="now"), "'timestamp' must be int"),
+        (datagram(duration=-160), "must not be negative"),
+        (datagram(volume=[10]), "'volume' must be int"),
+    ],
+)
+def test_parse_rejects_malformed(raw: bytes, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_dtmf_datagram(raw)
+
+
+@given(
+    call=st.text(min_size=1),
+    tag=st.text(),
+    code=st.sampled_from(sorted(EVENT_DIGITS)),
+    ts=st.integers(0, 2**40),
+    duration=st.integers(0, 10_000),
+    volume=st.integers(0, 63),
+)
+def test_parse_round_trip(call: str, tag: str, code: int, ts: int, duration: int, volume: int) -> None:
+    raw = datagram(callid=call, source_tag=tag, event=code, timestamp=ts, duration=duration, volume=volume)
+    assert parse_dtmf_datagram(raw) == DtmfEvent(call, tag, EVENT_DIGITS[code], ts, duration, volume)
+
+
+# -- de-duplication --------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def test_exact_duplicate_is_dropped(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(clock=clock)
+    assert dedup.accept(event("5", ts=100)) is True
+    clock.now += 0.01
+    assert dedup.accept(event("5", ts=100)) is False
+    clock.now += 3.0  # still remembered long after the echo window
+    assert dedup.accept(event("5", ts=100)) is False
+
+
+def test_same_digit_pressed_again_is_accepted(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(clock=clock)
+    assert dedup.accept(event("5", ts=100)) is True
+    clock.now += 0.2
+    assert dedup.accept(event("5", ts=101)) is True
+
+
+def test_echo_from_other_leg_dropped_within_window(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(window_s=0.5, clock=clock)
+    assert dedup.accept(event("5", tag="tagA", ts=100)) is True
+    clock.now += 0.1
+    assert dedup.accept(event("5", tag="tagB", ts=100)) is False  # the echo
+    # other digits, other calls and the first source itself are unaffected
+    assert dedup.accept(event("6", tag="tagB", ts=100)) is True
+    assert dedup.accept(event("5", tag="tagB", ts=100, call="other")) is True
+    assert dedup.accept(event("5", tag="tagA", ts=101)) is True
+
+
+def test_echo_window_boundary(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(window_s=0.5, clock=clock)
+    assert dedup.accept(event("5", tag="tagA", ts=100)) is True
+    clock.now += 0.25  # binary-exact steps, so "exactly window_s" is exact
+    assert dedup.accept(event("5", tag="tagB", ts=100)) is False
+    clock.now += 0.25  # exactly window_s after the accepted digit: no longer an echo
+    assert dedup.accept(event("5", tag="tagB", ts=101)) is True
+
+
+def test_first_source_wins_then_other_leg_can_press(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(window_s=0.5, clock=clock)
+    assert dedup.accept(event("5", tag="tagB", ts=100)) is True
+    clock.now += 0.1
+    assert dedup.accept(event("5", tag="tagA", ts=100)) is False
+    clock.now += 1.0
+    # the later genuine press from tagA is accepted, and now tagB's echo of it is dropped
+    assert dedup.accept(event("5", tag="tagA", ts=101)) is True
+    clock.now += 0.05
+    assert dedup.accept(event("5", tag="tagB", ts=101)) is False
+
+
+def test_memory_is_pruned_after_retention(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(window_s=0.5, clock=clock)
+    assert dedup.retention_s == 5.0
+    for i in range(50):
+        assert dedup.accept(event(str(i % 10), call=f"call{i}", ts=i)) is True
+        clock.now += 0.01
+    assert len(dedup) == 100
+    clock.now += 5.1
+    assert dedup.accept(event("1", call="fresh")) is True
+    assert len(dedup) == 2
+    # documented consequence: a duplicate later than the retention is accepted again
+    assert dedup.accept(event("0", call="call0", ts=0)) is True
+
+
+def test_long_window_extends_retention(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(window_s=8.0, clock=clock)
+    assert dedup.retention_s == 8.0
+    assert dedup.accept(event("5", tag="tagA")) is True
+    clock.now += 7.0
+    assert dedup.accept(event("5", tag="tagB")) is False
+
+
+def test_memory_stays_bounded_over_a_long_run(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(clock=clock)
+    for i in range(20_000):
+        dedup.accept(event(str(i % 10), call=f"call{i % 300}", ts=i))
+        clock.now += 0.01  # 100 digits/s: 5 s of retention holds at most ~500 events
+    assert len(dedup) <= 2 * 502
+
+
+def test_negative_window_rejected() -> None:
+    with pytest.raises(ValueError):
+        DtmfDeduplicator(window_s=-1)
+
+
+@dataclass
+class ReferenceDedup:
+    """Brute-force restatement of the documented rules, for the model-based test below."""
+
+    window_s: float
+    recorded: list[tuple[float, tuple[str, str, int, str]]] = field(default_factory=list)
+    accepted: list[tuple[float, str, str, str]] = field(default_factory=list)  # (t, call, digit, tag)
+
+    def accept(self, now: float, ev: DtmfEvent) -> bool:
+        horizon = now - max(self.window_s, 5.0)
+        key = (ev.call_id, ev.source_tag, ev.timestamp, ev.digit)
+        if any(k == key and t >= horizon for t, k in self.recorded):
+            return False
+        self.recorded.append((now, key))
+        same_digit = [a for a in self.accepted if a[1:3] == (ev.call_id, ev.digit) and a[0] >= horizon]
+        if same_digit:
+            last_t, _, _, last_tag = same_digit[-1]
+            if last_tag != ev.source_tag and now - last_t < self.window_s:
+                return False
+        self.accepted.append((now, ev.call_id, ev.digit, ev.source_tag))
+        return True
+
+
+@given(
+    window_s=st.sampled_from([0.0, 0.5, 1.0, 7.0]),
+    steps=st.lists(
+        st.tuples(
+            st.integers(0, 3000),  # ms since the previous event
+            st.sampled_from(["c1", "c2"]),
+            st.sampled_from(["tagA", "tagB"]),
+            st.integers(0, 3),
+            st.sampled_from("12#"),
+        ),
+        max_size=40,
+    ),
+)
+def test_matches_reference_model(window_s: float, steps: list[tuple[int, str, str, int, str]]) -> None:
+    clock = FakeClock(now=0.0)
+    dedup = DtmfDeduplicator(window_s=window_s, clock=clock)
+    model = ReferenceDedup(window_s)
+    elapsed_ms = 0
+    for dt_ms, call, tag, ts, digit in steps:
+        elapsed_ms += dt_ms
+        clock.now = elapsed_ms / 1000
+        ev = event(digit, tag=tag, ts=ts, call=call)
+        assert dedup.accept(ev) == model.accept(clock.now, ev)
+
+
+_presses = st.lists(st.sampled_from(sorted(EVENT_DIGITS.values())), max_size=30)
+
+
+@given(digits=_presses, data=st.data())
+def test_stream_with_duplicates_and_echoes_yields_each_press_once(
+    digits: list[str], data: st.DataObject
+) -> None:
+    # one press per second (rtpengine timestamps are in seconds); each datagram may be repeated
+    # and may be echoed back under the other leg's tag shortly after
+    clock = FakeClock()
+    dedup = DtmfDeduplicator(clock=clock)
+    delivered = []
+    for second, digit in enumerate(digits):
+        press = event(digit, tag="tagA", ts=second)
+        echo = event(digit, tag="tagB", ts=second)
+        copies = [press] * data.draw(st.integers(1, 3)) + [echo] * data.draw(st.integers(0, 2))
+        for copy in copies:
+            clock.now += 0.05
+            if dedup.accept(copy):
+                delivered.append(copy)
+        clock.now += 1.0
+    assert [e.digit for e in delivered] == digits
+    assert {e.source_tag for e in delivered} <= {"tagA"}
+
+
+# -- listener over a real UDP socket ---------------------------------------------------------------
+
+
+async def test_listener_delivers_exactly_the_right_digits(caplog: pytest.LogCaptureFixture) -> None:
+    digits: list[DtmfEvent] = []
+    malformed: list[tuple[bytes, str]] = []
+    last_one_in = asyncio.Event()
+
+    def on_digit(ev: DtmfEvent) -> None:
+        digits.append(ev)
+        if ev.timestamp == 4:  # the last datagram; loopback UDP keeps the order
+            last_one_in.set()
+        if ev.digit == "#":
+            raise RuntimeError("handler bug")  # must not kill the listener
+
+    transport, listener = await start_dtmf_listener(
+        ("127.0.0.1", 0), on_digit, on_malformed=lambda data, why: malformed.append((data, why))
+    )
+    port = transport.get_extra_info("sockname")[1]
+    sent = [
+        datagram(event=1, timestamp=1),
+        datagram(event=1, timestamp=1),  # repeated datagram
+        b"{not json" + b"x" * 500,  # malformed (and long: the log line is truncated)
+        datagram(event=1, timestamp=1, source_tag="tagB"),  # echo from the other leg
+        datagram(event=11, timestamp=2),  # "#": the callback raises
+        datagram(event=10, timestamp=3),  # "*": still delivered afterwards
+        datagram(event=1, timestamp=4),  # "1" again: a genuine new press
+    ]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        with caplog.at_level(logging.WARNING, logger="controller.adapters.dtmf"):
+            for raw in sent:
+                sock.sendto(raw, ("127.0.0.1", port))
+            await asyncio.wait_for(last_one_in.wait(), 2.0)
+    finally:
+        sock.close()
+        transport.close()
+
+    assert listener.received == len(sent)
+    assert [(e.digit, e.source_tag, e.timestamp) for e in digits] == [
+        ("1", "tagA", 1),
+        ("#", "tagA", 2),
+        ("*", "tagA", 3),
+        ("1", "tagA", 4),
+    ]
+    assert len(malformed) == 1
+    assert malformed[0][0] == sent[2]
+    assert "not valid JSON" in malformed[0][1]
+    (warning,) = [r for r in caplog.records if "malformed DTMF" in r.getMessage()]
+    assert len(warning.getMessage()) < 400
+    failures = [r.exc_info[1] for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    assert [str(exc) for exc in failures] == ["handler bug"]
+    assert (listener.accepted, listener.dropped, listener.malformed) == (4, 2, 1)
+
+
+async def test_listener_survives_a_failing_malformed_callback() -> None:
+    digits: list[str] = []
+
+    def bad_on_malformed(data: bytes, why: str) -> None:
+        raise RuntimeError("boom")
+
+    transport, listener = await start_dtmf_listener(
+        ("127.0.0.1", 0), lambda ev: digits.append(ev.digit), on_malformed=bad_on_malformed
+    )
+    try:
+        listener.datagram_received(b"garbage", ("127.0.0.1", 9))
+        listener.datagram_received(datagram(event=5), ("127.0.0.1", 9))
+    finally:
+        transport.close()
+    assert digits == ["5"]
