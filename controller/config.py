@@ -1,0 +1,593 @@
+"""The controller's one validated configuration, read from a YAML file.
+
+Per-field rules (types, ranges, formats) sit on the fields; rules that relate several fields are
+checked in each model's after-validator, which reports every offending field by its exact path.
+``parse_config``/``load_config`` turn all of it into a ``ConfigError`` with one
+``dotted.path: message`` line per problem, so a carrier can fix a long file from the error alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from controller.errors import ControllerError
+
+# A DID, a company number or a dialled external number: optional '+', then digits only.
+PHONE_NUMBER_RE = re.compile(r"\+?[0-9]{3,20}")
+EXTENSION_RE = re.compile(r"[0-9]{2,8}")
+# Names end up in Redis keys, metric labels and logs: keep them plain.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_TALK_KEY_RE = re.compile(r"[0-9*#]")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+_SIP_URI_RE = re.compile(
+    r"sips?:"
+    r"(?:[^@\s;?]+@)?"  # user[:password]@
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)"  # host: [IPv6], IPv4 or name
+    r"(?::[0-9]{1,5})?"  # port
+    r"(?:;[^\s?]*)?"  # ;uri-parameters
+    r"(?:\?\S*)?",  # ?headers
+    re.IGNORECASE,
+)
+
+# Error type used by after-validators to report problems located below the model itself.
+_PROBLEMS = "config_problems"
+
+Problem = tuple[tuple[str | int, ...], str]
+
+
+class ConfigError(ControllerError, ValueError):
+    """The configuration is unusable; ``problems`` holds ``(dotted_path, message)`` pairs."""
+
+    def __init__(self, message: str, problems: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message, tuple(problems))
+        self.message = message
+        self.problems = tuple(problems)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# ---------------------------------------------------------------------------------------------
+# Field types
+
+
+def _quoted(value: Any) -> Any:
+    # YAML reads 100 as an int, +7495... as an int without its '+', and 0100 as octal 64:
+    # numbers that are really identifiers must be quoted, never silently converted.
+    if not isinstance(value, str):
+        raise ValueError(f"must be a quoted string in YAML (got {type(value).__name__} {value!r})")
+    return value
+
+
+def _matching(regex: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(f"{what} (got {value!r})")
+        return value
+
+    return AfterValidator(check)
+
+
+def normalize_ip(value: str) -> str | None:
+    """Canonical text of an IP address (brackets and IPv4-mapped IPv6 undone), None if invalid."""
+    try:
+        ip = ipaddress.ip_address(value.strip().removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def _ip_address(value: str) -> str:
+    normalized = normalize_ip(value)
+    if normalized is None or "[" in value:
+        raise ValueError(f"must be an IP address (got {value!r})")
+    return normalized
+
+
+def _sip_uri(value: str) -> str:
+    if not _SIP_URI_RE.fullmatch(value):
+        raise ValueError(f"must be a sip: or sips: URI (got {value!r})")
+    return value
+
+
+def _domain(value: str) -> str:
+    if normalize_ip(value) is None and not _DOMAIN_RE.fullmatch(value):
+        raise ValueError(f"must be a domain name or an IP address (got {value!r})")
+    return value.lower()  # domains compare case-insensitively
+
+
+_Quoted = BeforeValidator(_quoted)
+PhoneNumber = Annotated[
+    str, _Quoted, _matching(PHONE_NUMBER_RE, "must be a phone number: optional '+' and 3..20 digits")
+]
+ExtensionNumber = Annotated[str, _Quoted, _matching(EXTENSION_RE, "must be 2..8 digits")]
+Name = Annotated[str, _Quoted, _matching(_NAME_RE, "must be 1..64 letters, digits, '_', '.' or '-'")]
+TalkKey = Annotated[str, _Quoted, _matching(_TALK_KEY_RE, "must be one character of 0-9, * or #")]
+IpAddress = Annotated[str, _Quoted, AfterValidator(_ip_address)]
+SipUri = Annotated[str, _Quoted, AfterValidator(_sip_uri)]
+Domain = Annotated[str, _Quoted, AfterValidator(_domain)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+def _existing_file(value: Path | None, info: ValidationInfo) -> Path | None:
+    """Resolve a path against the configuration's base directory and require an existing regular file."""
+    if value is None:
+        return None
+    base_dir = (info.context or {}).get("base_dir") or Path.cwd()
+    path = Path(base_dir, value.expanduser())
+    path = Path(os.path.abspath(path))
+    if not path.exists():
+        raise ValueError(f"file not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"not a regular file: {path}")
+    return path
+
+
+def _raise_problems(problems: Sequence[Problem]) -> None:
+    """Report several problems at paths below the validated model (relative paths)."""
+    if problems:
+        summary = "; ".join(f"{'.'.join(map(str, path)) or '.'}: {message}" for path, message in problems)
+        raise PydanticCustomError(_PROBLEMS, "{summary}", {"summary": summary, "problems": list(problems)})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# node
+
+
+class Endpoint(_Model):
+    address: IpAddress = "127.0.0.1"
+    port: Port
+
+
+class Rtpengine(_Model):
+    ng_address: IpAddress = "127.0.0.1"
+    ng_port: Port = 22222
+    media_address: IpAddress = "127.0.0.1"
+    port_min: Port = 30000
+    port_max: Port = 30999
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Rtpengine:
+        size = self.port_max - self.port_min + 1
+        if self.port_min >= self.port_max:
+            _raise_problems([(("port_max",), f"must be greater than port_min ({self.port_min})")])
+        if size < 4 or size % 2:
+            # rtpengine allocates RTP/RTCP port pairs; an odd or tiny range wastes or lacks pairs.
+            message = f"range {self.port_min}..{self.port_max} has {size} ports; need an even number >= 4"
+            _raise_problems([(("port_max",), message)])
+        return self
+
+
+class Redis(_Model):
+    address: IpAddress = "127.0.0.1"
+    port: Port = 6379
+    db: int = Field(default=0, ge=0)
+
+
+class Node(_Model):
+    name: Name = "local"
+    sip: Endpoint = Endpoint(port=5060)
+    kamailio_rpc: Endpoint = Endpoint(port=5071)
+    controller: Endpoint = Endpoint(port=8090)
+    rtpengine: Rtpengine = Rtpengine()
+    dtmf: Endpoint = Endpoint(port=5999)
+    redis: Redis = Redis()
+    call_keys_ttl_after_end_s: int = Field(default=60, ge=1, le=86400)
+    max_call_duration_s: int = Field(default=14400, ge=1, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> Node:
+        # All services run on one node: a shared port (or one inside the media range) fails at bind time.
+        listening: list[tuple[tuple[str, str], int]] = [
+            (("sip", "port"), self.sip.port),
+            (("kamailio_rpc", "port"), self.kamailio_rpc.port),
+            (("controller", "port"), self.controller.port),
+            (("rtpengine", "ng_port"), self.rtpengine.ng_port),
+            (("dtmf", "port"), self.dtmf.port),
+            (("redis", "port"), self.redis.port),
+        ]
+        media = range(self.rtpengine.port_min, self.rtpengine.port_max + 1)
+        media_text = f"{media.start}..{media.stop - 1}"
+        problems: list[Problem] = []
+        seen: dict[int, tuple[str, str]] = {}
+        for path, port in listening:
+            if port in seen:
+                problems.append((path, f"port {port} is already used by node.{'.'.join(seen[port])}"))
+            else:
+                seen[port] = path
+            if port in media:
+                problems.append((path, f"port {port} is inside the rtpengine media range {media_text}"))
+        _raise_problems(problems)
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# trunks
+
+
+class Trunk(_Model):
+    address: IpAddress
+    port: Port = 5060
+    match_port: bool = False
+    transport: Literal["udp", "tcp"] = "udp"
+
+    @property
+    def hostport(self) -> str:
+        """``host:port`` for a SIP URI (IPv6 in brackets)."""
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+
+# ---------------------------------------------------------------------------------------------
+# tenants
+
+
+class DidRoute(_Model):
+    extension: ExtensionNumber | None = None
+    department: Name | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DidRoute:
+        if self.extension is None and self.department is None:
+            _raise_problems([((), "must route to an extension or a department")])
+        if self.extension is not None and self.department is not None:
+            _raise_problems([(("department",), "give either extension or department, not both")])
+        return self
+
+
+class Extension(_Model):
+    name: str | None = None
+    contact: SipUri | None = None  # static contact; None means the phone must REGISTER
+    password: NonEmptyStr | None = None  # digest password for REGISTER
+
+
+class Department(_Model):
+    number: ExtensionNumber
+    members: list[ExtensionNumber] = Field(min_length=1)
+
+
+class TalkOptions(_Model):
+    transfer: TalkKey = "#"
+    return_: TalkKey = Field(default="*", alias="return")
+    conference: TalkKey = "#"
+    interdigit_timeout_ms: int = Field(default=2500, ge=500, le=10000)
+    max_digits: int = Field(default=20, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> TalkOptions:
+        # Conference may share the transfer key (pressed again during a consultation), but
+        # "return" must be distinguishable from both.
+        problems: list[Problem] = []
+        if self.return_ == self.transfer:
+            problems.append((("return",), f"must differ from transfer ({self.transfer!r})"))
+        elif self.return_ == self.conference:
+            problems.append((("return",), f"must differ from conference ({self.conference!r})"))
+        _raise_problems(problems)
+        return self
+
+
+class CallerId(_Model):
+    policy: Literal["did", "client", "company"] = "did"
+
+
+class Prompt(_Model):
+    source: Literal["system", "file", "tts"] = "system"
+    file: Path | None = None
+    text: str | None = None
+    voice: Literal["en", "ru"] = "en"
+
+    resolve_file = field_validator("file")(_existing_file)
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> Prompt:
+        problems: list[Problem] = []
+        if self.source == "file" and self.file is None:
+            problems.append((("file",), "required when source is 'file'"))
+        if self.source != "file" and self.file is not None:
+            problems.append((("file",), f"only used with source: file (source is {self.source!r})"))
+        if self.source == "tts" and not (self.text or "").strip():
+            problems.append((("text",), "required (non-empty) when source is 'tts'"))
+        if self.source != "tts" and self.text is not None:
+            problems.append((("text",), f"only used with source: tts (source is {self.source!r})"))
+        _raise_problems(problems)
+        return self
+
+
+class TransferRule(_Model):
+    no_answer_timeout_s: int = Field(default=20, ge=1, le=300)
+    on_failure: Literal["return_to_transferor", "apologize", "voicemail"] = "return_to_transferor"
+    return_to_origin: bool = False
+    warn_transferor: bool = False
+    warn_client: bool = False
+    apology: Prompt = Prompt()
+    voicemail_greeting: Prompt = Prompt()
+    voicemail_max_s: int = Field(default=120, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _return_options(self) -> TransferRule:
+        message = f"only allowed with on_failure: return_to_transferor (on_failure is {self.on_failure!r})"
+        problems: list[Problem] = [
+            ((field,), message)
+            for field in ("return_to_origin", "warn_transferor", "warn_client")
+            if getattr(self, field) and self.on_failure != "return_to_transferor"
+        ]
+        _raise_problems(problems)
+        return self
+
+
+class TransferRules(_Model):
+    incoming: TransferRule = TransferRule()
+    outgoing: TransferRule = TransferRule()
+
+
+class Tenant(_Model):
+    name: str | None = None
+    domain: Domain
+    company_number: PhoneNumber
+    outbound_trunk: Name
+    dids: dict[PhoneNumber, DidRoute] = {}
+    extensions: dict[ExtensionNumber, Extension] = {}
+    departments: dict[Name, Department] = {}
+    sip_aliases: dict[ExtensionNumber, SipUri] = {}
+    talk_options: TalkOptions = TalkOptions()
+    caller_id: CallerId = CallerId()
+    hold_music: Path | None = None  # None: the system melody
+    transfer_rules: TransferRules = TransferRules()
+
+    resolve_hold_music = field_validator("hold_music")(_existing_file)
+
+    _departments_by_number: dict[str, tuple[str, Department]] = PrivateAttr(default_factory=dict)
+
+    def department_by_number(self, number: str) -> tuple[str, Department] | None:
+        """The department (id, model) whose internal short number is ``number``."""
+        return self._departments_by_number.get(number)
+
+    @model_validator(mode="after")
+    def _references(self) -> Tenant:
+        problems: list[Problem] = []
+        for did, route in self.dids.items():
+            if route.extension is not None and route.extension not in self.extensions:
+                problems.append((("dids", did, "extension"), f"unknown extension {route.extension!r}"))
+            if route.department is not None and route.department not in self.departments:
+                problems.append((("dids", did, "department"), f"unknown department {route.department!r}"))
+        for dept_id, dept in self.departments.items():
+            seen: set[str] = set()
+            for index, member in enumerate(dept.members):
+                where = ("departments", dept_id, "members", index)
+                if member not in self.extensions:
+                    problems.append((where, f"unknown extension {member!r}"))
+                elif member in seen:
+                    problems.append((where, f"{member!r} is listed twice"))
+                seen.add(member)
+        # One dialled short number must mean one thing.
+        owner: dict[str, str] = {number: f"extensions.{number}" for number in self.extensions}
+        numbered: list[tuple[tuple[str | int, ...], str]] = [
+            (("departments", dept_id, "number"), dept.number) for dept_id, dept in self.departments.items()
+        ]
+        numbered += [(("sip_aliases", number), number) for number in self.sip_aliases]
+        for path, number in numbered:
+            if number in owner:
+                problems.append((path, f"number {number!r} is already used by {owner[number]}"))
+            else:
+                owner[number] = ".".join(map(str, path[:-1] if path[-1] == "number" else path))
+        _raise_problems(problems)
+        self._departments_by_number = {dept.number: (key, dept) for key, dept in self.departments.items()}
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole configuration and its lookups
+
+
+def _did_key(number: str) -> str:
+    # '+' is optional on the wire (carriers differ): index DIDs by their digits.
+    return number.removeprefix("+")
+
+
+class DidMatch(NamedTuple):
+    did: str  # the DID as written in the configuration
+    tenant_id: str
+    tenant: Tenant
+    route: DidRoute
+
+
+class Config(_Model):
+    node: Node = Node()
+    trunks: dict[Name, Trunk] = {}
+    tenants: dict[Name, Tenant] = {}
+
+    _dids: dict[str, DidMatch] = PrivateAttr(default_factory=dict)
+    _domains: dict[str, tuple[str, Tenant]] = PrivateAttr(default_factory=dict)
+    _trunks_by_ip: dict[str, list[tuple[str, Trunk]]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cross_check_and_index(self) -> Config:
+        problems: list[Problem] = []
+        dids: dict[str, DidMatch] = {}
+        domains: dict[str, tuple[str, Tenant]] = {}
+        trunks_by_ip: dict[str, list[tuple[str, Trunk]]] = {}
+        for tenant_id, tenant in self.tenants.items():
+            if tenant.outbound_trunk not in self.trunks:
+                known = ", ".join(repr(name) for name in self.trunks) or "none configured"
+                message = f"unknown trunk {tenant.outbound_trunk!r} (trunks: {known})"
+                problems.append((("tenants", tenant_id, "outbound_trunk"), message))
+            if tenant.domain in domains:
+                other = domains[tenant.domain][0]
+                problems.append((("tenants", tenant_id, "domain"), f"already used by tenants.{other}.domain"))
+            else:
+                domains[tenant.domain] = (tenant_id, tenant)
+            for did, route in tenant.dids.items():
+                first = dids.get(_did_key(did))
+                if first is not None:
+                    message = f"already used by tenants.{first.tenant_id}.dids.{first.did}"
+                    problems.append((("tenants", tenant_id, "dids", did), message))
+                else:
+                    dids[_did_key(did)] = DidMatch(did, tenant_id, tenant, route)
+        for name, trunk in self.trunks.items():
+            for other_name, other in trunks_by_ip.get(trunk.address, []):
+                # Two trunks on one IP can only be told apart by their source port.
+                if not (trunk.match_port and other.match_port and trunk.port != other.port):
+                    problems.append(
+                        (
+                            ("trunks", name, "address"),
+                            f"same address as trunks.{other_name}; "
+                            "both need match_port: true and different ports",
+                        )
+                    )
+            trunks_by_ip.setdefault(trunk.address, []).append((name, trunk))
+        _raise_problems(problems)
+        # Precomputed once: routing asks these for every INVITE.
+        self._dids, self._domains, self._trunks_by_ip = dids, domains, trunks_by_ip
+        return self
+
+    def lookup_did(self, number: str) -> DidMatch | None:
+        """The DID ``number`` (with or without its leading '+'), with its tenant and route."""
+        return self._dids.get(_did_key(number))
+
+    def tenant_for_did(self, number: str) -> tuple[str, Tenant, DidRoute] | None:
+        match = self.lookup_did(number)
+        return None if match is None else (match.tenant_id, match.tenant, match.route)
+
+    def trunk_for_source(self, ip: str, port: int) -> tuple[str, Trunk] | None:
+        """The trunk a request received from ``ip:port`` came from, if any."""
+        address = normalize_ip(ip)
+        if address is None:
+            return None
+        for name, trunk in self._trunks_by_ip.get(address, ()):
+            if not trunk.match_port or trunk.port == port:
+                return name, trunk
+        return None
+
+    def tenant_for_domain(self, domain: str) -> tuple[str, Tenant] | None:
+        return self._domains.get(domain.lower().removesuffix("."))
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _problem_message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind == "extra_forbidden":
+        return "unknown key (not allowed here)"
+    if kind == "missing":
+        return "required"
+    given = error.get("input")
+    if isinstance(given, str | int | float | bool) or given is None:
+        return f"{error['msg']} (got {given!r})"
+    return error["msg"]
+
+
+def _problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        if item["type"] == _PROBLEMS:
+            sub: Iterable[Problem] = item["ctx"]["problems"]
+            problems += [(".".join(map(str, loc + path)), message) for path, message in sub]
+        elif loc and loc[-1] == "[key]":
+            problems.append((".".join(map(str, loc[:-1])), f"invalid key: {_problem_message(item)}"))
+        else:
+            problems.append((".".join(map(str, loc)), _problem_message(item)))
+    return problems
+
+
+def _config_error(problems: Sequence[tuple[str, str]], source: str | None) -> ConfigError:
+    prefix = f"{source}: " if source else ""
+    lines = [f"{prefix}{path or '(top level)'}: {message}" for path, message in problems]
+    return ConfigError("\n".join(lines), problems)
+
+
+def _validate(data: Any, base_dir: Path, source: str | None) -> Config:
+    if not isinstance(data, dict):
+        raise _config_error([("", f"must be a mapping (got {type(data).__name__})")], source)
+    try:
+        return Config.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise _config_error(_problems(exc), source) from None
+
+
+def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Config:
+    """Validate an already-parsed configuration; relative file paths resolve against ``base_dir``."""
+    return _validate(data, Path(base_dir) if base_dir is not None else Path.cwd(), None)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys: PyYAML would silently keep the last one."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # '<<' merges may be overridden by explicit keys
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line)
+        except TypeError:
+            continue  # unhashable key: construct_mapping reports it
+        if first != key_node.start_mark.line:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"duplicate key {key!r} (first on line {first + 1})",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a YAML configuration file; relative paths in it resolve against its directory."""
+    file = Path(path)
+    source = str(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found", [("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}", [("", f"cannot read: {exc}")]) from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        message = f"{where}YAML syntax error: {exc.problem or exc.context}"
+        raise ConfigError(f"{source}: {message}", [("", message)]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: YAML error: {exc}", [("", f"YAML error: {exc}")]) from None
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty", [("", "the file is empty")])
+    return _validate(data, Path(os.path.abspath(file)).parent, source)

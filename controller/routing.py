@@ -1,0 +1,180 @@
+"""Where a new call (INVITE) goes: the answer to Kamailio's one routing question per call.
+
+Pure: no I/O, no clock, no randomness (the conversation id comes in with the facts), so every
+decision is reproducible from the configuration and the request alone.
+
+``RouteDecision.origin`` names the routing step that delivered the call, so that a failed transfer
+can send the call back to it:
+
+    did:<did>->extension:<ext>      incoming call to a DID routed to an extension
+    did:<did>->department:<id>      incoming call to a DID routed to a department
+    extension:<ext>                 internal call to an extension
+    department:<id>                 internal call to a department
+    alias:<number>                  outgoing call to a SIP alias
+    trunk:<name>                    outgoing call to a phone number through a trunk
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from controller.config import PHONE_NUMBER_RE, Config, Tenant
+
+Direction = Literal["incoming", "outgoing", "internal"]
+
+
+@dataclass(frozen=True, slots=True)
+class InviteFacts:
+    """What Kamailio tells us about a new INVITE."""
+
+    call_id: str
+    source_ip: str
+    source_port: int
+    from_user: str
+    from_domain: str
+    ruri_user: str
+    ruri_domain: str
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One destination to ring; ``lookup`` asks Kamailio to resolve the AOR in its location table."""
+
+    uri: str
+    lookup: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    conversation_id: str
+    tenant_id: str
+    direction: Direction
+    client_number: str | None
+    employee: str | None  # the employee's extension on this call (None: a department rings)
+    did: str | None  # the DID as configured (incoming calls only)
+    targets: tuple[Target, ...]  # rung in parallel; the first to answer wins
+    from_user: str | None  # caller id towards the callee; None leaves From/PAI unchanged
+    origin: str
+
+    def to_jsonrpc_result(self) -> dict[str, Any]:
+        # Ints and "" instead of bools and null: Kamailio's jansson_get reads them more easily.
+        return {
+            "action": "route",
+            "conversation": self.conversation_id,
+            "tenant": self.tenant_id,
+            "direction": self.direction,
+            "targets": [{"uri": target.uri, "lookup": int(target.lookup)} for target in self.targets],
+            "from_user": self.from_user or "",
+            "origin": self.origin,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRejection:
+    code: int  # SIP status code
+    reason: str  # SIP reason phrase
+    cause: str  # machine-readable, for logs and metrics
+
+    def to_jsonrpc_result(self) -> dict[str, Any]:
+        return {"action": "reject", "code": self.code, "reason": self.reason, "cause": self.cause}
+
+
+UNKNOWN_DID = RouteRejection(404, "Not Found", "unknown_did")
+UNKNOWN_CALLER = RouteRejection(403, "Forbidden", "unknown_caller")
+SELF_CALL = RouteRejection(403, "Forbidden", "self_call")
+UNKNOWN_NUMBER = RouteRejection(404, "Not Found", "unknown_number")
+
+
+def extension_target(tenant: Tenant, extension: str) -> Target:
+    """A static contact is rung directly; otherwise the phone's registration is looked up."""
+    contact = tenant.extensions[extension].contact
+    if contact is not None:
+        return Target(contact, lookup=False)
+    return Target(f"sip:{extension}@{tenant.domain}", lookup=True)
+
+
+def decide_route(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
+    if config.trunk_for_source(facts.source_ip, facts.source_port) is not None:
+        return _incoming(config, facts)
+    return _from_employee(config, facts)
+
+
+def _incoming(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
+    """A client called a DID through a trunk."""
+    match = config.lookup_did(facts.ruri_user)
+    if match is None:
+        return UNKNOWN_DID
+    tenant, route = match.tenant, match.route
+    if route.extension is not None:
+        targets: tuple[Target, ...] = (extension_target(tenant, route.extension),)
+        employee: str | None = route.extension
+        origin = f"did:{match.did}->extension:{route.extension}"
+    else:
+        assert route.department is not None  # guaranteed by config validation
+        members = tenant.departments[route.department].members
+        targets = tuple(extension_target(tenant, member) for member in members)
+        employee = None
+        origin = f"did:{match.did}->department:{route.department}"
+    return RouteDecision(
+        conversation_id=facts.conversation_id,
+        tenant_id=match.tenant_id,
+        direction="incoming",
+        client_number=facts.from_user or None,
+        employee=employee,
+        did=match.did,
+        targets=targets,
+        from_user=None,  # the employee sees the client's own number
+        origin=origin,
+    )
+
+
+def _from_employee(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
+    """Anything not from a trunk must come from one of a tenant's extensions."""
+    found = config.tenant_for_domain(facts.from_domain)
+    if found is None or facts.from_user not in found[1].extensions:
+        return UNKNOWN_CALLER
+    tenant_id, tenant = found
+    caller, dialled = facts.from_user, facts.ruri_user
+    direction: Direction = "outgoing"
+    client: str | None = dialled
+    from_user: str | None = tenant.company_number  # an employee calling out shows the company number
+
+    # Config validation keeps extension, department and alias numbers disjoint, so order only
+    # matters against phone numbers: a configured short number wins.
+    department = tenant.department_by_number(dialled)
+    if dialled in tenant.extensions:
+        if dialled == caller:
+            return SELF_CALL
+        direction, client, from_user = "internal", None, None
+        targets: tuple[Target, ...] = (extension_target(tenant, dialled),)
+        origin = f"extension:{dialled}"
+    elif department is not None:
+        dept_id, dept = department
+        targets = tuple(extension_target(tenant, member) for member in dept.members if member != caller)
+        if not targets:
+            return SELF_CALL  # the caller is the department's only member
+        direction, client, from_user = "internal", None, None
+        origin = f"department:{dept_id}"
+    elif dialled in tenant.sip_aliases:
+        targets = (Target(tenant.sip_aliases[dialled], lookup=False),)
+        origin = f"alias:{dialled}"
+    elif PHONE_NUMBER_RE.fullmatch(dialled):
+        trunk = config.trunks[tenant.outbound_trunk]
+        uri = f"sip:{dialled}@{trunk.hostport}" + (";transport=tcp" if trunk.transport == "tcp" else "")
+        targets = (Target(uri, lookup=False),)
+        origin = f"trunk:{tenant.outbound_trunk}"
+    else:
+        return UNKNOWN_NUMBER
+    return RouteDecision(
+        conversation_id=facts.conversation_id,
+        tenant_id=tenant_id,
+        direction=direction,
+        client_number=client,
+        employee=caller,
+        did=None,
+        targets=targets,
+        from_user=from_user,
+        origin=origin,
+    )

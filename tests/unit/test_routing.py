@@ -1,0 +1,315 @@
+"""The routing decision for a new INVITE, branch by branch, on config/example.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.config import Config, load_config, parse_config
+from controller.routing import (
+    InviteFacts,
+    RouteDecision,
+    RouteRejection,
+    Target,
+    decide_route,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+CONFIG = load_config(EXAMPLE)
+
+ANNA = Target("sip:100@127.0.0.3:5080", lookup=False)  # static contacts
+BORIS = Target("sip:101@127.0.0.3:5081", lookup=False)
+VERA = Target("sip:102@acme.test", lookup=True)  # registers
+COMPANY = "+74950000000"
+
+
+def from_trunk(ruri_user: str, *, port: int = 5060, from_user: str = "+79161112233") -> InviteFacts:
+    return InviteFacts(
+        call_id="call-1",
+        source_ip="127.0.0.2",
+        source_port=port,
+        from_user=from_user,
+        from_domain="127.0.0.2",
+        ruri_user=ruri_user,
+        ruri_domain="127.0.0.1",
+        conversation_id="conv-1",
+    )
+
+
+def from_phone(caller: str, ruri_user: str, *, domain: str = "acme.test") -> InviteFacts:
+    return InviteFacts(
+        call_id="call-2",
+        source_ip="127.0.0.3",
+        source_port=5080,
+        from_user=caller,
+        from_domain=domain,
+        ruri_user=ruri_user,
+        ruri_domain=domain,
+        conversation_id="conv-2",
+    )
+
+
+def variant(**trunk_changes: Any) -> Config:
+    """The example with the carrier trunk changed."""
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    data["trunks"]["carrier"].update(trunk_changes)
+    return parse_config(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# incoming
+
+
+@pytest.mark.parametrize("dialled", ["+74951110000", "74951110000"])
+def test_incoming_did_to_extension(dialled: str) -> None:
+    assert decide_route(CONFIG, from_trunk(dialled)) == RouteDecision(
+        conversation_id="conv-1",
+        tenant_id="acme",
+        direction="incoming",
+        client_number="+79161112233",
+        employee="100",
+        did="+74951110000",  # as configured, whatever the carrier sent
+        targets=(ANNA,),
+        from_user=None,
+        origin="did:+74951110000->extension:100",
+    )
+
+
+@pytest.mark.parametrize("dialled", ["+74951110001", "74951110001"])
+def test_incoming_did_to_department_rings_all_members(dialled: str) -> None:
+    assert decide_route(CONFIG, from_trunk(dialled)) == RouteDecision(
+        conversation_id="conv-1",
+        tenant_id="acme",
+        direction="incoming",
+        client_number="+79161112233",
+        employee=None,
+        did="+74951110001",
+        targets=(BORIS, VERA),
+        from_user=None,
+        origin="did:+74951110001->department:sales",
+    )
+
+
+def test_incoming_anonymous_client_has_no_number() -> None:
+    decision = decide_route(CONFIG, from_trunk("+74951110000", from_user=""))
+    assert isinstance(decision, RouteDecision) and decision.client_number is None
+
+
+@pytest.mark.parametrize("dialled", ["+74951119999", "100", "200", "300", "", "++74951110000"])
+def test_incoming_unknown_did(dialled: str) -> None:
+    # Clients reach employees only through DIDs, never by short numbers.
+    assert decide_route(CONFIG, from_trunk(dialled)) == RouteRejection(404, "Not Found", "unknown_did")
+
+
+@pytest.mark.parametrize(
+    ("config", "port", "direction_or_cause"),
+    [
+        (CONFIG, 5060, "incoming"),
+        (CONFIG, 41234, "incoming"),  # match_port: false accepts any source port
+        (variant(match_port=True), 5060, "incoming"),
+        (variant(match_port=True), 41234, "unknown_caller"),  # not the trunk: must be an employee
+    ],
+    ids=["any-port-5060", "any-port-other", "match-port-5060", "match-port-other"],
+)
+def test_trunk_match(config: Config, port: int, direction_or_cause: str) -> None:
+    result = decide_route(config, from_trunk("+74951110000", port=port))
+    got = result.direction if isinstance(result, RouteDecision) else result.cause
+    assert got == direction_or_cause
+
+
+def test_source_ip_not_a_trunk_is_not_incoming() -> None:
+    facts = dataclasses.replace(from_trunk("+74951110000"), source_ip="127.0.0.9")
+    assert decide_route(CONFIG, facts) == RouteRejection(403, "Forbidden", "unknown_caller")
+
+
+# ---------------------------------------------------------------------------------------------
+# from an employee
+
+
+@pytest.mark.parametrize(
+    ("caller", "dialled", "targets", "origin"),
+    [
+        ("100", "101", (BORIS,), "extension:101"),
+        ("100", "102", (VERA,), "extension:102"),
+        ("102", "100", (ANNA,), "extension:100"),
+        ("100", "200", (BORIS, VERA), "department:sales"),
+        ("101", "200", (VERA,), "department:sales"),  # the caller does not ring himself
+    ],
+)
+def test_internal_calls(caller: str, dialled: str, targets: tuple[Target, ...], origin: str) -> None:
+    assert decide_route(CONFIG, from_phone(caller, dialled)) == RouteDecision(
+        conversation_id="conv-2",
+        tenant_id="acme",
+        direction="internal",
+        client_number=None,
+        employee=caller,
+        did=None,
+        targets=targets,
+        from_user=None,
+        origin=origin,
+    )
+
+
+def test_alias_is_outgoing_to_the_sip_uri() -> None:
+    assert decide_route(CONFIG, from_phone("101", "300")) == RouteDecision(
+        conversation_id="conv-2",
+        tenant_id="acme",
+        direction="outgoing",
+        client_number="300",
+        employee="101",
+        did=None,
+        targets=(Target("sip:reception@127.0.0.4:5060", lookup=False),),
+        from_user=COMPANY,
+        origin="alias:300",
+    )
+
+
+@pytest.mark.parametrize("dialled", ["+79161234567", "89161234567", "112", "74951110000"])
+def test_phone_number_is_outgoing_through_the_trunk(dialled: str) -> None:
+    assert decide_route(CONFIG, from_phone("100", dialled)) == RouteDecision(
+        conversation_id="conv-2",
+        tenant_id="acme",
+        direction="outgoing",
+        client_number=dialled,
+        employee="100",
+        did=None,
+        targets=(Target(f"sip:{dialled}@127.0.0.2:5060", lookup=False),),
+        from_user=COMPANY,
+        origin="trunk:carrier",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "uri"),
+    [
+        ({"transport": "tcp"}, "sip:+79161234567@127.0.0.2:5060;transport=tcp"),
+        ({"port": 5070}, "sip:+79161234567@127.0.0.2:5070"),
+        ({"address": "2001:db8::2"}, "sip:+79161234567@[2001:db8::2]:5060"),
+    ],
+    ids=["tcp", "port", "ipv6"],
+)
+def test_outgoing_uri_follows_the_trunk(changes: dict[str, Any], uri: str) -> None:
+    decision = decide_route(variant(**changes), from_phone("100", "+79161234567"))
+    assert isinstance(decision, RouteDecision)
+    assert decision.targets == (Target(uri, lookup=False),)
+
+
+def test_domain_is_case_insensitive() -> None:
+    decision = decide_route(CONFIG, from_phone("100", "101", domain="ACME.Test"))
+    assert isinstance(decision, RouteDecision) and decision.tenant_id == "acme"
+
+
+@pytest.mark.parametrize(
+    ("facts", "rejection"),
+    [
+        (from_phone("100", "100"), RouteRejection(403, "Forbidden", "self_call")),
+        (from_phone("100", "101", domain="other.test"), RouteRejection(403, "Forbidden", "unknown_caller")),
+        (from_phone("999", "101"), RouteRejection(403, "Forbidden", "unknown_caller")),
+        (from_phone("", "101"), RouteRejection(403, "Forbidden", "unknown_caller")),
+        (from_phone("100", "reception"), RouteRejection(404, "Not Found", "unknown_number")),
+        (
+            from_phone("100", "12"),
+            RouteRejection(404, "Not Found", "unknown_number"),
+        ),  # too short for a phone
+        (from_phone("100", ""), RouteRejection(404, "Not Found", "unknown_number")),
+        (from_phone("100", "+7 916"), RouteRejection(404, "Not Found", "unknown_number")),
+    ],
+    ids=["self", "other-domain", "unknown-extension", "no-user", "letters", "too-short", "empty", "space"],
+)
+def test_rejections(facts: InviteFacts, rejection: RouteRejection) -> None:
+    assert decide_route(CONFIG, facts) == rejection
+
+
+def test_calling_a_department_of_which_you_are_the_only_member() -> None:
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    data["tenants"]["acme"]["departments"]["sales"]["members"] = ["101"]
+    config = parse_config(data)
+    assert decide_route(config, from_phone("101", "200")) == RouteRejection(403, "Forbidden", "self_call")
+    decision = decide_route(config, from_phone("100", "200"))
+    assert isinstance(decision, RouteDecision) and decision.targets == (BORIS,)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON-RPC shapes
+
+
+def test_decision_jsonrpc_result() -> None:
+    decision = decide_route(CONFIG, from_trunk("74951110001"))
+    result = decision.to_jsonrpc_result()
+    assert result == {
+        "action": "route",
+        "conversation": "conv-1",
+        "tenant": "acme",
+        "direction": "incoming",
+        "targets": [{"uri": BORIS.uri, "lookup": 0}, {"uri": VERA.uri, "lookup": 1}],
+        "from_user": "",
+        "origin": "did:+74951110001->department:sales",
+    }
+    # ints, not bools: jansson tells them apart
+    assert all(type(target["lookup"]) is int for target in result["targets"])
+
+
+def test_outgoing_decision_jsonrpc_result_has_the_caller_id() -> None:
+    result = decide_route(CONFIG, from_phone("100", "+79161234567")).to_jsonrpc_result()
+    assert (result["direction"], result["from_user"], result["origin"]) == (
+        "outgoing",
+        COMPANY,
+        "trunk:carrier",
+    )
+    assert result["targets"] == [{"uri": "sip:+79161234567@127.0.0.2:5060", "lookup": 0}]
+
+
+def test_rejection_jsonrpc_result() -> None:
+    result = decide_route(CONFIG, from_trunk("+1000")).to_jsonrpc_result()
+    assert result == {"action": "reject", "code": 404, "reason": "Not Found", "cause": "unknown_did"}
+
+
+def test_results_are_immutable() -> None:
+    decision = decide_route(CONFIG, from_trunk("+74951110000"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.targets = ()  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------------------
+# properties
+
+_text = st.text(max_size=40)
+
+
+@given(
+    source_ip=st.one_of(st.sampled_from(["127.0.0.2", "127.0.0.3", "::1", ""]), _text),
+    source_port=st.integers(min_value=0, max_value=65535),
+    from_user=st.one_of(st.sampled_from(["100", "101", "102"]), _text),
+    from_domain=st.one_of(st.just("acme.test"), _text),
+    ruri_user=_text,
+)
+def test_any_invite_gets_a_decision_or_a_rejection(
+    source_ip: str, source_port: int, from_user: str, from_domain: str, ruri_user: str
+) -> None:
+    facts = InviteFacts("c", source_ip, source_port, from_user, from_domain, ruri_user, "x", "conv")
+    result = decide_route(CONFIG, facts)
+    assert isinstance(result, RouteDecision | RouteRejection)
+    assert result == decide_route(CONFIG, facts)  # deterministic
+    json.dumps(result.to_jsonrpc_result())  # always serialisable for Kamailio
+    if isinstance(result, RouteDecision):
+        assert result.targets and result.conversation_id == "conv"
+        assert all(target.uri.startswith("sip:") for target in result.targets)
+
+
+@given(number=st.from_regex(r"\+?[0-9]{3,20}", fullmatch=True))
+def test_dialled_phone_numbers_leave_through_the_trunk_unless_configured(number: str) -> None:
+    result = decide_route(CONFIG, from_phone("100", number))
+    if number in {"100", "101", "102", "200", "300"}:
+        assert isinstance(result, RouteDecision | RouteRejection)
+        assert getattr(result, "direction", "internal") != "outgoing" or number == "300"
+    else:
+        assert isinstance(result, RouteDecision)
+        assert result.direction == "outgoing" and result.origin == "trunk:carrier"
+        assert result.targets == (Target(f"sip:{number}@127.0.0.2:5060", lookup=False),)
