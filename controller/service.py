@@ -2,7 +2,8 @@
 
 HTTP endpoints (on node.controller):
   POST /rpc      JSON-RPC 2.0 callbacks from Kamailio (route.invite)
-  GET  /health   liveness, with the state of Redis and rtpengine in the body
+  GET  /health   liveness: the service answers (no dependency probes, so it is cheap and certain)
+  GET  /ready    readiness: Redis and rtpengine probed, 503 when one is unavailable
   GET  /metrics  Prometheus metrics
 Background: the Kamailio notification consumer (Redis stream) and the rtpengine DTMF listener.
 """
@@ -48,6 +49,7 @@ def build_app(config: Config) -> web.Application:
     app[STATE_KEY] = {}
     app.router.add_post("/rpc", handle_rpc)
     app.router.add_get("/health", handle_health)
+    app.router.add_get("/ready", handle_ready)
     app.router.add_get("/metrics", handle_metrics)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
@@ -113,15 +115,20 @@ async def handle_rpc(request: web.Request) -> web.Response:
 
 
 async def handle_health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def handle_ready(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    body: dict[str, Any] = {"status": "ok"}
+    body: dict[str, Any] = {}
     for name, probe in (("redis", state["store"].ping), ("rtpengine", state["ng"].ping)):
         try:
             await asyncio.wait_for(probe(), 1.0)
             body[name] = "ok"
         except Exception as exc:
             body[name] = f"unavailable: {exc.__class__.__name__}"
-    return web.json_response(body)
+    ready = all(v == "ok" for v in body.values())
+    return web.json_response(body | {"status": "ok" if ready else "degraded"}, status=200 if ready else 503)
 
 
 async def handle_metrics(request: web.Request) -> web.Response:

@@ -87,7 +87,7 @@ class LocalStack:
 
     # -- addresses -----------------------------------------------------------------------------
     @property
-    def node(self):  # noqa: ANN201 - the config's node model
+    def node(self):
         return self.config.node
 
     @property

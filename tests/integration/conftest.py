@@ -1,0 +1,152 @@
+"""Integration tier: real Kamailio, rtpengine, Redis, controller and SIPp processes on loopback.
+
+Every stack listens on free ports and is stopped by PID. Parties bind distinct loopback addresses
+the way real networks separate them: the carrier trunk is 127.0.0.2, employees' phones 127.0.0.3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import yaml
+
+from controller.sipp import SippParty
+from controller.stack import REPO_ROOT, LocalStack, StackOptions, free_port, with_free_ports
+
+TRUNK_IP = "127.0.0.2"
+PHONES_IP = "127.0.0.3"
+CLIENT_NUMBER = "+79161234567"
+RUN_ROOT = REPO_ROOT / "run" / "tests"
+
+pytestmark = pytest.mark.integration
+
+_counter = itertools.count()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    missing = [tool for tool in ("kamailio", "rtpengine", "redis-server", "sipp") if shutil.which(tool) is None]
+    if missing:
+        # never silently skipped: a machine without the daemons fails loudly
+        raise pytest.UsageError(f"integration tests need {', '.join(missing)}: run `make setup`")
+
+
+def make_test_config() -> dict[str, Any]:
+    """The example configuration on free ports, with phones' static contacts on free ports too."""
+    data = with_free_ports(yaml.safe_load((REPO_ROOT / "config" / "example.yaml").read_text()))
+    data["node"]["call_keys_ttl_after_end_s"] = 2
+    acme = data["tenants"]["acme"]
+    for ext in ("100", "101"):
+        acme["extensions"][ext]["contact"] = f"sip:{ext}@{PHONES_IP}:{free_port()}"
+    # a DID straight to the extension that registers
+    acme["dids"]["+74951110002"] = {"extension": "102"}
+    return data
+
+
+class Stack:
+    """A started LocalStack plus helpers to place calls and read what happened."""
+
+    def __init__(self, local: LocalStack):
+        self.local = local
+        self.redis = redis.Redis(host=local.node.redis.address, port=local.node.redis.port,
+                                 db=local.node.redis.db, decode_responses=True)
+        self.sipp_dir = local.run_dir / "sipp"
+
+    @property
+    def acme(self):
+        return self.local.config.tenants["acme"]
+
+    def contact_port(self, ext: str) -> int:
+        return int(self.acme.extensions[ext].contact.rsplit(":", 1)[1])
+
+    def party(self, name: str, scenario: str, ip: str, port: int | None = None, **kw: Any) -> SippParty:
+        unique = f"{name}-{next(_counter)}"
+        return SippParty(unique, scenario, (ip, port or free_port()), free_port(), self.sipp_dir, **kw)
+
+    def employee(self, ext: str, *, ring_ms: int = 200) -> SippParty:
+        party = self.party(f"ext{ext}", "employee_answer.xml", PHONES_IP, self.contact_port(ext),
+                           pause_ms=ring_ms, rtp_echo=True).start()
+        party.wait_bound()
+        return party
+
+    def client_call(self, did: str, *, talk_ms: int = 1500, scenario: str = "client_call.xml",
+                    caller: str = CLIENT_NUMBER) -> SippParty:
+        return self.party("client", scenario, TRUNK_IP, remote=self.local.sip_hostport, service=did,
+                          keys={"from": caller}, pause_ms=talk_ms).start()
+
+    # -- observations --------------------------------------------------------------------------
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for entry_id, fields in self.redis.xrange("xfer:events"):
+            fields["id"] = entry_id
+            fields["data"] = json.loads(fields.get("data", "{}"))
+            out.append(fields)
+        return out
+
+    def events_for_call(self, call_id: str) -> list[str]:
+        return [e["event"] for e in self.events() if e["data"].get("call_id") == call_id]
+
+    def wait_event(self, call_id: str, name: str) -> dict[str, Any]:
+        """Wait for event `name` about SIP call `call_id` in the event log, and return it."""
+        def find() -> dict[str, Any] | None:
+            return next((e for e in self.events() if e["event"] == name and e["data"].get("call_id") == call_id),
+                        None)
+        return self.wait_for(find, what=f"{name} event for {call_id}")
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        reply = httpx.post(self.local.kamailio_rpc_url, timeout=5,
+                           json={"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})
+        return reply.json()["result"]
+
+    def rtpengine_calls(self) -> list[str]:
+        from controller.adapters.rtpengine_ng import RtpengineNg
+
+        async def ask() -> list[str]:
+            async with RtpengineNg((self.local.node.rtpengine.ng_address, self.local.node.rtpengine.ng_port)) as ng:
+                return list((await ng.list_calls(limit=100_000)).get("calls") or [])
+
+        return asyncio.run(ask())
+
+
+def start_stack(name: str, data: dict[str, Any] | None = None, options: StackOptions | None = None) -> LocalStack:
+    run_dir = RUN_ROOT / f"{name}-{next(_counter)}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    local = LocalStack(data or make_test_config(), run_dir, options)
+    local.start()
+    return local
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    local = start_stack("shared")
+    try:
+        yield Stack(local)
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def own_stack() -> Iterator[Stack]:
+    """A stack of the test's own, for tests that stop or break one of its daemons."""
+    local = start_stack("own")
+    try:
+        yield Stack(local)
+    finally:
+        local.stop()
