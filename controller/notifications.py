@@ -20,6 +20,7 @@ from controller.store import ConversationStore, now_ms
 
 log = logging.getLogger(__name__)
 
+CLAIM_INTERVAL_S = 30.0
 ENDING = {"call.failed": "call.failed", "call.ended": "call.ended", "call.rejected": "call.rejected"}
 
 
@@ -44,13 +45,18 @@ class NotificationConsumer:
 
     async def run(self) -> None:
         pending = True  # first our own unacknowledged notifications (we may have died mid-batch)
+        next_claim = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self.store.ensure_inbound_group()
                 batch = await self.store.read_inbound(self.consumer, pending=pending)
                 if pending and not batch:
                     pending = False
-                    batch = await self.store.claim_abandoned(self.consumer)
+                if loop.time() >= next_claim:
+                    # entries a dead replica read but never acknowledged
+                    batch += await self.store.claim_abandoned(self.consumer)
+                    next_claim = loop.time() + CLAIM_INTERVAL_S
                 await self.apply_batch(batch)
             except asyncio.CancelledError:
                 raise
