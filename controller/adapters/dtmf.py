@@ -96,8 +96,10 @@ def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
 class DtmfDeduplicator:
     """Drops repeated and echoed digits.
 
-    1. An event with the same (call_id, source_tag, timestamp, digit) as one already seen is a
-       duplicate.
+    1. An event with the same (call_id, source_tag, timestamp, digit) as one seen less than
+       ``duplicate_window_s`` ago is a re-sent datagram. rtpengine's timestamp has whole-second
+       resolution, so the window must stay shorter than a human key press plus gap (> 100 ms):
+       "1", "1" pressed within one second are two digits.
     2. When a call's media is looped back, the same digit shows up again under the other leg's
        tag: if (call_id, digit) was accepted from another source_tag less than ``window_s`` ago,
        the event is an echo (the first source wins).
@@ -109,10 +111,12 @@ class DtmfDeduplicator:
 
     MIN_RETENTION_S = 5.0
 
-    def __init__(self, window_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
-        if window_s < 0:
-            raise ValueError("window_s must not be negative")
+    def __init__(self, window_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 duplicate_window_s: float = 0.05) -> None:
+        if window_s < 0 or duplicate_window_s < 0:
+            raise ValueError("windows must not be negative")
         self.window_s = window_s
+        self.duplicate_window_s = duplicate_window_s
         self.retention_s = max(window_s, self.MIN_RETENTION_S)
         self._clock = clock
         # Insertion-ordered, hence oldest first: pruning stops at the first young entry.
@@ -128,9 +132,10 @@ class DtmfDeduplicator:
         self._prune(now)
 
         key = (event.call_id, event.source_tag, event.timestamp, event.digit)
-        if key in self._seen:
+        seen_at = self._seen.pop(key, None)
+        self._seen[key] = now  # re-inserted: keeps the dict oldest-first for pruning
+        if seen_at is not None and now - seen_at < self.duplicate_window_s:
             return False
-        self._seen[key] = now
 
         digit_key = (event.call_id, event.digit)
         last = self._last_accepted.get(digit_key)
