@@ -11,7 +11,7 @@ demo: setup
 	$(PY) -m controller.cli demo
 
 test: setup
-	$(PY) -m ruff check controller tests benchmarks
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 unit: setup
@@ -21,7 +21,7 @@ integration: setup
 	$(PY) -m pytest -q tests/integration
 
 lint: setup
-	$(PY) -m ruff check controller tests benchmarks
+	$(PY) -m ruff check .
 
 bench: setup
 	$(PY) -m benchmarks.run
