@@ -1,0 +1,84 @@
+"""A minimal RTP party for media tests: sends G.711 A-law packets whose payload is a byte that names the
+sender, and counts what it receives by that byte. So a test can say exactly who heard whom."""
+
+from __future__ import annotations
+
+import collections
+import random
+import socket
+import struct
+import threading
+import time
+
+PCMA = 8
+SILENCE_PCMA = 0xD5  # A-law encoding of zero amplitude
+
+
+class RtpParty:
+    def __init__(self, name: str, marker: int, address: str = "127.0.0.1"):
+        self.name = name
+        self.marker = marker  # payload byte that identifies this party's audio
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 0))
+        self.sock.settimeout(0.1)
+        self.address = self.sock.getsockname()
+        self.heard: collections.Counter[int] = collections.Counter()  # payload marker -> packets
+        self.other = 0  # packets whose payload is not a single repeated byte (e.g. music)
+        self._seq = random.randint(0, 60000)
+        self._ts = random.randint(0, 1 << 30)
+        self._ssrc = random.getrandbits(32)
+        self._running = True
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def sdp(self, session: str = "1") -> str:
+        host, port = self.address
+        return (f"v=0\r\no=- {session} 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+                f"m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
+                f"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n")
+
+    def send(self, destination: tuple[str, int], packets: int = 10) -> None:
+        payload = bytes([self.marker]) * 160
+        for _ in range(packets):
+            header = struct.pack("!BBHII", 0x80, PCMA, self._seq & 0xFFFF, self._ts & 0xFFFFFFFF, self._ssrc)
+            self.sock.sendto(header + payload, destination)
+            self._seq += 1
+            self._ts += 160
+            time.sleep(0.02)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.heard.clear()
+            self.other = 0
+
+    def snapshot(self) -> tuple[dict[int, int], int]:
+        with self._lock:
+            return dict(self.heard), self.other
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(1)
+        self.sock.close()
+
+    def _receive(self) -> None:
+        while self._running:
+            try:
+                data, _ = self.sock.recvfrom(2048)
+            except (TimeoutError, OSError):
+                continue
+            if len(data) < 13 or data[1] & 0x7F != PCMA:
+                continue
+            payload = data[12:]
+            with self._lock:
+                if len(set(payload)) == 1:
+                    self.heard[payload[0]] += 1
+                elif any(b != SILENCE_PCMA for b in payload):
+                    self.other += 1
+
+
+def media_port(sdp: str) -> int:
+    for line in sdp.splitlines():
+        if line.startswith("m=audio "):
+            return int(line.split()[1])
+    raise ValueError("no audio m-line in SDP")

@@ -1,0 +1,115 @@
+"""Pin down how rtpengine 10.5 moves media between legs of ONE call (platform-notes.md), before the
+transfer engine relies on it: client C talks to A; C is put on hold with music while A consults B;
+then C is re-paired with B, and A's stale pairing is cut.
+
+Each party's audio carries a payload byte naming it, so every assertion is "who heard whom".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.adapters.rtpengine_ng import RtpengineNg
+from controller.stack import LocalStack
+from tests.integration.conftest import RUN_ROOT, make_test_config
+from tests.integration.rtp_party import RtpParty, media_port
+
+pytestmark = pytest.mark.integration
+
+C_MARK, A_MARK, B_MARK = 0x11, 0x22, 0x33
+CALL = "conversation-1"
+
+
+@pytest.fixture(scope="module")
+def rtpengine() -> Iterator[LocalStack]:
+    run_dir = RUN_ROOT / "rtpengine-media-moves"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    local = LocalStack(make_test_config(), run_dir)
+    (local.run_dir / "logs").mkdir(parents=True)
+    local.start_rtpengine()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="module")
+def music(rtpengine: LocalStack) -> Path:
+    path = rtpengine.run_dir / "music.wav"
+    # 16-bit PCM: rtpengine 10.5 rejects sox's default 32-bit WAV ("unsupported file format/codec")
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path),
+                    "synth", "5", "sine", "440", "vol", "0.5"], check=True)
+    return path
+
+
+@pytest.fixture
+async def ng(rtpengine: LocalStack) -> AsyncIterator[RtpengineNg]:
+    rtpe = rtpengine.node.rtpengine
+    async with RtpengineNg((rtpe.ng_address, rtpe.ng_port)) as client:
+        yield client
+        try:
+            await client.delete(CALL)
+        except Exception:
+            pass
+
+
+def rtp(port: int) -> tuple[str, int]:
+    return ("127.0.0.1", port)
+
+
+async def exchange(*pairs: tuple[RtpParty, tuple[str, int]], parties: tuple[RtpParty, ...]) -> dict[str, dict]:
+    """Every (party, destination) sends at once; then what each party heard."""
+    for p in parties:
+        p.reset()
+    await asyncio.gather(*(asyncio.to_thread(p.send, dest, 15) for p, dest in pairs))
+    await asyncio.sleep(0.2)
+    return {p.name: p.snapshot() for p in parties}
+
+
+async def test_hold_consult_and_repair_inside_one_call(ng: RtpengineNg, music: Path) -> None:
+    C, A, B = RtpParty("C", C_MARK), RtpParty("A", A_MARK), RtpParty("B", B_MARK)
+    everyone = (C, A, B)
+    try:
+        # 1. client C calls A: one ng call, one tag per leg
+        to_a = media_port((await ng.offer(CALL, "C", C.sdp()))["sdp"])
+        to_c = media_port((await ng.answer(CALL, "C", "A", A.sdp()))["sdp"])
+        heard = await exchange((C, rtp(to_c)), (A, rtp(to_a)), parties=everyone)
+        assert heard["A"][0].get(C_MARK, 0) >= 10 and heard["C"][0].get(A_MARK, 0) >= 10, heard
+
+        # 2. hold: C hears music and no longer hears A (the player does not mix: block A's media)
+        await ng.block_media(CALL, "A")
+        await ng.play_media(CALL, "C", str(music), repeat_times=100)
+        heard = await exchange((A, rtp(to_a)), parties=everyone)
+        assert heard["C"][0].get(A_MARK, 0) == 0, heard
+        assert heard["C"][1] >= 10, f"C heard no music: {heard}"
+
+        # 3. consultation: A re-paired with B in the same call; C still on music
+        to_b = media_port((await ng.offer(CALL, "A", A.sdp("2"), to_tag="B"))["sdp"])
+        to_a_new = media_port((await ng.answer(CALL, "A", "B", B.sdp()))["sdp"])
+        await ng.unblock_media(CALL, "A")
+        heard = await exchange((A, rtp(to_a)), (B, rtp(to_b)), parties=everyone)
+        # A keeps sending to its OLD port: media follows the new pairing anyway (platform notes)
+        assert heard["B"][0].get(A_MARK, 0) >= 10, (heard, to_a, to_a_new)
+        assert heard["A"][0].get(B_MARK, 0) >= 10, heard
+        assert heard["C"][0].get(A_MARK, 0) == 0 and heard["C"][0].get(B_MARK, 0) == 0, heard
+        assert heard["C"][1] >= 5, f"C's music stopped: {heard}"
+
+        # 4. A hangs up: stop the music, re-pair C with B, cut A's stale pairing
+        await ng.stop_media(CALL, "C")
+        await ng.offer(CALL, "C", C.sdp("3"), to_tag="B")
+        await ng.answer(CALL, "C", "B", B.sdp("2"))
+        await ng.block_media(CALL, "A")
+        heard = await exchange((C, rtp(to_c)), (B, rtp(to_b)), (A, rtp(to_a)), parties=everyone)
+        assert heard["B"][0].get(C_MARK, 0) >= 10, heard
+        assert heard["C"][0].get(B_MARK, 0) >= 10, heard
+        assert heard["B"][0].get(A_MARK, 0) == 0 and heard["C"][0].get(A_MARK, 0) == 0, heard
+        assert heard["C"][1] == 0, f"music still playing to C: {heard}"
+    finally:
+        for p in everyone:
+            p.close()
