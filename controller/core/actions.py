@@ -1,0 +1,271 @@
+"""Actions: commands :meth:`Conversation.handle` asks the service to execute.
+
+Every action is a frozen dataclass named after a command.  The service
+executes them in list order; a media command that fails is reported back as
+a ``MediaFailed`` event, a SIP outcome as a ``Leg*`` event.
+
+Media vocabulary (what the parties *hear*; the service maps it to rtpengine):
+
+* ``BridgeMedia(a, b)``: re-pair the two tags inside the rtpengine call so
+  that ``a`` and ``b`` hear each other.  It replaces whatever ``a`` and ``b``
+  were paired with before (including a conference).
+* ``PlayHoldMusic`` / ``PlayRingback`` / ``PlayPrompt``: ``leg`` hears the
+  given media instead of its partner until ``StopMedia(leg)`` (prompts also
+  end by themselves and are reported with ``PromptFinished``).
+* ``BlockMedia(from_leg, to_leg)``: ``to_leg`` no longer hears ``from_leg``.
+* ``BlockDtmf(leg)``: DTMF from ``leg`` is still detected and reported but no
+  longer forwarded to the other parties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .types import FallbackRule, OutcomeKind, TargetKind, TransferTrigger
+
+__all__ = [
+    "Action",
+    "BlockDtmf",
+    "BlockMedia",
+    "BridgeMedia",
+    "CancelLeg",
+    "CancelTimer",
+    "EndConversation",
+    "EndLeg",
+    "OriginateLeg",
+    "PlayHoldMusic",
+    "PlayPrompt",
+    "PlayRingback",
+    "RecordOutcome",
+    "ResolveTarget",
+    "RingTransferor",
+    "RouteToOrigin",
+    "StartConference",
+    "StartRecording",
+    "StartTimer",
+    "StopMedia",
+    "StopRecording",
+    "TransferRefused",
+    "UnblockDtmf",
+    "UnblockMedia",
+]
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base class of all actions."""
+
+
+# -- media ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlayHoldMusic(Action):
+    leg: str
+    music: str = "default"
+
+
+@dataclass(frozen=True)
+class PlayRingback(Action):
+    """``leg`` hears a locally generated ringback tone (no early media from the target)."""
+
+    leg: str
+
+
+@dataclass(frozen=True)
+class PlayPrompt(Action):
+    leg: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class StopMedia(Action):
+    """Stop hold music / ringback / prompt played to ``leg``; it hears its partner again."""
+
+    leg: str
+
+
+@dataclass(frozen=True)
+class BlockMedia(Action):
+    """``to_leg`` stops hearing ``from_leg``."""
+
+    from_leg: str
+    to_leg: str
+
+
+@dataclass(frozen=True)
+class UnblockMedia(Action):
+    from_leg: str
+    to_leg: str
+
+
+@dataclass(frozen=True)
+class BlockDtmf(Action):
+    """DTMF pressed on ``leg`` is no longer forwarded to the other parties."""
+
+    leg: str
+
+
+@dataclass(frozen=True)
+class UnblockDtmf(Action):
+    leg: str
+
+
+@dataclass(frozen=True)
+class BridgeMedia(Action):
+    """Re-pair ``leg_a`` and ``leg_b`` in rtpengine so they hear each other (and only each other)."""
+
+    leg_a: str
+    leg_b: str
+
+
+@dataclass(frozen=True)
+class StartConference(Action):
+    """Everybody in ``legs`` hears everybody else."""
+
+    legs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StartRecording(Action):
+    """Record what ``leg`` says into ``mailbox`` (voicemail)."""
+
+    leg: str
+    mailbox: str
+
+
+@dataclass(frozen=True)
+class StopRecording(Action):
+    leg: str
+
+
+# -- signalling ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolveTarget(Action):
+    """Ask the service to resolve ``number``; answered by ``TargetResolved``/``TargetRejected``."""
+
+    transfer_id: str
+    number: str
+
+
+@dataclass(frozen=True)
+class OriginateLeg(Action):
+    """Send an INVITE to ``target``; the new dialog is called ``leg`` in later events.
+
+    ``timeout_s`` is informational (e.g. for the proxy's fr_inv_timer as a
+    safety net): the authoritative no-answer timeout is the machine's own timer.
+    """
+
+    leg: str
+    target: str
+    target_kind: TargetKind
+    caller_id: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class RingTransferor(Action):
+    """Ring A again (new leg ``leg``) after a failed blind transfer."""
+
+    leg: str
+    number: str
+    caller_id: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class CancelLeg(Action):
+    """CANCEL an originated leg that has not answered yet."""
+
+    leg: str
+
+
+@dataclass(frozen=True)
+class EndLeg(Action):
+    """Send BYE on an established leg."""
+
+    leg: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RouteToOrigin(Action):
+    """Hand the client leg back to the routing step ``origin`` (the conversation ends)."""
+
+    leg: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class TransferRefused(Action):
+    """A ``TransferRequested`` was not accepted (REFER error response / API error)."""
+
+    number: str
+    trigger: TransferTrigger
+    reason: str
+
+
+@dataclass(frozen=True)
+class EndConversation(Action):
+    """Every leg is ended, cancelled or handed off; forget the snapshot."""
+
+    reason: str
+
+
+# -- timers --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartTimer(Action):
+    """Deliver ``TimerFired(name)`` after ``seconds``; names are never reused."""
+
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTimer(Action):
+    name: str
+
+
+# -- event log -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordOutcome(Action):
+    """One event-log entry per transfer; the service adds timestamps and durations.
+
+    ``cause`` is a :class:`~controller.core.types.FailureCause`, a
+    :class:`~controller.core.types.RejectReason` or one of ``self_target``,
+    ``no_number``, ``resolve_timeout``, ``transferor_returned``,
+    ``transferor_hung_up``, ``client_hung_up``, ``target_hung_up``,
+    ``media_failure``.  ``rule`` is the fallback rule applied (None while A was
+    on the line), ``mode`` the way it ended: ``attended`` / ``blind`` for a
+    completed transfer, ``transferor_on_line`` / ``recalled`` for a returned
+    one, ``apology`` / ``voicemail`` / ``origin`` / ``client_hung_up`` for a
+    failed one.  ``trigger`` and ``number`` let the service send the final
+    REFER NOTIFY (RFC 3515 §2.4.5).
+    """
+
+    transfer_id: str
+    kind: OutcomeKind
+    number: str | None = None
+    trigger: TransferTrigger | None = None
+    cause: str | None = None
+    rule: FallbackRule | None = None
+    mode: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The entry as JSON-safe primitives."""
+        return {
+            "transfer_id": self.transfer_id,
+            "kind": str(self.kind),
+            "number": self.number,
+            "trigger": None if self.trigger is None else str(self.trigger),
+            "cause": None if self.cause is None else str(self.cause),
+            "rule": None if self.rule is None else str(self.rule),
+            "mode": self.mode,
+        }

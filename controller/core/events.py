@@ -1,0 +1,188 @@
+"""Events: facts the service feeds into :meth:`Conversation.handle`.
+
+Every event is a frozen dataclass named after something that *happened*
+(a digit was pressed, a leg answered, a timer fired).  The machine never asks
+"what time is it" or "is the socket open": everything it needs to know
+arrives as one of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .settings import DTMF_ALPHABET
+from .types import Direction, RejectReason, TargetKind, TransferTrigger
+
+__all__ = [
+    "ConversationStarted",
+    "DigitPressed",
+    "Event",
+    "LegAnswered",
+    "LegEvent",
+    "LegFailed",
+    "LegHungUp",
+    "LegRinging",
+    "MediaFailed",
+    "PromptFinished",
+    "TargetRejected",
+    "TargetResolved",
+    "TimerFired",
+    "TransferRequested",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of all events."""
+
+
+@dataclass(frozen=True)
+class ConversationStarted(Event):
+    """The client and A are connected; one rtpengine call pairs their legs.
+
+    ``origin`` is an opaque routing-step reference the call can be sent back to
+    (``RouteToOrigin``).  Numbers are used for caller-ID and to refuse a
+    transfer to A or to the client themself; ``None`` means unknown/anonymous.
+    """
+
+    direction: Direction
+    client_leg: str
+    transferor_leg: str
+    client_number: str | None = None
+    transferor_number: str | None = None
+    did: str | None = None
+    origin: str | None = None
+    transferor_kind: TargetKind = TargetKind.EXTENSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "direction", Direction(self.direction))
+        object.__setattr__(self, "transferor_kind", TargetKind(self.transferor_kind))
+        if not self.client_leg or not self.transferor_leg or self.client_leg == self.transferor_leg:
+            raise ValueError("client_leg and transferor_leg must be distinct, non-empty leg ids")
+
+
+@dataclass(frozen=True)
+class DigitPressed(Event):
+    """A DTMF digit (RFC 4733 event or SIP INFO) was detected on ``leg``."""
+
+    leg: str
+    digit: str
+
+    def __post_init__(self) -> None:
+        if len(self.digit) != 1 or self.digit not in DTMF_ALPHABET:
+            raise ValueError(f"not a DTMF digit: {self.digit!r}")
+
+
+@dataclass(frozen=True)
+class TransferRequested(Event):
+    """Someone asked to transfer the client to ``number``.
+
+    One event for every trigger: digits collected by the service itself
+    (``dtmf``), a REFER from A's phone (``refer``, RFC 3515) and the Call API
+    (``api``).  If the request cannot be honoured the machine answers with a
+    ``TransferRefused`` action (the service turns it into a REFER error
+    response or an API error).
+    """
+
+    number: str
+    trigger: TransferTrigger = TransferTrigger.API
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "trigger", TransferTrigger(self.trigger))
+        if not self.number:
+            raise ValueError("number must not be empty")
+
+
+@dataclass(frozen=True)
+class TargetResolved(Event):
+    """Answer to ``ResolveTarget``: the dial strings to ring in parallel.
+
+    ``targets`` may hold several entries for a department (first to answer
+    wins) and may be empty (nobody registered / available).
+    """
+
+    transfer_id: str
+    targets: tuple[str, ...]
+    target_kind: TargetKind = TargetKind.EXTENSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "target_kind", TargetKind(self.target_kind))
+
+
+@dataclass(frozen=True)
+class TargetRejected(Event):
+    """Answer to ``ResolveTarget``: the number is unknown or not allowed."""
+
+    transfer_id: str
+    reason: RejectReason = RejectReason.UNKNOWN_NUMBER
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", RejectReason(self.reason))
+
+
+@dataclass(frozen=True)
+class LegEvent(Event):
+    """Base class of the SIP dialog events."""
+
+    leg: str
+
+
+@dataclass(frozen=True)
+class LegRinging(LegEvent):
+    """A 180/183 arrived for an originated leg; ``early_media`` if it carried SDP."""
+
+    early_media: bool = False
+
+
+@dataclass(frozen=True)
+class LegAnswered(LegEvent):
+    """A 200 OK arrived for an originated leg (and was ACKed by the service)."""
+
+
+@dataclass(frozen=True)
+class LegFailed(LegEvent):
+    """An originated leg got a final failure response.
+
+    ``sip_status`` is the 3xx-6xx status code, or 0 when there was no SIP
+    response at all (no registration, transport error, local timeout).
+    """
+
+    sip_status: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sip_status != 0 and not 300 <= self.sip_status <= 699:
+            raise ValueError(f"not a final failure status: {self.sip_status}")
+
+
+@dataclass(frozen=True)
+class LegHungUp(LegEvent):
+    """The party on ``leg`` sent BYE."""
+
+
+@dataclass(frozen=True)
+class TimerFired(Event):
+    """A timer started with ``StartTimer(name, ...)`` expired (stale ones are ignored)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class PromptFinished(Event):
+    """A prompt started with ``PlayPrompt(leg, prompt)`` finished playing."""
+
+    leg: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class MediaFailed(Event):
+    """rtpengine refused or failed a media command.
+
+    ``leg`` is the leg the failed command was about (if any) and ``operation``
+    the action name, for the log; the machine's reaction does not depend on them.
+    """
+
+    leg: str | None = None
+    operation: str = ""
+    detail: str = ""

@@ -1,0 +1,185 @@
+"""The tenant settings the machine needs, as a frozen snapshot.
+
+The service maps the project's configuration onto :class:`Settings` when a
+conversation starts; the snapshot is stored inside the conversation so that a
+configuration change never alters a call that is already running, and a
+restarted controller continues with exactly the settings the call began with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .types import CallerIdPolicy, Direction, FallbackRule
+
+__all__ = ["DTMF_ALPHABET", "FallbackPolicy", "Prompts", "Settings", "TalkOptions"]
+
+#: Every symbol a telephone keypad can send (RFC 4733 events 0-15).
+DTMF_ALPHABET = frozenset("0123456789*#ABCD")
+#: Talk-option keys must start with one of these so they never collide with a dialled number.
+_KEY_START = frozenset("*#ABCD")
+
+
+@dataclass(frozen=True)
+class TalkOptions:
+    """Key sequences A can press during a call.
+
+    A key is a short DTMF string (``"#"``, ``"*2"``...) starting with ``*``, ``#``
+    or ``A``-``D``.  ``back`` and ``conference`` are both active while A consults
+    B, so neither may be a prefix of the other.
+    """
+
+    transfer: str = "#"
+    back: str = "*"
+    conference: str = "#"
+
+    def __post_init__(self) -> None:
+        for name in ("transfer", "back", "conference"):
+            key = getattr(self, name)
+            if not key or len(key) > 4 or not set(key) <= DTMF_ALPHABET or key[0] not in _KEY_START:
+                raise ValueError(f"talk option {name}={key!r}: 1-4 DTMF symbols starting with *, # or A-D")
+        if self.back.startswith(self.conference) or self.conference.startswith(self.back):
+            raise ValueError("talk options 'back' and 'conference' must not be prefixes of each other")
+
+
+@dataclass(frozen=True)
+class FallbackPolicy:
+    """What to do when B fails, for one conversation direction.
+
+    ``rule`` applies once A has left (blind transfer); while A is still on the
+    line A is always reconnected (A is in control and may try again).
+    """
+
+    rule: FallbackRule = FallbackRule.RETURN_TO_TRANSFEROR
+    #: ``return_to_transferor`` only: if A does not answer either, route the client to ``origin``.
+    return_to_origin: bool = False
+    #: Optional prompts played before A and the client are reconnected after a failure.
+    warn_transferor_prompt: str | None = None
+    warn_client_prompt: str | None = None
+    #: How long A is rung again.
+    transferor_ring_timeout_s: float = 20.0
+    #: Longest voicemail message.
+    voicemail_max_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule", FallbackRule(self.rule))
+        if self.transferor_ring_timeout_s <= 0 or self.voicemail_max_s <= 0:
+            raise ValueError("fallback timeouts must be positive")
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Names of announcements; the service maps them to media files."""
+
+    unknown_number: str = "transfer_unknown_number"
+    forbidden: str = "transfer_forbidden"
+    transfer_error: str = "transfer_error"
+    apology: str = "transfer_apology"
+    voicemail_greeting: str = "voicemail_greeting"
+    beep: str = "beep"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Per-tenant settings snapshot used by :class:`~controller.core.machine.Conversation`."""
+
+    talk_options: TalkOptions = field(default_factory=TalkOptions)
+    #: Time A has to press the first digit after the transfer key.
+    first_digit_timeout_s: float = 10.0
+    #: Inter-digit timeout that ends the dialled number.
+    interdigit_timeout_s: float = 4.0
+    #: Guard on the service's answer to ``ResolveTarget``.
+    resolve_timeout_s: float = 5.0
+    #: How long B rings before the transfer fails with ``no_answer``.
+    no_answer_timeout_s: float = 20.0
+    #: Guard on ``PromptFinished`` so a lost notification never strands a caller.
+    prompt_guard_s: float = 60.0
+    caller_id_policy: CallerIdPolicy = CallerIdPolicy.DID
+    company_number: str = ""
+    fallback_incoming: FallbackPolicy = field(default_factory=FallbackPolicy)
+    fallback_outgoing: FallbackPolicy = field(default_factory=FallbackPolicy)
+    #: Extension numbers for the "number ends as soon as it is unambiguous" rule.
+    known_extensions: frozenset[str] = frozenset()
+    hold_music: str = "default"
+    prompts: Prompts = field(default_factory=Prompts)
+    #: Longest number collected after the transfer key; further digits are ignored.
+    max_number_length: int = 32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "caller_id_policy", CallerIdPolicy(self.caller_id_policy))
+        object.__setattr__(self, "known_extensions", frozenset(self.known_extensions))
+        for name in (
+            "first_digit_timeout_s",
+            "interdigit_timeout_s",
+            "resolve_timeout_s",
+            "no_answer_timeout_s",
+            "prompt_guard_s",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_number_length < 1:
+            raise ValueError("max_number_length must be positive")
+
+    def fallback_for(self, direction: Direction) -> FallbackPolicy:
+        return self.fallback_incoming if Direction(direction) is Direction.INCOMING else self.fallback_outgoing
+
+    def number_is_complete(self, digits: str) -> bool:
+        """True when ``digits`` is a known extension and no longer known extension starts with it."""
+        if digits not in self.known_extensions:
+            return False
+        return not any(ext != digits and ext.startswith(digits) for ext in self.known_extensions)
+
+    # -- serialisation -------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "talk_options": {
+                "transfer": self.talk_options.transfer,
+                "back": self.talk_options.back,
+                "conference": self.talk_options.conference,
+            },
+            "first_digit_timeout_s": self.first_digit_timeout_s,
+            "interdigit_timeout_s": self.interdigit_timeout_s,
+            "resolve_timeout_s": self.resolve_timeout_s,
+            "no_answer_timeout_s": self.no_answer_timeout_s,
+            "prompt_guard_s": self.prompt_guard_s,
+            "caller_id_policy": self.caller_id_policy.value,
+            "company_number": self.company_number,
+            "fallback_incoming": _fallback_to_dict(self.fallback_incoming),
+            "fallback_outgoing": _fallback_to_dict(self.fallback_outgoing),
+            "known_extensions": sorted(self.known_extensions),
+            "hold_music": self.hold_music,
+            "prompts": dict(vars(self.prompts)),
+            "max_number_length": self.max_number_length,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Settings:
+        return cls(
+            talk_options=TalkOptions(**d["talk_options"]),
+            first_digit_timeout_s=d["first_digit_timeout_s"],
+            interdigit_timeout_s=d["interdigit_timeout_s"],
+            resolve_timeout_s=d["resolve_timeout_s"],
+            no_answer_timeout_s=d["no_answer_timeout_s"],
+            prompt_guard_s=d["prompt_guard_s"],
+            caller_id_policy=CallerIdPolicy(d["caller_id_policy"]),
+            company_number=d["company_number"],
+            fallback_incoming=FallbackPolicy(**d["fallback_incoming"]),
+            fallback_outgoing=FallbackPolicy(**d["fallback_outgoing"]),
+            known_extensions=frozenset(d["known_extensions"]),
+            hold_music=d["hold_music"],
+            prompts=Prompts(**d["prompts"]),
+            max_number_length=d["max_number_length"],
+        )
+
+
+def _fallback_to_dict(policy: FallbackPolicy) -> dict[str, Any]:
+    return {
+        "rule": policy.rule.value,
+        "return_to_origin": policy.return_to_origin,
+        "warn_transferor_prompt": policy.warn_transferor_prompt,
+        "warn_client_prompt": policy.warn_client_prompt,
+        "transferor_ring_timeout_s": policy.transferor_ring_timeout_s,
+        "voicemail_max_s": policy.voicemail_max_s,
+    }

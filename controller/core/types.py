@@ -1,0 +1,129 @@
+"""Small value enums shared by events, actions, settings and the machine.
+
+They are :class:`enum.StrEnum` so that a value read from JSON or YAML
+(``"incoming"``, ``"trunk"``...) compares equal to the member and
+serialises as the plain string.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "CallerIdPolicy",
+    "Direction",
+    "FailureCause",
+    "FallbackRule",
+    "LegRole",
+    "LegState",
+    "OutcomeKind",
+    "RejectReason",
+    "TargetKind",
+    "TransferTrigger",
+]
+
+
+class Direction(enum.StrEnum):
+    """Who placed the client call: the client (``incoming``) or employee A (``outgoing``)."""
+
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+
+
+class TargetKind(enum.StrEnum):
+    """How a transfer target is reached.
+
+    A SIM of an employee (mobile extension in the carrier core) counts as
+    ``extension``; anything dialled out over the carrier trunk to an outside
+    number is ``trunk``.
+    """
+
+    EXTENSION = "extension"
+    DEPARTMENT = "department"
+    SIP_URI = "sip_uri"
+    TRUNK = "trunk"
+
+
+class CallerIdPolicy(enum.StrEnum):
+    """Which number B sees (see :func:`controller.core.callerid.caller_id_for_target`)."""
+
+    DID = "did"
+    CLIENT = "client"
+    COMPANY = "company"
+
+
+class FallbackRule(enum.StrEnum):
+    """What happens to the client when B fails after A has left."""
+
+    RETURN_TO_TRANSFEROR = "return_to_transferor"
+    APOLOGIZE = "apologize"
+    VOICEMAIL = "voicemail"
+
+
+class FailureCause(enum.StrEnum):
+    """Why the transfer target could not be reached."""
+
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    REJECTED = "rejected"
+    UNREACHABLE = "unreachable"
+    #: The number could not be resolved (or only to A / the client) after A had left.
+    INVALID_TARGET = "invalid_target"
+
+
+class RejectReason(enum.StrEnum):
+    """Why the service refused to resolve a number (``TargetRejected``)."""
+
+    UNKNOWN_NUMBER = "unknown_number"
+    FORBIDDEN = "forbidden"
+
+
+class TransferTrigger(enum.StrEnum):
+    """Where a transfer request came from; all of them become ``TransferRequested``."""
+
+    DTMF = "dtmf"
+    REFER = "refer"
+    API = "api"
+
+
+class OutcomeKind(enum.StrEnum):
+    """Kinds of ``RecordOutcome`` entries; exactly one is recorded per transfer."""
+
+    #: Client and B are connected, A has left (``mode``: attended / blind).
+    COMPLETED = "completed"
+    #: A, B and the client are in a three-way conference.
+    CONFERENCED = "conferenced"
+    #: A (or a hang-up, or a media failure) aborted the transfer before it completed.
+    CANCELLED = "cancelled"
+    #: B failed and the client was reconnected to A (on the line or rung again).
+    RETURNED = "returned"
+    #: B failed and the client was apologised to, sent to voicemail or back to its origin.
+    FAILED = "failed"
+    #: The number was unknown, forbidden or A / the client themself.
+    REFUSED = "refused"
+
+
+class LegRole(enum.StrEnum):
+    """The part a SIP dialog plays in the conversation."""
+
+    CLIENT = "client"
+    TRANSFEROR = "transferor"
+    #: One branch of an originated transfer target (several for a department).
+    TARGET = "target"
+    #: A being rung again after a failed blind transfer.
+    RECALL = "recall"
+    #: A party connected to the client without talk options (outside number, conference member).
+    PEER = "peer"
+
+
+class LegState(enum.StrEnum):
+    """What the machine knows about one SIP dialog."""
+
+    TRYING = "trying"
+    RINGING = "ringing"
+    UP = "up"
+    #: CANCEL sent; waiting for the 487 (or a crossing 200 that must be BYEd).
+    CANCELLING = "cancelling"
+    ENDED = "ended"
+    #: Given back to the routing step the call came from; no longer ours.
+    HANDED_OFF = "handed_off"

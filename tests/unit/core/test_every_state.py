@@ -1,0 +1,144 @@
+"""Generic promises checked in every reachable state.
+
+* the client hanging up ends the conversation and releases everything;
+* a media failure leads to a defined state (plain call once, then the end);
+* a second transfer request is refused without changing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from controller.core import (
+    CancelLeg,
+    Conversation,
+    ConversationState,
+    EndConversation,
+    FallbackPolicy,
+    LegAnswered,
+    LegFailed,
+    LegHungUp,
+    LegState,
+    MediaFailed,
+    PromptFinished,
+    RecordOutcome,
+    StopRecording,
+    TargetKind,
+    TargetResolved,
+    TransferRefused,
+    TransferRequested,
+    TransferState,
+    TransferTrigger,
+)
+
+from ._helpers import CLIENT, A, leg_b, make_settings, press, start, to_consulting, to_resolving, to_ringing
+
+C, T = ConversationState, TransferState
+B1 = leg_b(1)
+
+
+def _blind(conv):
+    to_ringing(conv)
+    conv.handle(LegHungUp(A))
+
+
+def _failed_blind(conv):
+    _blind(conv)
+    conv.handle(LegFailed(B1, 486))
+
+
+def _bridged(conv):
+    to_resolving(conv, "0301")
+    conv.handle(TargetResolved("t1", ("+49301",), TargetKind.TRUNK))
+    conv.handle(LegAnswered(B1))
+    conv.handle(LegHungUp(A))
+
+
+def _voicemail_recording(conv):
+    _failed_blind(conv)
+    conv.handle(PromptFinished(CLIENT, "voicemail_greeting"))
+    conv.handle(PromptFinished(CLIENT, "beep"))
+
+
+# state -> (fallback policy, builder); policies choose which fallback state is reached
+STATES: dict[object, tuple[FallbackPolicy, Callable[[Conversation], object]]] = {
+    C.TALKING: (FallbackPolicy(), lambda conv: None),
+    T.COLLECTING: (FallbackPolicy(), lambda conv: press(conv, "#2")),
+    T.RESOLVING: (FallbackPolicy(), to_resolving),
+    T.RINGING: (FallbackPolicy(), to_ringing),
+    T.BLIND_RINGING: (FallbackPolicy(), _blind),
+    T.CONSULTING: (FallbackPolicy(), to_consulting),
+    T.RECONNECTING: (
+        FallbackPolicy(warn_transferor_prompt="warn_a"),
+        lambda conv: (to_ringing(conv), conv.handle(LegFailed(B1, 486))),
+    ),
+    T.RINGING_TRANSFEROR: (FallbackPolicy(), _failed_blind),
+    T.APOLOGIZING: (FallbackPolicy(rule="apologize"), _failed_blind),
+    T.VOICEMAIL_GREETING: (FallbackPolicy(rule="voicemail"), _failed_blind),
+    T.VOICEMAIL_RECORDING: (FallbackPolicy(rule="voicemail"), _voicemail_recording),
+    C.CONFERENCE: (FallbackPolicy(), lambda conv: (to_consulting(conv), press(conv, "#"))),
+    C.BRIDGED: (FallbackPolicy(), _bridged),
+}
+#: States in which A is on the line, so a media failure can fall back to the plain call.
+A_PRESENT = {C.TALKING, T.COLLECTING, T.RESOLVING, T.RINGING, T.CONSULTING, T.RECONNECTING, C.CONFERENCE}
+
+
+def reach(direction, state, *, degraded=False) -> Conversation:
+    policy, build = STATES[state]
+    conv = start(direction, settings=make_settings(direction, policy))
+    if degraded:
+        conv.handle(MediaFailed())
+        assert conv.degraded and conv.state is C.TALKING
+    build(conv)
+    assert conv.effective_state is state
+    return conv
+
+
+def assert_ended(conv, actions):
+    assert conv.state is C.ENDED
+    assert actions[-1] == EndConversation(actions[-1].reason)
+    assert not conv.active_timers
+    assert all(leg.state in (LegState.ENDED, LegState.CANCELLING, LegState.HANDED_OFF)
+               for leg in conv.legs.values())
+
+
+@pytest.mark.parametrize("state", list(STATES), ids=lambda s: s.name)
+def test_client_hangs_up(direction, state):
+    conv = reach(direction, state)
+    had_transfer = conv.transfer is not None
+    recording = state is T.VOICEMAIL_RECORDING
+    actions = conv.handle(LegHungUp(CLIENT))
+    assert_ended(conv, actions)
+    assert actions[-1].reason == "client_hung_up"
+    assert len([a for a in actions if isinstance(a, RecordOutcome)]) == int(had_transfer)
+    assert (StopRecording(CLIENT) in actions) == recording
+    for leg in conv.legs.values():
+        if leg.role.value in ("target", "recall") and leg.state is LegState.CANCELLING:
+            assert CancelLeg(leg.id) in actions
+
+
+@pytest.mark.parametrize("degraded", [False, True], ids=["first", "second"])
+@pytest.mark.parametrize("state", list(STATES), ids=lambda s: s.name)
+def test_media_failure(direction, state, degraded):
+    conv = reach(direction, state, degraded=degraded)
+    had_transfer = conv.transfer is not None
+    actions = conv.handle(MediaFailed(CLIENT, "play media", "error"))
+    if degraded or state not in A_PRESENT | {C.BRIDGED}:
+        assert_ended(conv, actions)
+        assert actions[-1].reason == "media_failure"
+    elif state is C.BRIDGED:
+        assert conv.state is C.BRIDGED
+    else:
+        assert conv.state is C.TALKING and conv.transferor_leg == A
+    assert len([a for a in actions if isinstance(a, RecordOutcome)]) == int(had_transfer)
+
+
+@pytest.mark.parametrize("state", [s for s in STATES if s is not C.TALKING], ids=lambda s: s.name)
+def test_transfer_request_is_refused(direction, state):
+    conv = reach(direction, state)
+    before = {k: v for k, v in conv.to_dict().items() if k != "version"}
+    actions = conv.handle(TransferRequested("202", TransferTrigger.REFER))
+    assert len(actions) == 1 and isinstance(actions[0], TransferRefused)
+    assert {k: v for k, v in conv.to_dict().items() if k != "version"} == before
