@@ -67,6 +67,8 @@ class Callbacks:
         missing = [name for name in ROUTE_PARAMS if name not in params]
         if missing:
             raise JsonRpcError(JsonRpcError.INVALID_PARAMS, f"missing params: {', '.join(missing)}")
+        if params.get("xfer_leg"):
+            return await self.route_transfer_leg(str(params["xfer_leg"]), str(params["call_id"]))
         try:
             facts = InviteFacts(
                 call_id=str(params["call_id"]), source_ip=str(params["source_ip"]),
@@ -99,6 +101,17 @@ class Callbacks:
             "targets": [t.uri for t in decision.targets], "created_ms": now_ms(),
         }))
         return decision.to_jsonrpc_result()
+
+    async def route_transfer_leg(self, leg_id: str, call_id: str) -> dict[str, Any]:
+        """The INVITE of a leg the controller originated (through Kamailio): its targets were resolved
+        when the transfer was requested, so this is a lookup, not a decision."""
+        leg = await self.store.get_leg(leg_id)
+        if leg is None or leg["call_id"] != call_id:
+            self.metrics.calls.labels("transfer", "rejected_unknown_leg").inc()
+            log.warning("INVITE for unknown transfer leg %s (call %s) refused", leg_id, call_id)
+            return RouteRejection(404, "Not Found", "unknown_transfer_leg").to_jsonrpc_result()
+        return {"action": "route", "conversation": leg["conversation"], "tenant": "", "direction": "transfer",
+                "targets": leg["targets"], "from_user": "", "origin": f"transfer-leg:{leg_id}"}
 
     async def _record(self, write: Awaitable[None]) -> None:
         # Redis away must not cost the caller the call: route anyway, count and log loudly

@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"{args.config}: invalid configuration\n{exc}", file=sys.stderr)
         return 1
-    serve(config)
+    serve(config, args.cache_dir)
     return 0
 
 
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run the controller service")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_RUN_DIR / "cache",
+                   help="where generated prompts and converted audio are kept")
     p.set_defaults(func=cmd_serve)
 
     for name, func, help_text in (("stack", cmd_stack, "run the local stack until Ctrl-C"),

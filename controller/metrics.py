@@ -26,6 +26,12 @@ class Metrics:
         self.errors = Counter("xfer_errors_total", "Errors by component", ["component"], registry=r)
         self.dtmf_digits = Counter("xfer_dtmf_digits_total", "DTMF digits accepted after de-duplication",
                                    registry=r)
+        self.transfers = Counter("xfer_transfers_total", "Transfer outcomes (completed, returned, failed...)",
+                                 ["outcome"], registry=r)
+        self.transfers_started = Counter("xfer_transfers_started_total", "Transfers requested", registry=r)
+        self.dtmf_to_invite = Histogram("xfer_dtmf_to_target_invite_seconds",
+                                        "From the digit that completed the number to B's INVITE being sent",
+                                        buckets=LATENCY_BUCKETS, registry=r)
         self.rtpengine_rtt = Histogram("xfer_rtpengine_rtt_seconds", "rtpengine ng round trip", ["command"],
                                        buckets=LATENCY_BUCKETS, registry=r)
 

@@ -17,15 +17,20 @@ from controller.codecs.jsonrpc import JsonRpcError, Notification, parse_message
 from controller.logs import call_logger
 from controller.metrics import Metrics
 from controller.store import ConversationStore, now_ms
+from controller.transfers import TransferEngine
 
 log = logging.getLogger(__name__)
 
 CLAIM_INTERVAL_S = 30.0
-ENDING = {"call.failed": "call.failed", "call.ended": "call.ended", "call.rejected": "call.rejected"}
+ENDING = ("call.failed", "call.ended", "call.rejected")
+# leg.ringing: a leg the controller originated rings; leg.hungup: Kamailio absorbed the transferor's BYE
+KNOWN = (*ENDING, "call.answered", "leg.ringing", "leg.hungup")
 
 
 class NotificationConsumer:
-    def __init__(self, store: ConversationStore, metrics: Metrics, consumer: str):
+    def __init__(self, store: ConversationStore, metrics: Metrics, consumer: str,
+                 engine: TransferEngine | None = None):
+        self.engine = engine
         self.store = store
         self.metrics = metrics
         self.consumer = consumer
@@ -81,32 +86,50 @@ class NotificationConsumer:
         await self.store.ack_inbound(done)
 
     async def apply(self, method: str, params: dict[str, Any]) -> None:
-        self.metrics.notifications.labels(method if method in (*ENDING, "call.answered") else "other").inc()
+        self.metrics.notifications.labels(method if method in KNOWN else "other").inc()
+        if method not in KNOWN:
+            log.warning("ignoring unknown notification %s for %s", method, params.get("call_id"))
+            return
         call_id = str(params.get("call_id", ""))
         conversation = await self.store.conversation_for_call(call_id) or ""
-        clog = call_logger(log, conversation or "-")
-        fields = {"call_id": call_id, "code": params.get("code"), "reason": params.get("reason", ""),
-                  "cause": params.get("cause", "")}
+        if not conversation:
+            # the controller never routed it (it was down at the time): keep the record anyway
+            await self.store.append_event(method, "", _event_fields(call_id, params))
+            return
+        current = await self.store.get_conversation(conversation)
+        if current.get("call_id") == call_id:
+            await self._apply_to_conversation(conversation, current, method, params)
+        elif self.engine is not None:
+            # a leg the controller originated (a transfer target): only the state machine cares
+            await self.engine.on_notification(conversation, method, params)
+
+    async def _apply_to_conversation(self, conversation: str, current: dict[str, str], method: str,
+                                     params: dict[str, Any]) -> None:
+        call_id = current["call_id"]
+        clog = call_logger(log, conversation)
+        fields = _event_fields(call_id, params)
         if method == "call.answered":
             clog.info("call %s answered", call_id)
-            if conversation:
-                await self.store.update_conversation(
-                    conversation, {"state": "answered", "answered_ms": now_ms(), "to_tag": params.get("to_tag", "")},
-                    event="call.answered", event_fields=fields)
+            to_tag = str(params.get("to_tag", ""))
+            await self.store.update_conversation(conversation, {"state": "answered", "answered_ms": now_ms(),
+                                                                "to_tag": to_tag},
+                                                 event="call.answered", event_fields=fields)
+            if self.engine is not None:
+                await self.engine.start_conversation(conversation, current, to_tag)
             return
+        if self.engine is not None:
+            await self.engine.on_notification(conversation, method, params)
         if method in ENDING:
             clog.info("call %s %s (%s %s %s)", call_id, method.split(".")[1], fields["code"], fields["reason"],
                       fields["cause"])
-            if not conversation:
-                # no conversation: the controller never routed it (controller down at the time)
-                await self.store.append_event(method, "", fields)
-                return
-            current = await self.store.get_conversation(conversation)
             ended = now_ms()
             fields["ended_ms"] = ended
             if current.get("answered_ms"):
                 fields["duration_ms"] = ended - int(current["answered_ms"])
             self.metrics.calls.labels(current.get("direction", "unknown"), method.split(".")[1]).inc()
             await self.store.end_conversation(conversation, call_id, fields, event=method)
-            return
-        log.warning("ignoring unknown notification %s for %s", method, call_id)
+
+
+def _event_fields(call_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"call_id": call_id, "code": params.get("code"), "reason": params.get("reason", ""),
+            "cause": params.get("cause", "")}

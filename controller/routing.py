@@ -95,6 +95,38 @@ def extension_target(tenant: Tenant, extension: str) -> Target:
     return Target(f"sip:{extension}@{tenant.domain}", lookup=True)
 
 
+@dataclass(frozen=True)
+class NumberTargets:
+    """What a number dialled by an employee (to call, or to transfer to) rings."""
+
+    kind: Literal["extension", "department", "sip_uri", "trunk"]
+    targets: tuple[Target, ...]
+    origin: str
+
+
+def targets_for_number(config: Config, tenant: Tenant, dialled: str, *,
+                       exclude: str | None = None) -> NumberTargets | None:
+    """Resolve a number within a tenant; None when it is unknown. `exclude` (the caller's own
+    extension) is never rung, so calling or transferring to yourself yields no targets."""
+    # Config validation keeps extension, department and alias numbers disjoint, so order only
+    # matters against phone numbers: a configured short number wins.
+    if dialled in tenant.extensions:
+        targets = () if dialled == exclude else (extension_target(tenant, dialled),)
+        return NumberTargets("extension", targets, f"extension:{dialled}")
+    department = tenant.department_by_number(dialled)
+    if department is not None:
+        dept_id, dept = department
+        targets = tuple(extension_target(tenant, m) for m in dept.members if m != exclude)
+        return NumberTargets("department", targets, f"department:{dept_id}")
+    if dialled in tenant.sip_aliases:
+        return NumberTargets("sip_uri", (Target(tenant.sip_aliases[dialled], lookup=False),), f"alias:{dialled}")
+    if PHONE_NUMBER_RE.fullmatch(dialled):
+        trunk = config.trunks[tenant.outbound_trunk]
+        uri = f"sip:{dialled}@{trunk.hostport}" + (";transport=tcp" if trunk.transport == "tcp" else "")
+        return NumberTargets("trunk", (Target(uri, lookup=False),), f"trunk:{tenant.outbound_trunk}")
+    return None
+
+
 def decide_route(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
     if config.trunk_for_source(facts.source_ip, facts.source_port) is not None:
         return _incoming(config, facts)
@@ -137,36 +169,19 @@ def _from_employee(config: Config, facts: InviteFacts) -> RouteDecision | RouteR
         return UNKNOWN_CALLER
     tenant_id, tenant = found
     caller, dialled = facts.from_user, facts.ruri_user
-    direction: Direction = "outgoing"
-    client: str | None = dialled
-    from_user: str | None = tenant.company_number  # an employee calling out shows the company number
-
-    # Config validation keeps extension, department and alias numbers disjoint, so order only
-    # matters against phone numbers: a configured short number wins.
-    department = tenant.department_by_number(dialled)
-    if dialled in tenant.extensions:
-        if dialled == caller:
-            return SELF_CALL
-        direction, client, from_user = "internal", None, None
-        targets: tuple[Target, ...] = (extension_target(tenant, dialled),)
-        origin = f"extension:{dialled}"
-    elif department is not None:
-        dept_id, dept = department
-        targets = tuple(extension_target(tenant, member) for member in dept.members if member != caller)
-        if not targets:
-            return SELF_CALL  # the caller is the department's only member
-        direction, client, from_user = "internal", None, None
-        origin = f"department:{dept_id}"
-    elif dialled in tenant.sip_aliases:
-        targets = (Target(tenant.sip_aliases[dialled], lookup=False),)
-        origin = f"alias:{dialled}"
-    elif PHONE_NUMBER_RE.fullmatch(dialled):
-        trunk = config.trunks[tenant.outbound_trunk]
-        uri = f"sip:{dialled}@{trunk.hostport}" + (";transport=tcp" if trunk.transport == "tcp" else "")
-        targets = (Target(uri, lookup=False),)
-        origin = f"trunk:{tenant.outbound_trunk}"
-    else:
+    found_targets = targets_for_number(config, tenant, dialled, exclude=caller)
+    if found_targets is None:
         return UNKNOWN_NUMBER
+    if not found_targets.targets:
+        return SELF_CALL  # the caller dialled themself (or is their department's only member)
+    targets, origin = found_targets.targets, found_targets.origin
+    if found_targets.kind in ("extension", "department"):
+        direction: Direction = "internal"
+        client: str | None = None
+        from_user: str | None = None
+    else:
+        # an employee calling out shows the company number
+        direction, client, from_user = "outgoing", dialled, tenant.company_number
     return RouteDecision(
         conversation_id=facts.conversation_id,
         tenant_id=tenant_id,

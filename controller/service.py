@@ -5,7 +5,8 @@ HTTP endpoints (on node.controller):
   GET  /health   liveness: the service answers (no dependency probes, so it is cheap and certain)
   GET  /ready    readiness: Redis and rtpengine probed, 503 when one is unavailable
   GET  /metrics  Prometheus metrics
-Background: the Kamailio notification consumer (Redis stream) and the rtpengine DTMF listener.
+Background: the Kamailio notification consumer (Redis stream), the rtpengine DTMF listener and the
+timer loop (deadlines in Redis), all feeding the transfer engine.
 """
 
 from __future__ import annotations
@@ -14,23 +15,32 @@ import asyncio
 import json
 import logging
 import socket
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
 
 from controller.adapters.dtmf import DtmfEvent, start_dtmf_listener
+from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.rtpengine_ng import RtpengineNg
 from controller.callbacks import Callbacks
 from controller.config import Config
 from controller.logs import call_logger
+from controller.media_executor import MediaExecutor
 from controller.metrics import Metrics
 from controller.notifications import NotificationConsumer
+from controller.prompts import PromptLibrary
+from controller.sip_executor import SipExecutor
 from controller.store import ConversationStore
+from controller.timers import TimerLoop, TimerStore
+from controller.transfers import TransferEngine
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = web.AppKey("config", Config)
+CACHE_DIR_KEY = web.AppKey("cache_dir", Path)
 STATE_KEY = web.AppKey("state", dict)
 
 
@@ -43,9 +53,10 @@ def registrar_entries(config: Config) -> dict[str, str]:
     return entries
 
 
-def build_app(config: Config) -> web.Application:
+def build_app(config: Config, cache_dir: Path) -> web.Application:
     app = web.Application(client_max_size=256 * 1024)
     app[CONFIG_KEY] = config
+    app[CACHE_DIR_KEY] = cache_dir
     app[STATE_KEY] = {}
     app.router.add_post("/rpc", handle_rpc)
     app.router.add_get("/health", handle_health)
@@ -76,18 +87,37 @@ async def on_startup(app: web.Application) -> None:
                      on_rtt=lambda cmd, s: metrics.rtpengine_rtt.labels(cmd).observe(s))
     await ng.start()
 
+    rpc_base = f"http://{node.kamailio_rpc.address}:{node.kamailio_rpc.port}"
+    kamailio = KamailioRpc(rpc_base + "/RPC")
+    kamailio_xfer = KamailioRpc(rpc_base + "/xfer")
+    timers = TimerStore(redis)
+    engine = TransferEngine(
+        config, store, MediaExecutor(ng, PromptLibrary(app[CACHE_DIR_KEY] / "prompts")),
+        SipExecutor(kamailio, kamailio_xfer, store, f"{node.sip.address}:{node.sip.port}"), timers, metrics)
+    background: set[asyncio.Task[None]] = set()
+
+    async def digit_to_engine(event: DtmfEvent) -> None:
+        conversation = await store.conversation_for_call(event.call_id)
+        if conversation:
+            await engine.on_digit(conversation, event.source_tag, event.digit)
+
     def on_digit(event: DtmfEvent) -> None:
         metrics.dtmf_digits.inc()
-        # the transfer engine consumes digits here once hotkey transfers land
         call_logger(log, event.call_id).info("DTMF %r from tag %s", event.digit, event.source_tag)
+        task = asyncio.create_task(digit_to_engine(event))
+        background.add(task)  # keep a reference until done; log what it raised
+        task.add_done_callback(_finished(background, "DTMF"))
 
     dtmf_transport, _ = await start_dtmf_listener(
         (node.dtmf.address, node.dtmf.port), on_digit,
         on_malformed=lambda data, why: metrics.errors.labels("dtmf_malformed").inc())
 
-    consumer = NotificationConsumer(store, metrics, consumer=f"{socket.gethostname()}-{node.name}")
+    consumer = NotificationConsumer(store, metrics, consumer=f"{socket.gethostname()}-{node.name}", engine=engine)
     consumer.start()
+    timer_loop = TimerLoop(timers, engine.on_timer)
+    timer_loop.start()
     state.update(metrics=metrics, redis=redis, store=store, ng=ng, dtmf=dtmf_transport, consumer=consumer,
+                 timer_loop=timer_loop, kamailio=kamailio, kamailio_xfer=kamailio_xfer, background=background,
                  callbacks=Callbacks(config, store, metrics))
     log.info("controller %s ready on %s:%s", node.name, node.controller.address, node.controller.port)
 
@@ -97,6 +127,13 @@ async def on_cleanup(app: web.Application) -> None:
     state = app[STATE_KEY]
     if "consumer" in state:
         await state["consumer"].stop()
+    if "timer_loop" in state:
+        await state["timer_loop"].stop()
+    for task in list(state.get("background", ())):
+        task.cancel()
+    for name in ("kamailio", "kamailio_xfer"):
+        if name in state:
+            await state[name].aclose()
     if "dtmf" in state:
         state["dtmf"].close()
     if "ng" in state:
@@ -136,7 +173,15 @@ async def handle_metrics(request: web.Request) -> web.Response:
     return web.Response(body=metrics.render(), content_type="text/plain")
 
 
-def serve(config: Config) -> None:
+def _finished(tasks: set[asyncio.Task[None]], what: str) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s handling failed", what, exc_info=task.exception())
+    return done
+
+
+def serve(config: Config, cache_dir: Path) -> None:
     """Run until SIGINT/SIGTERM; aiohttp then runs on_cleanup (a clean shutdown)."""
-    web.run_app(build_app(config), host=config.node.controller.address, port=config.node.controller.port,
+    web.run_app(build_app(config, cache_dir), host=config.node.controller.address, port=config.node.controller.port,
                 access_log=None, print=None, shutdown_timeout=5)

@@ -55,7 +55,9 @@ class SippParty:
         ]
         if self.service:
             argv += ["-s", self.service]
-        for key, value in self.keys.items():
+        # scenarios put [rtp_port] in their SDP: SIPp's own media port unless a test's RTP party
+        # carries this party's media
+        for key, value in ({"rtp_port": self.media_port} | self.keys).items():
             argv += ["-key", key, str(value)]
         if self.rtp_echo:
             argv.append("-rtp_echo")
@@ -121,6 +123,18 @@ class SippParty:
 
     def received_requests(self) -> list[str]:
         return [line.split()[0] for line in self.received() if not line.startswith("SIP/2.0")]
+
+    def received_sdp_media(self, first_line_prefix: str) -> tuple[str, int]:
+        """(address, port) of the audio in the last SDP this party received in a message whose first
+        line starts with `first_line_prefix` (e.g. "INVITE" or "SIP/2.0 200"): where it must send RTP."""
+        for direction, lines in reversed(self._blocks()):
+            if "message received" not in direction or not lines[0].startswith(first_line_prefix):
+                continue
+            address = next((ln.split()[-1] for ln in lines if ln.startswith("c=IN IP4")), None)
+            port = next((int(ln.split()[1]) for ln in lines if ln.startswith("m=audio")), None)
+            if address and port:
+                return address, port
+        raise LookupError(f"{self.name} received no {first_line_prefix} with SDP")
 
     def received_header(self, method: str, header: str) -> list[str]:
         """Values of a header in the requests of one method this party received."""

@@ -72,6 +72,7 @@ class StackOptions:
     kamailio_children: int = 4
     kamailio_shm_mb: int = 256
     baseline_hostport: str = "127.0.0.1:5080"
+    controller_log_level: str = "INFO"
 
 
 class LocalStack:
@@ -171,6 +172,7 @@ class LocalStack:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = self._spawn("controller", [
             sys.executable, "-m", "controller.cli", "serve", "--config", str(self.config_path),
+            "--cache-dir", str(self.run_dir.parent / "cache"), "--log-level", self.options.controller_log_level,
         ], env=env)
         url = self.controller_url + "/health"
         proc.wait_healthy(lambda: httpx.get(url, timeout=0.5).status_code == 200, timeout=20)

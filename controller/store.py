@@ -6,6 +6,7 @@ Key schema (every per-call key expires; see docs/ARCHITECTURE.md):
   xfer:events                stream the record of every call outcome   trimmed by length, never per call
   xfer:kamailio              stream notifications from Kamailio        consumer group "controllers"
   xfer:registrar             hash   user@domain -> digest password     replaced whole at start-up
+  xfer:leg:{leg}             hash   a leg the controller originates     TTL max call length
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ EVENTS_STREAM = "xfer:events"
 INBOUND_STREAM = "xfer:kamailio"
 INBOUND_GROUP = "controllers"
 REGISTRAR_KEY = "xfer:registrar"
+LEG_KEY = "xfer:leg:{}"
 
 
 def now_ms() -> int:
@@ -62,6 +64,23 @@ class ConversationStore:
             pipe.set(CALL_KEY.format(call_id), conversation_id, ex=self.max_call_s)
             self._xadd(pipe, "call.started", conversation_id, mapping)
             await pipe.execute()
+
+    async def save_leg(self, leg_id: str, conversation_id: str, call_id: str, targets: list[dict[str, Any]]) -> None:
+        """A leg about to be originated: Kamailio's callback for its INVITE reads the targets back."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(LEG_KEY.format(leg_id), mapping={"conversation": conversation_id, "call_id": call_id,
+                                                       "targets": json.dumps(targets)})
+            pipe.expire(LEG_KEY.format(leg_id), self.max_call_s)
+            pipe.set(CALL_KEY.format(call_id), conversation_id, ex=self.max_call_s)
+            await pipe.execute()
+
+    async def get_leg(self, leg_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hgetall(LEG_KEY.format(leg_id))
+        if not raw:
+            return None
+        leg = {_text(k): _text(v) for k, v in raw.items()}
+        leg["targets"] = json.loads(leg.get("targets", "[]"))
+        return leg
 
     async def conversation_for_call(self, call_id: str) -> str | None:
         value = await self.redis.get(CALL_KEY.format(call_id))

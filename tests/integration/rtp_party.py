@@ -11,6 +11,8 @@ import threading
 import time
 
 PCMA = 8
+TELEPHONE_EVENT = 101
+DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
 SILENCE_PCMA = 0xD5  # A-law encoding of zero amplitude
 
 
@@ -27,6 +29,7 @@ class RtpParty:
         self._seq = random.randint(0, 60000)
         self._ts = random.randint(0, 1 << 30)
         self._ssrc = random.getrandbits(32)
+        self._destination: tuple[str, int] = ("127.0.0.1", 9)
         self._running = True
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._receive, daemon=True)
@@ -39,13 +42,32 @@ class RtpParty:
                 f"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n")
 
     def send(self, destination: tuple[str, int], packets: int = 10) -> None:
+        self._destination = destination
         payload = bytes([self.marker]) * 160
         for _ in range(packets):
-            header = struct.pack("!BBHII", 0x80, PCMA, self._seq & 0xFFFF, self._ts & 0xFFFFFFFF, self._ssrc)
-            self.sock.sendto(header + payload, destination)
-            self._seq += 1
+            self._send(PCMA, self._ts, payload)
             self._ts += 160
             time.sleep(0.02)
+
+    def send_dtmf(self, destination: tuple[str, int], digits: str, gap_s: float = 0.25) -> None:
+        self._destination = destination
+        """RFC 4733 telephone-events: 8 packets of 20 ms per digit (one timestamp, growing duration,
+        marker on the first), then three end packets; audio keeps flowing between digits."""
+        for digit in digits:
+            event, start_ts = DTMF_EVENTS[digit], self._ts
+            for i in range(8):
+                self._send(TELEPHONE_EVENT, start_ts, struct.pack("!BBH", event, 10, 160 * (i + 1)), marker=i == 0)
+                time.sleep(0.02)
+            for _ in range(3):
+                self._send(TELEPHONE_EVENT, start_ts, struct.pack("!BBH", event, 0x80 | 10, 160 * 8))
+            self._ts += 160 * 8
+            self.send(destination, max(1, int(gap_s / 0.02)))
+
+    def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool = False) -> None:
+        header = struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | payload_type, self._seq & 0xFFFF,
+                             timestamp & 0xFFFFFFFF, self._ssrc)
+        self.sock.sendto(header + payload, self._destination)
+        self._seq += 1
 
     def reset(self) -> None:
         with self._lock:

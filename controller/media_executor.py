@@ -1,0 +1,114 @@
+"""Carry out the state machine's media actions in rtpengine (the conversation is one ng call).
+
+Leg ids are rtpengine tags: the client's and the transferor's SIP tags, and the leg ids the machine
+gives the legs it originates (Kamailio offers those with `to-tag=<leg id>`). What the parties hear is
+changed only by re-pairing tags, playing media to a tag, and blocking a tag's media; see
+tests/integration/test_rtpengine_media_moves.py for the rtpengine behaviour this relies on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from controller.adapters.rtpengine_ng import RtpengineNg
+from controller.core import (
+    Action,
+    BlockDtmf,
+    BlockMedia,
+    BridgeMedia,
+    PlayHoldMusic,
+    PlayPrompt,
+    PlayRingback,
+    StartConference,
+    StopMedia,
+    UnblockDtmf,
+    UnblockMedia,
+)
+from controller.errors import RtpengineError
+from controller.leg_sip import leg_media
+from controller.prompts import Prompt, PromptLibrary
+from controller.tenant_settings import prompt_source
+
+log = logging.getLogger(__name__)
+
+LOOP_FOREVER = 10_000  # rtpengine's repeat-times for music and ringback; stopped explicitly
+
+
+class MediaUnsupported(RuntimeError):
+    """An action this rtpengine cannot do (three-way mixing needs rtpengine mr26.1's `mesh`)."""
+
+
+@dataclass(frozen=True)
+class PromptStarted:
+    """A prompt is playing; the service reports PromptFinished after `seconds`."""
+
+    leg: str
+    prompt: str
+    seconds: float
+
+
+class MediaExecutor:
+    def __init__(self, ng: RtpengineNg, prompts: PromptLibrary):
+        self.ng = ng
+        self.prompts = prompts
+
+    def prompt(self, name: str) -> Prompt:
+        kind, detail, voice = prompt_source(name)
+        if kind == "file":
+            return self.prompts.tenant_file(detail)  # type: ignore[arg-type]
+        if kind == "tts":
+            return self.prompts.speech(detail, voice or "en")
+        return self.prompts.system(detail)
+
+    async def execute(self, call_id: str, action: Action) -> PromptStarted | None:
+        """Raises RtpengineError / PromptError / MediaUnsupported; the caller turns them into MediaFailed."""
+        ng = self.ng
+        match action:
+            case PlayHoldMusic(leg=leg, music=music):
+                name = music if ":" in music else f"system:{music}"
+                await ng.play_media(call_id, leg, str(self.prompt(name).path), repeat_times=LOOP_FOREVER)
+            case PlayRingback(leg=leg):
+                await ng.play_media(call_id, leg, str(self.prompts.system("ringback").path), repeat_times=LOOP_FOREVER)
+            case PlayPrompt(leg=leg, prompt=name):
+                prompt = self.prompt(name)
+                await ng.play_media(call_id, leg, str(prompt.path), repeat_times=1)
+                return PromptStarted(leg, name, prompt.seconds)
+            case StopMedia(leg=leg):
+                await self._stop_media(call_id, leg)
+            case BlockMedia(from_leg=source):
+                # rtpengine 10.5 blocks everything a tag sends; its partner is the one who stops hearing it
+                await ng.block_media(call_id, source)
+            case UnblockMedia(from_leg=source):
+                await ng.unblock_media(call_id, source)
+            case BlockDtmf(leg=leg):
+                await ng.request("block DTMF", call_id=call_id, from_tag=leg)
+            case UnblockDtmf(leg=leg):
+                await ng.request("unblock DTMF", call_id=call_id, from_tag=leg)
+            case BridgeMedia(leg_a=a, leg_b=b):
+                await self.bridge(call_id, a, b)
+            case StartConference():
+                raise MediaUnsupported("rtpengine 10.5 cannot mix a three-way conference")
+            case _:
+                raise TypeError(f"not a media action: {action!r}")
+        return None
+
+    async def bridge(self, call_id: str, a: str, b: str) -> None:
+        """Re-pair a and b: an offer/answer between their tags with SDPs of their real endpoints.
+        A tag keeps sending to its old port and rtpengine follows the new pairing; the previous
+        partners are no longer paired with them, so any block on a or b is lifted."""
+        query = await self.ng.query(call_id)
+        sdp_a, sdp_b = leg_media(query, a).sdp(), leg_media(query, b).sdp()
+        await self.ng.offer(call_id, a, sdp_a, to_tag=b)
+        await self.ng.answer(call_id, a, b, sdp_b)
+        for tag in (a, b):
+            await self.ng.unblock_media(call_id, tag)
+
+    async def _stop_media(self, call_id: str, leg: str) -> None:
+        try:
+            await self.ng.stop_media(call_id, leg)
+        except RtpengineError as exc:
+            # nothing playing any more (a prompt that ended by itself) is what we wanted
+            if "not" not in (exc.error_reason or "").lower():
+                raise
+            log.debug("stop media on %s: %s", leg, exc.error_reason)

@@ -1,0 +1,72 @@
+"""Carry out the state machine's SIP actions through Kamailio's JSON-RPC.
+
+- A leg the controller originates is an INVITE from `tm.t_uac_start` whose next hop is Kamailio
+  itself: it is routed (registrar, trunks), anchored (into the conversation's rtpengine call, by the
+  htable entry `leg:<call-id>`) and dialog-tracked like any call.
+- CANCEL is `tm.cancel` on that INVITE's transaction; BYE to one side of a dialog is our own
+  `dlg.bye_side` method (Kamailio's dlg.end_dlg always BYEs both sides).
+- While a transfer runs, `transferor:<call-id>` makes Kamailio absorb the transferor's BYE: the
+  client's dialog goes on, with the controller acting for the transferor (RFC 3261 15: a BYE ends
+  only the dialog of its sender).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from controller.adapters.kamailio_rpc import KamailioRpc
+from controller.errors import KamailioRpcError
+from controller.leg_sip import build_originate
+from controller.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+
+class SipExecutor:
+    def __init__(self, rpc: KamailioRpc, xfer_rpc: KamailioRpc, store: ConversationStore, proxy_hostport: str):
+        self.rpc = rpc
+        self.xfer_rpc = xfer_rpc
+        self.store = store
+        self.proxy = proxy_hostport
+
+    async def originate(self, *, conversation_id: str, leg_id: str, targets: list[dict[str, Any]],
+                        target_user: str, domain: str, caller_id: str, sdp: str, ng_flags: str) -> str:
+        """INVITE a new leg; returns its SIP Call-ID. Its progress comes back as notifications."""
+        request = build_originate(leg_id=leg_id, target_user=target_user, domain=domain, caller_id=caller_id,
+                                  proxy=self.proxy, sdp=sdp)
+        await self.store.save_leg(leg_id, conversation_id, request.call_id, targets)
+        await self.rpc.call("htable.sets", "xfer", f"leg:{request.call_id}", ng_flags)
+        await self.rpc.call("tm.t_uac_start", *request.rpc_params())
+        return request.call_id
+
+    async def cancel(self, call_id: str) -> None:
+        try:
+            await self.rpc.call("tm.cancel", call_id, "1")
+        except KamailioRpcError as exc:
+            # the INVITE already got its final response: the machine will see that response
+            log.info("CANCEL of %s not sent: %s", call_id, exc)
+
+    async def bye(self, call_id: str, from_tag: str, to_tag: str, side: str) -> None:
+        try:
+            await self.xfer_rpc.call("dlg.bye_side", call_id, from_tag, to_tag, side)
+        except KamailioRpcError as exc:
+            if exc.code == 404:
+                log.info("BYE on %s not sent: the dialog has already ended", call_id)
+                return
+            raise
+
+    async def set_transferor(self, call_id: str, tag: str | None) -> None:
+        if tag:
+            await self.rpc.call("htable.sets", "xfer", f"transferor:{call_id}", tag)
+        else:
+            await self._forget(f"transferor:{call_id}")
+
+    async def forget_leg(self, call_id: str) -> None:
+        await self._forget(f"leg:{call_id}")
+
+    async def _forget(self, key: str) -> None:
+        try:
+            await self.rpc.call("htable.delete", "xfer", key)
+        except KamailioRpcError as exc:
+            log.debug("htable.delete %s: %s", key, exc)

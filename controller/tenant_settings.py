@@ -1,0 +1,71 @@
+"""Map a tenant's configuration onto the state machine's settings snapshot (pure).
+
+Prompt and music names the machine passes around are opaque strings; we encode where the audio comes
+from in them, and `prompt_source()` decodes them when the service plays one:
+  system:<name>            a system tone or announcement (controller.prompts)
+  tts:<voice>:<text>       the tenant's text, spoken by espeak-ng
+  file:<path>              the tenant's own audio file
+"""
+
+from __future__ import annotations
+
+from controller.config import Config, Prompt, Tenant, TransferRule
+from controller.core import FallbackPolicy, Prompts, Settings, TalkOptions
+
+
+def prompt_name(prompt: Prompt, system_name: str) -> str:
+    if prompt.source == "file" and prompt.file is not None:
+        return f"file:{prompt.file}"
+    if prompt.source == "tts" and prompt.text:
+        return f"tts:{prompt.voice}:{prompt.text}"
+    return f"system:{system_name}"
+
+
+def prompt_source(name: str) -> tuple[str, str, str]:
+    """(kind, detail, voice) of a prompt name: ("system", name, ""), ("tts", text, voice), ("file", path, "")."""
+    kind, _, rest = name.partition(":")
+    if kind == "tts":
+        voice, _, text = rest.partition(":")
+        return "tts", text, voice
+    if kind in ("file", "system"):
+        return kind, rest, ""
+    return "system", name, ""  # a bare name from the machine's defaults
+
+
+def _fallback(rule: TransferRule) -> FallbackPolicy:
+    warn = rule.on_failure == "return_to_transferor"
+    return FallbackPolicy(
+        rule=rule.on_failure,
+        return_to_origin=rule.return_to_origin,
+        warn_transferor_prompt="system:transfer_failed_warn_transferor" if warn and rule.warn_transferor else None,
+        warn_client_prompt="system:transfer_failed_warn_client" if warn and rule.warn_client else None,
+        transferor_ring_timeout_s=float(rule.no_answer_timeout_s),
+        voicemail_max_s=float(rule.voicemail_max_s),
+    )
+
+
+def settings_for(config: Config, tenant: Tenant, direction: str) -> Settings:
+    """The snapshot a new conversation of `tenant` in `direction` runs with."""
+    rules = tenant.transfer_rules
+    current = rules.incoming if direction == "incoming" else rules.outgoing
+    talk = tenant.talk_options
+    return Settings(
+        talk_options=TalkOptions(transfer=talk.transfer, back=talk.return_, conference=talk.conference),
+        interdigit_timeout_s=talk.interdigit_timeout_ms / 1000,
+        no_answer_timeout_s=float(current.no_answer_timeout_s),
+        caller_id_policy=tenant.caller_id.policy,
+        company_number=tenant.company_number,
+        fallback_incoming=_fallback(rules.incoming),
+        fallback_outgoing=_fallback(rules.outgoing),
+        known_extensions=frozenset(tenant.extensions),
+        hold_music=f"file:{tenant.hold_music}" if tenant.hold_music else "system:default",
+        prompts=Prompts(
+            unknown_number="system:transfer_unknown_number",
+            forbidden="system:transfer_forbidden",
+            transfer_error="system:transfer_error",
+            apology=prompt_name(current.apology, "transfer_apology"),
+            voicemail_greeting=prompt_name(current.voicemail_greeting, "voicemail_greeting"),
+            beep="system:beep",
+        ),
+        max_number_length=talk.max_digits,
+    )

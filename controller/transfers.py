@@ -1,0 +1,347 @@
+"""The transfer engine: feeds facts into a conversation's state machine and carries out its actions.
+
+One event at a time per conversation (an asyncio lock; events from DTMF, Kamailio's notifications and
+timers queue behind it). For each event the machine's snapshot is loaded from Redis, the event is
+handled (pure), the new snapshot is saved, and then the actions run in order. A failed media action
+becomes a MediaFailed event and a resolved number a TargetResolved event, fed back the same way, so
+the machine always decides what happens next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from controller.config import Config
+from controller.core import (
+    Action,
+    CancelLeg,
+    CancelTimer,
+    Conversation,
+    ConversationStarted,
+    DigitPressed,
+    EndConversation,
+    EndLeg,
+    Event,
+    InvalidTransition,
+    LegAnswered,
+    LegFailed,
+    LegHungUp,
+    LegRinging,
+    MediaFailed,
+    OriginateLeg,
+    PromptFinished,
+    RecordOutcome,
+    ResolveTarget,
+    RingTransferor,
+    RouteToOrigin,
+    StartRecording,
+    StartTimer,
+    StopRecording,
+    TargetRejected,
+    TargetResolved,
+    TimerFired,
+    TransferRefused,
+)
+from controller.core.types import RejectReason, TargetKind
+from controller.errors import ControllerError
+from controller.leg_sip import leg_media
+from controller.logs import call_logger
+from controller.media_executor import MediaExecutor, PromptStarted
+from controller.metrics import Metrics
+from controller.prompts import PromptError
+from controller.routing import targets_for_number
+from controller.sip_executor import SipExecutor
+from controller.store import ConversationStore, now_ms
+from controller.tenant_settings import settings_for
+from controller.timers import TimerStore
+
+log = logging.getLogger(__name__)
+
+PROMPT_TIMER = "prompt"  # timers named "prompt|<leg>|<prompt>" report PromptFinished, not TimerFired
+LOOKUP_PREFIX = "lookup:"  # dial strings of targets Kamailio resolves through its registrar
+
+
+@dataclass
+class ConversationIO:
+    """What the I/O side knows about a conversation, beside the machine's snapshot."""
+
+    conversation_id: str
+    tenant_id: str
+    direction: str
+    ng_call_id: str  # the client dialog's SIP Call-ID, also its rtpengine call-id
+    client_tag: str
+    transferor_tag: str
+    client_from_tag: str  # the client dialog's From/To tags, for one-sided BYEs
+    client_to_tag: str
+    started_ms: int = 0
+    legs: dict[str, dict[str, str]] = field(default_factory=dict)  # leg id -> call_id, from_tag, to_tag
+    transfer_started_ms: dict[str, int] = field(default_factory=dict)
+    takeover: bool = False
+
+    @property
+    def client_side(self) -> str:
+        return "caller" if self.client_tag == self.client_from_tag else "callee"
+
+    def side_of(self, tag: str) -> str:
+        return "caller" if tag == self.client_from_tag else "callee"
+
+    def leg_for_call(self, call_id: str) -> str | None:
+        return next((leg for leg, info in self.legs.items() if info.get("call_id") == call_id), None)
+
+
+class TransferEngine:
+    def __init__(self, config: Config, store: ConversationStore, media: MediaExecutor, sip: SipExecutor,
+                 timers: TimerStore, metrics: Metrics):
+        self.config = config
+        self.store = store
+        self.media = media
+        self.sip = sip
+        self.timers = timers
+        self.metrics = metrics
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- intake ------------------------------------------------------------------------------------
+    async def start_conversation(self, conversation_id: str, fields: dict[str, str], to_tag: str) -> None:
+        """The client's call was answered: from now on its talk options are live."""
+        direction = fields.get("direction", "")
+        if direction not in ("incoming", "outgoing"):
+            return  # internal calls have no client to transfer
+        tenant = self.config.tenants.get(fields.get("tenant", ""))
+        if tenant is None:
+            return
+        from_tag = fields.get("from_tag", "")
+        client, transferor = (from_tag, to_tag) if direction == "incoming" else (to_tag, from_tag)
+        io = ConversationIO(conversation_id, fields["tenant"], direction, fields["call_id"], client, transferor,
+                            from_tag, to_tag, started_ms=now_ms())
+        machine = Conversation(conversation_id, settings_for(self.config, tenant, direction))
+        async with self._lock(conversation_id):
+            await self._save(machine, io)
+        await self.feed(conversation_id, ConversationStarted(
+            direction=direction, client_leg=client, transferor_leg=transferor,
+            client_number=fields.get("client_number") or None, transferor_number=fields.get("employee") or None,
+            did=fields.get("did") or None, origin=fields.get("origin") or None))
+
+    async def on_digit(self, conversation_id: str, source_tag: str, digit: str) -> None:
+        await self.feed(conversation_id, DigitPressed(source_tag, digit))
+
+    async def on_notification(self, conversation_id: str, method: str, params: dict[str, Any]) -> None:
+        """A Kamailio notification about a dialog of this conversation."""
+        async with self._lock(conversation_id):
+            loaded = await self._load(conversation_id)
+            if loaded is None:
+                return
+            machine, io = loaded
+            call_id = str(params.get("call_id", ""))
+            leg = io.leg_for_call(call_id)
+            if leg is not None:
+                if method == "call.answered":
+                    # the dialog's tags: what a BYE to this leg needs later
+                    io.legs[leg].update(from_tag=str(params.get("from_tag", "")), to_tag=str(params.get("to_tag", "")))
+                    await self._save(machine, io)
+                event = self._leg_event(leg, method, params)
+            elif call_id == io.ng_call_id:
+                event = self._client_dialog_event(io, method, params)
+            else:
+                event = None
+        if event is not None:
+            await self.feed(conversation_id, event)
+
+    async def on_timer(self, conversation_id: str, name: str) -> None:
+        kind, _, rest = name.partition("|")
+        if kind == PROMPT_TIMER:
+            leg, _, prompt = rest.partition("|")
+            await self.feed(conversation_id, PromptFinished(leg, prompt))
+        else:
+            await self.feed(conversation_id, TimerFired(name))
+
+    # -- the loop ------------------------------------------------------------------------------------
+    async def feed(self, conversation_id: str, event: Event) -> None:
+        pending = [event]
+        async with self._lock(conversation_id):
+            while pending:
+                loaded = await self._load(conversation_id)
+                if loaded is None:
+                    return
+                machine, io = loaded
+                clog = call_logger(log, conversation_id, machine.transfer.id if machine.transfer else None)
+                try:
+                    actions = machine.handle(pending.pop(0))
+                except InvalidTransition as exc:
+                    self.metrics.errors.labels("invalid_transition").inc()
+                    clog.warning("%s", exc)
+                    continue
+                await self._save(machine, io)
+                for action in actions:
+                    clog.info("action %s", action)
+                    follow_up = await self._execute(machine, io, action, clog)
+                    if follow_up is not None:
+                        pending.append(follow_up)
+                await self._sync_takeover(machine, io)
+                await self._save(machine, io)
+
+    async def _execute(self, machine: Conversation, io: ConversationIO, action: Action,
+                       clog: logging.LoggerAdapter) -> Event | None:
+        try:
+            return await self._dispatch(machine, io, action)
+        except (ControllerError, PromptError, OSError, RuntimeError) as exc:
+            self.metrics.errors.labels(type(action).__name__).inc()
+            clog.error("%s failed: %s", type(action).__name__, exc)
+            leg = getattr(action, "leg", None) or getattr(action, "leg_a", None)
+            return MediaFailed(leg=leg, operation=type(action).__name__, detail=str(exc)[:200])
+
+    async def _dispatch(self, machine: Conversation, io: ConversationIO, action: Action) -> Event | None:
+        cid = machine.id
+        match action:
+            case StartTimer(name=name, seconds=seconds):
+                await self.timers.start(cid, name, seconds)
+            case CancelTimer(name=name):
+                await self.timers.cancel(cid, name)
+            case ResolveTarget(transfer_id=transfer_id, number=number):
+                io.transfer_started_ms[transfer_id] = now_ms()
+                return self._resolve(machine, io, transfer_id, number)
+            case OriginateLeg(leg=leg, target=target, target_kind=kind, caller_id=caller_id):
+                await self._originate(machine, io, leg, [target], kind, caller_id)
+            case RingTransferor(leg=leg, number=number, caller_id=caller_id):
+                found = targets_for_number(self.config, self.config.tenants[io.tenant_id], number)
+                if found is None or not found.targets:
+                    return LegFailed(leg, 0)
+                dial = [_dial_string(t.uri, t.lookup) for t in found.targets]
+                await self._originate(machine, io, leg, dial, TargetKind.EXTENSION, caller_id)
+            case CancelLeg(leg=leg):
+                if leg in io.legs:
+                    await self.sip.cancel(io.legs[leg]["call_id"])
+            case EndLeg(leg=leg):
+                await self._end_leg(io, leg)
+            case EndConversation(reason=reason):
+                await self._end_conversation(machine, io, reason)
+            case RecordOutcome():
+                await self._record_outcome(io, action)
+            case TransferRefused(number=number, trigger=trigger, reason=reason):
+                await self.store.append_event("transfer.refused", cid, {
+                    "number": number, "trigger": str(trigger), "reason": reason, "call_id": io.ng_call_id})
+            case RouteToOrigin() | StartRecording() | StopRecording():
+                # fallback routing and voicemail arrive with their own issue; until then a defined end
+                raise ControllerError(f"{type(action).__name__} is not available yet")
+            case _:
+                started = await self.media.execute(io.ng_call_id, action)
+                if isinstance(started, PromptStarted):
+                    await self.timers.start(cid, f"{PROMPT_TIMER}|{started.leg}|{started.prompt}", started.seconds)
+        return None
+
+    # -- actions that need the conversation's I/O context --------------------------------------------
+    def _resolve(self, machine: Conversation, io: ConversationIO, transfer_id: str, number: str) -> Event:
+        tenant = self.config.tenants[io.tenant_id]
+        found = targets_for_number(self.config, tenant, number, exclude=machine.transferor_number)
+        if found is None:
+            return TargetRejected(transfer_id, RejectReason.UNKNOWN_NUMBER)
+        if not found.targets:
+            return TargetRejected(transfer_id, RejectReason.FORBIDDEN)  # A's own extension
+        dial = tuple(_dial_string(t.uri, t.lookup) for t in found.targets)
+        return TargetResolved(transfer_id, dial, TargetKind(found.kind))
+
+    async def _originate(self, machine: Conversation, io: ConversationIO, leg: str, dial: list[str],
+                         kind: TargetKind, caller_id: str) -> None:
+        # B's offer is made from the party B will first talk to: A when A is on the line, else the client
+        anchor = io.transferor_tag if machine.transferor_up else io.client_tag
+        media = leg_media(await self.media.ng.query(io.ng_call_id), anchor)
+        targets = [{"uri": d.removeprefix(LOOKUP_PREFIX), "lookup": int(d.startswith(LOOKUP_PREFIX))} for d in dial]
+        tenant = self.config.tenants[io.tenant_id]
+        target_user = targets[0]["uri"].split(":", 1)[1].split("@", 1)[0]
+        call_id = await self.sip.originate(
+            conversation_id=io.conversation_id, leg_id=leg, targets=targets, target_user=target_user,
+            domain=tenant.domain, caller_id=caller_id, sdp=media.sdp(),
+            ng_flags=f"call-id={io.ng_call_id} from-tag={anchor} to-tag={leg}")
+        io.legs[leg] = {"call_id": call_id, "from_tag": "", "to_tag": "", "kind": str(kind)}
+
+    async def _end_leg(self, io: ConversationIO, leg: str) -> None:
+        if leg in io.legs:
+            info = io.legs[leg]
+            if info.get("to_tag"):
+                await self.sip.bye(info["call_id"], info["from_tag"], info["to_tag"], "callee")
+            return
+        if leg in (io.client_tag, io.transferor_tag):
+            await self.sip.bye(io.ng_call_id, io.client_from_tag, io.client_to_tag, io.side_of(leg))
+
+    async def _end_conversation(self, machine: Conversation, io: ConversationIO, reason: str) -> None:
+        await self.timers.cancel_all(machine.id, list(machine.active_timers))
+        await self.sip.set_transferor(io.ng_call_id, None)
+        io.takeover = False
+        for info in io.legs.values():
+            await self.sip.forget_leg(info["call_id"])
+        try:
+            await self.media.ng.delete(io.ng_call_id)
+        except ControllerError:
+            pass  # Kamailio's dialog:end usually got there first
+        await self.store.update_conversation(machine.id, {"machine_end_reason": reason})
+
+    async def _record_outcome(self, io: ConversationIO, outcome: RecordOutcome) -> None:
+        started = io.transfer_started_ms.pop(outcome.transfer_id, None)
+        fields = {k: (str(v) if v is not None else None) for k, v in asdict(outcome).items()}
+        fields.update(call_id=io.ng_call_id, direction=io.direction, tenant=io.tenant_id)
+        if started:
+            fields["duration_ms"] = now_ms() - started
+        kind = str(outcome.kind)
+        self.metrics.transfers.labels(kind).inc()
+        await self.store.append_event(f"transfer.{kind}", io.conversation_id, fields)
+
+    async def _sync_takeover(self, machine: Conversation, io: ConversationIO) -> None:
+        """Kamailio absorbs A's BYE while a transfer runs, and answers the client's in-dialog requests
+        once A (the other side of the client's SIP dialog) has left a call that goes on."""
+        live = machine.state.value not in ("ended", "new")
+        original_a = machine.legs.get(io.transferor_tag)
+        a_left = original_a is not None and original_a.state.value != "up"
+        want = live and (machine.transfer is not None or a_left)
+        if want != io.takeover:
+            await self.sip.set_transferor(io.ng_call_id, io.transferor_tag if want else None)
+            io.takeover = want
+
+    # -- notifications -> events -----------------------------------------------------------------
+    @staticmethod
+    def _leg_event(leg: str, method: str, params: dict[str, Any]) -> Event | None:
+        if method == "leg.ringing":
+            return LegRinging(leg)
+        if method == "call.answered":
+            return LegAnswered(leg)
+        if method in ("call.failed", "call.rejected"):
+            code = int(params.get("code") or 0)
+            return LegFailed(leg, code if 300 <= code <= 699 else 0)
+        if method == "call.ended":
+            return LegHungUp(leg)
+        return None
+
+    @staticmethod
+    def _client_dialog_event(io: ConversationIO, method: str, params: dict[str, Any]) -> Event | None:
+        if method == "leg.hungup":
+            return LegHungUp(io.transferor_tag)
+        if method == "call.ended":
+            by = str(params.get("by_tag") or "")
+            return LegHungUp(by if by in (io.client_tag, io.transferor_tag) else io.client_tag)
+        return None
+
+    # -- persistence -------------------------------------------------------------------------------
+    def _lock(self, conversation_id: str) -> asyncio.Lock:
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        return lock
+
+    async def _load(self, conversation_id: str) -> tuple[Conversation, ConversationIO] | None:
+        fields = await self.store.get_conversation(conversation_id)
+        if not fields.get("machine") or not fields.get("io"):
+            return None
+        io = ConversationIO(**json.loads(fields["io"]))
+        return Conversation.from_dict(json.loads(fields["machine"])), io
+
+    async def _save(self, machine: Conversation, io: ConversationIO) -> None:
+        await self.store.update_conversation(machine.id, {
+            "machine": json.dumps(machine.to_dict()), "io": json.dumps(asdict(io))})
+        if machine.state.value == "ended":
+            self._locks.pop(machine.id, None)
+
+
+def _dial_string(uri: str, lookup: bool) -> str:
+    return f"{LOOKUP_PREFIX}{uri}" if lookup else uri
