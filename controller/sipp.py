@@ -57,7 +57,8 @@ class SippParty:
             argv += ["-s", self.service]
         # scenarios put [rtp_port] in their SDP: SIPp's own media port unless a test's RTP party
         # carries this party's media
-        for key, value in ({"rtp_port": self.media_port} | self.keys).items():
+        defaults = {"rtp_port": self.media_port, "from_domain": self.local[0]}
+        for key, value in (defaults | self.keys).items():
             argv += ["-key", key, str(value)]
         if self.rtp_echo:
             argv.append("-rtp_echo")

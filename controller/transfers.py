@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -103,6 +104,7 @@ class TransferEngine:
         self.timers = timers
         self.metrics = metrics
         self._locks: dict[str, asyncio.Lock] = {}
+        self._digit_at: dict[str, float] = {}  # when the last digit arrived, for the DTMF-to-INVITE latency
 
     # -- intake ------------------------------------------------------------------------------------
     async def start_conversation(self, conversation_id: str, fields: dict[str, str], to_tag: str) -> None:
@@ -126,6 +128,7 @@ class TransferEngine:
             did=fields.get("did") or None, origin=fields.get("origin") or None))
 
     async def on_digit(self, conversation_id: str, source_tag: str, digit: str) -> None:
+        self._digit_at[conversation_id] = time.perf_counter()
         await self.feed(conversation_id, DigitPressed(source_tag, digit))
 
     async def on_notification(self, conversation_id: str, method: str, params: dict[str, Any]) -> None:
@@ -202,6 +205,7 @@ class TransferEngine:
                 await self.timers.cancel(cid, name)
             case ResolveTarget(transfer_id=transfer_id, number=number):
                 io.transfer_started_ms[transfer_id] = now_ms()
+                self.metrics.transfers_started.inc()
                 return self._resolve(machine, io, transfer_id, number)
             case OriginateLeg(leg=leg, target=target, target_kind=kind, caller_id=caller_id):
                 await self._originate(machine, io, leg, [target], kind, caller_id)
@@ -245,7 +249,10 @@ class TransferEngine:
 
     async def _originate(self, machine: Conversation, io: ConversationIO, leg: str, dial: list[str],
                          kind: TargetKind, caller_id: str) -> None:
-        # B's offer is made from the party B will first talk to: A when A is on the line, else the client
+        # B's leg is offered from a placeholder tag of its own, not from A: pairing A with a B that has
+        # no media yet makes rtpengine drop A's packets, and with them A's `*` while B rings. The
+        # placeholder's SDP is the endpoint of whoever B will talk to first, so B's early media reaches
+        # them; the machine's BridgeMedia re-pairs B properly when B answers.
         anchor = io.transferor_tag if machine.transferor_up else io.client_tag
         media = leg_media(await self.media.ng.query(io.ng_call_id), anchor)
         targets = [{"uri": d.removeprefix(LOOKUP_PREFIX), "lookup": int(d.startswith(LOOKUP_PREFIX))} for d in dial]
@@ -254,8 +261,11 @@ class TransferEngine:
         call_id = await self.sip.originate(
             conversation_id=io.conversation_id, leg_id=leg, targets=targets, target_user=target_user,
             domain=tenant.domain, caller_id=caller_id, sdp=media.sdp(),
-            ng_flags=f"call-id={io.ng_call_id} from-tag={anchor} to-tag={leg}")
+            ng_flags=f"call-id={io.ng_call_id} from-tag={leg}~origin to-tag={leg}")
         io.legs[leg] = {"call_id": call_id, "from_tag": "", "to_tag": "", "kind": str(kind)}
+        started = self._digit_at.pop(io.conversation_id, None)
+        if started is not None:
+            self.metrics.dtmf_to_invite.observe(time.perf_counter() - started)
 
     async def _end_leg(self, io: ConversationIO, leg: str) -> None:
         if leg in io.legs:

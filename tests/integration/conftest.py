@@ -25,6 +25,7 @@ from controller.stack import REPO_ROOT, LocalStack, StackOptions, free_port, wit
 TRUNK_IP = "127.0.0.2"
 PHONES_IP = "127.0.0.3"
 CLIENT_NUMBER = "+79161234567"
+BETA_DID = "+74952220000"
 RUN_ROOT = REPO_ROOT / "run" / "tests"
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,20 @@ def make_test_config() -> dict[str, Any]:
         acme["extensions"][ext]["contact"] = f"sip:{ext}@{PHONES_IP}:{free_port()}"
     # a DID straight to the extension that registers
     acme["dids"]["+74951110002"] = {"extension": "102"}
+    # a second department whose members both have static contacts (first to answer wins)
+    acme["extensions"]["103"] = {"name": "Gleb", "contact": f"sip:103@{PHONES_IP}:{free_port()}"}
+    acme["departments"]["support"] = {"number": "201", "members": ["101", "103"]}
+    # the carrier trunk on a free port: outgoing calls (and transfers to outside numbers) reach a
+    # SIPp party listening there
+    data["trunks"]["carrier"]["port"] = free_port()
+    # a tenant that shows B the client's number (caller-ID policy "client")
+    data["tenants"]["beta"] = {
+        "name": "Beta LLC", "domain": "beta.test", "company_number": "+74952220099", "outbound_trunk": "carrier",
+        "dids": {BETA_DID: {"extension": "300"}},
+        "extensions": {ext: {"name": f"Beta {ext}", "contact": f"sip:{ext}@{PHONES_IP}:{free_port()}"}
+                       for ext in ("300", "301")},
+        "caller_id": {"policy": "client"},
+    }
     return data
 
 
@@ -64,8 +79,13 @@ class Stack:
     def acme(self):
         return self.local.config.tenants["acme"]
 
-    def contact_port(self, ext: str) -> int:
-        return int(self.acme.extensions[ext].contact.rsplit(":", 1)[1])
+    def contact_port(self, ext: str, tenant: str = "acme") -> int:
+        return int(self.local.config.tenants[tenant].extensions[ext].contact.rsplit(":", 1)[1])
+
+    @property
+    def trunk(self) -> tuple[str, int]:
+        trunk = self.local.config.trunks["carrier"]
+        return str(trunk.address), trunk.port
 
     def party(self, name: str, scenario: str, ip: str, port: int | None = None, **kw: Any) -> SippParty:
         unique = f"{name}-{next(_counter)}"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from controller.sipp import SippParty
-from tests.integration.conftest import CLIENT_NUMBER, PHONES_IP, TRUNK_IP, Stack
+from tests.integration.conftest import BETA_DID, CLIENT_NUMBER, PHONES_IP, TRUNK_IP, Stack
 from tests.integration.rtp_party import RtpParty
 
 pytestmark = pytest.mark.integration
@@ -43,11 +43,13 @@ class Person:
 
 def person(stack: Stack, name: str, scenario: str, marker: int, *, ip: str, port: int | None = None,
            pause_ms: int = 0, remote: bool = False, service: str | None = None,
-           caller: str | None = None) -> Person:
+           caller: str | None = None, domain: str | None = None) -> Person:
     voice = RtpParty(name, marker, ip)
     keys = {"rtp_port": str(voice.address[1])}
     if caller:
         keys["from"] = caller
+    if domain:
+        keys["from_domain"] = domain
     party = stack.party(name, scenario, ip, port, pause_ms=pause_ms, keys=keys, service=service,
                         remote=stack.local.sip_hostport if remote else None).start()
     if not remote:
@@ -85,6 +87,61 @@ def exchange(*speakers: Person, packets: int = 15) -> None:
         t.join()
 
 
+def hangs_up(after_ms: int | None) -> str:
+    """The scenario of a phone that answers, and hangs up after `after_ms` (None: waits for a BYE)."""
+    return "employee_answer.xml" if after_ms is None else "employee_answer_then_hangup.xml"
+
+
+def connect(stack: Stack, people: list[Person], direction: str, *, a_leaves_ms: int | None,
+            client_leaves_ms: int | None, tenant: str = "acme", a_ext: str = "100",
+            did: str = DID) -> tuple[Person, Person]:
+    """A call between the client and A, up and with media both ways: the client calls A's DID
+    (incoming), or A calls the client's number out through the trunk (outgoing).
+    `*_leaves_ms`: when that party hangs up after the call is set up (None: never by itself)."""
+    a_port = stack.contact_port(a_ext, tenant)
+    if direction == "incoming":
+        a = person(stack, "anna", hangs_up(a_leaves_ms), A, ip=PHONES_IP, port=a_port, pause_ms=a_leaves_ms or 0)
+        client = person(stack, "client", "client_call_signalling.xml", CLIENT, ip=TRUNK_IP, remote=True,
+                        pause_ms=client_leaves_ms or 60_000, service=did, caller=CLIENT_NUMBER)
+    else:
+        trunk_ip, trunk_port = stack.trunk
+        client = person(stack, "client", hangs_up(client_leaves_ms), CLIENT, ip=trunk_ip, port=trunk_port,
+                        pause_ms=client_leaves_ms or 0)
+        a = person(stack, "anna", "client_call_signalling.xml", A, ip=PHONES_IP, remote=True,
+                   pause_ms=a_leaves_ms or 60_000, service=CLIENT_NUMBER, caller=a_ext,
+                   domain=stack.local.config.tenants[tenant].domain)
+    people.extend([client, a])
+    callee = a if direction == "incoming" else client
+    wait_until(lambda: "ACK" in callee.sipp.received_requests(), what="the call to be answered")
+    exchange(client, a)
+    assert client.voice.snapshot()[0].get(A, 0) >= 5, f"the client does not hear A: {client.voice.snapshot()}"
+    assert a.voice.snapshot()[0].get(CLIENT, 0) >= 5, f"A does not hear the client: {a.voice.snapshot()}"
+    return client, a
+
+
+def target(stack: Stack, people: list[Person], name: str, ext: str, scenario: str, marker: int = B, *,
+           pause_ms: int = 0, tenant: str = "acme") -> Person:
+    b = person(stack, name, scenario, marker, ip=PHONES_IP, port=stack.contact_port(ext, tenant), pause_ms=pause_ms)
+    people.append(b)
+    return b
+
+
+def assert_talking(x: Person, y: Person, mx: int, my: int) -> None:
+    exchange(x, y, packets=25)
+    assert x.voice.snapshot()[0].get(my, 0) >= 10, f"{x.voice.name} does not hear {y.voice.name}: {x.voice.snapshot()}"
+    assert y.voice.snapshot()[0].get(mx, 0) >= 10, f"{y.voice.name} does not hear {x.voice.name}: {y.voice.snapshot()}"
+
+
+def on_hold(client: Person, *others: int) -> None:
+    heard, music = hears(client, 1.0)
+    assert not any(heard.get(m, 0) for m in others), f"the client on hold hears a party: {heard}"
+    assert music > 5, f"the client hears no hold music: {heard}, music={music}"
+
+
+def sip_call_id(p: Person) -> str:
+    return p.sipp.messages().split("Call-ID:", 1)[1].split()[0]
+
+
 @pytest.fixture
 def people() -> Iterator[list[Person]]:
     created: list[Person] = []
@@ -94,50 +151,136 @@ def people() -> Iterator[list[Person]]:
         p.voice.close()
 
 
-def test_attended_transfer_incoming(stack: Stack, people: list[Person]) -> None:
-    # B rings 1 s then answers; A hangs up 5 s after answering; the client talks 9 s, then hangs up
-    b = person(stack, "boris", "employee_answer.xml", B, ip=PHONES_IP, port=stack.contact_port("101"), pause_ms=1000)
-    a = person(stack, "anna", "employee_answer_then_hangup.xml", A, ip=PHONES_IP, port=stack.contact_port("100"),
-               pause_ms=5000)
-    client = person(stack, "client", "client_call_signalling.xml", C := CLIENT, ip=TRUNK_IP, pause_ms=9000, remote=True,
-                    service=DID, caller=CLIENT_NUMBER)
-    people.extend([b, a, client])
-    del C
+@pytest.mark.parametrize("direction", ["incoming", "outgoing"])
+def test_attended_transfer(stack: Stack, people: list[Person], direction: str) -> None:
+    # A leaves 5 s after the call is up; then the client and B talk, and one of them hangs up
+    incoming = direction == "incoming"
+    client, a = connect(stack, people, direction, a_leaves_ms=5000, client_leaves_ms=9000 if incoming else None)
+    b = target(stack, people, "boris", "101", hangs_up(None if incoming else 7000), pause_ms=1000 if incoming else 0)
 
-    wait_until(lambda: "ACK" in a.sipp.received_requests(), what="A to answer")
-    exchange(client, a)
-    assert client.voice.snapshot()[0].get(A, 0) >= 5 and a.voice.snapshot()[0].get(CLIENT, 0) >= 5, "no call"
-
-    # A presses # 1 0 1: the client hears hold music, not A; B's phone rings
+    # A presses # 1 0 1: the client hears hold music and no longer A; B's phone rings
     a.press("#101")
     wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
     a.talk(10)
-    heard, music = hears(client, 1.0)
-    assert heard.get(A, 0) == 0, f"the client still hears A: {heard}"
-    assert music > 5, f"the client hears no hold music: {heard}, music={music}"
+    on_hold(client, A)
 
     # B answers: A and B talk (consultation); the client is still on hold
     wait_until(lambda: "ACK" in b.sipp.received_requests(), what="B to answer")
-    exchange(a, b, packets=25)
-    assert a.voice.snapshot()[0].get(B, 0) >= 10, f"A does not hear B: {a.voice.snapshot()}"
-    assert b.voice.snapshot()[0].get(A, 0) >= 10, f"B does not hear A: {b.voice.snapshot()}"
+    assert_talking(a, b, A, B)
     heard, music = hears(client, 0.3)
     assert heard == {} and music > 0, f"client during consultation: {heard}, music={music}"
 
-    # A hangs up: the client and B are connected, the music stops
-    wait_until(lambda: 200 in a.sipp.received_statuses(), timeout=10, what="A's BYE to be answered")
+    # A hangs up: the client and B are connected, the music stops, the client's dialog lives on
+    wait_until(lambda: a.sipp.process.popen.poll() is not None, timeout=10, what="A to hang up")
     time.sleep(0.3)
-    exchange(client, b, packets=25)
-    assert client.voice.snapshot()[0].get(B, 0) >= 10, f"the client does not hear B: {client.voice.snapshot()}"
-    assert b.voice.snapshot()[0].get(CLIENT, 0) >= 10, f"B does not hear the client: {b.voice.snapshot()}"
+    assert_talking(client, b, CLIENT, B)
     assert client.voice.snapshot()[1] == 0, "music still playing to the client"
-    assert "BYE" not in client.sipp.received_requests(), "the client's dialog was torn down"
+    assert "BYE" not in client.sipp.received_requests() or not incoming, "the client's dialog was torn down"
 
-    # the client hangs up: B gets the BYE, rtpengine forgets the call
+    # one of them hangs up; the other gets the BYE, rtpengine forgets the call
     assert client.sipp.wait() == 0, client.sipp.describe_failure()
     assert b.sipp.wait() == 0, b.sipp.describe_failure()
-    assert "BYE" in b.sipp.received_requests()
-    call_id = client.sipp.messages().split("Call-ID:", 1)[1].split()[0]
+    assert "BYE" in (b if incoming else client).sipp.received_requests()
+    call_id = sip_call_id(client)
     stack.wait_for(lambda: call_id not in stack.rtpengine_calls(), what="rtpengine to forget the call")
     done = stack.wait_event(call_id, "transfer.completed")
-    assert done["data"]["mode"] == "attended"
+    assert done["data"]["mode"] == "attended" and done["data"]["direction"] == direction
+
+
+def test_blind_transfer_when_a_hangs_up_while_b_rings(stack: Stack, people: list[Person]) -> None:
+    client, a = connect(stack, people, "incoming", a_leaves_ms=3000, client_leaves_ms=9000)
+    b = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=3500)
+    a.press("#101")
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
+    wait_until(lambda: 200 in a.sipp.received_statuses(), timeout=10, what="A to leave")
+    assert "ACK" not in b.sipp.received_requests(), "B answered too early for a blind transfer"
+    on_hold(client, A)  # B still rings: the client keeps the music
+    wait_until(lambda: "ACK" in b.sipp.received_requests(), timeout=10, what="B to answer")
+    time.sleep(0.3)
+    assert_talking(client, b, CLIENT, B)
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert b.sipp.wait() == 0 and "BYE" in b.sipp.received_requests()
+    assert stack.wait_event(sip_call_id(client), "transfer.completed")["data"]["mode"] == "blind"
+
+
+def test_star_while_b_rings_brings_a_back(stack: Stack, people: list[Person]) -> None:
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=8000)
+    b = target(stack, people, "boris", "101", "employee_ring_until_cancel.xml")
+    a.press("#101")
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
+    on_hold(client, A)
+    a.press("*")
+    wait_until(lambda: "CANCEL" in b.sipp.received_requests(), what="B's CANCEL")
+    time.sleep(0.3)
+    assert_talking(client, a, CLIENT, A)
+    assert client.voice.snapshot()[1] == 0, "music still playing to the client"
+    assert b.sipp.wait() == 0, b.sipp.describe_failure()
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert stack.wait_event(sip_call_id(client), "transfer.cancelled")
+
+
+def test_star_after_b_answered_hangs_b_up_and_brings_a_back(stack: Stack, people: list[Person]) -> None:
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=9000)
+    b = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=300)
+    a.press("#101")
+    wait_until(lambda: "ACK" in b.sipp.received_requests(), what="B to answer")
+    assert_talking(a, b, A, B)
+    a.press("*")
+    wait_until(lambda: "BYE" in b.sipp.received_requests(), what="B's BYE")
+    time.sleep(0.3)
+    assert_talking(client, a, CLIENT, A)
+    assert b.sipp.wait() == 0, b.sipp.describe_failure()
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert "BYE" in a.sipp.received_requests()  # A got the client's hang-up at the end, as usual
+
+
+def test_department_first_to_answer_gets_the_call(stack: Stack, people: list[Person]) -> None:
+    client, a = connect(stack, people, "incoming", a_leaves_ms=4000, client_leaves_ms=8000)
+    boris = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=800)
+    gleb = target(stack, people, "gleb", "103", "employee_ring_until_cancel.xml", marker=0x44)
+    a.press("#201")  # the support department: no extension starts with 201, so the number ends on the timeout
+    wait_until(lambda: "INVITE" in gleb.sipp.received_requests(), what="the department ringing")
+    wait_until(lambda: "ACK" in boris.sipp.received_requests(), what="Boris to answer")
+    wait_until(lambda: "CANCEL" in gleb.sipp.received_requests(), what="Gleb's phone to be cancelled")
+    wait_until(lambda: 200 in a.sipp.received_statuses(), timeout=10, what="A to leave")
+    time.sleep(0.3)
+    assert_talking(client, boris, CLIENT, B)
+    assert client.sipp.wait() == 0 and boris.sipp.wait() == 0
+    assert gleb.sipp.wait() == 0, gleb.sipp.describe_failure()
+
+
+def test_unknown_number_plays_an_error_prompt_to_a_and_the_call_goes_on(stack: Stack, people: list[Person]) -> None:
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=8000)
+    a.press("#55")  # neither an extension, a department, an alias nor a phone number
+    time.sleep(2.6)  # the inter-digit timeout ends the number
+    heard, prompt = hears(a, 1.2)
+    assert prompt > 10, f"A heard no error prompt: {heard}, other={prompt}"
+    time.sleep(1.5)
+    assert_talking(client, a, CLIENT, A)
+    assert client.voice.snapshot()[1] == 0, "the client still hears hold music"
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    event = stack.wait_event(sip_call_id(client), "transfer.refused")
+    assert event["data"]["cause"] == "unknown_number"
+
+
+@pytest.mark.parametrize(("number", "expected"), [("301", CLIENT_NUMBER), ("79169999999", BETA_DID)])
+def test_caller_id_b_sees_follows_the_policy(stack: Stack, people: list[Person], number: str, expected: str) -> None:
+    """Tenant beta shows B the client's number, but never to an outside number (the law): there B
+    sees the DID the call came in on."""
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=6000, tenant="beta",
+                        a_ext="300", did=BETA_DID)
+    if number == "301":
+        b = target(stack, people, "b301", "301", "employee_ring_until_cancel.xml", tenant="beta")
+    else:
+        trunk_ip, trunk_port = stack.trunk
+        b = person(stack, "outside", "employee_ring_until_cancel.xml", B, ip=trunk_ip, port=trunk_port)
+        people.append(b)
+    a.press("#" + number)
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), timeout=8, what="B's INVITE")
+    for header in ("From", "P-Asserted-Identity"):
+        seen = b.sipp.received_header("INVITE", header)
+        assert seen and f"sip:{expected}@" in seen[0], f"B saw {header}: {seen}"
+        assert number == "301" or CLIENT_NUMBER not in seen[0], f"the client's number went outside: {seen}"
+    a.press("*")
+    wait_until(lambda: "CANCEL" in b.sipp.received_requests(), what="B's CANCEL")
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
