@@ -51,8 +51,8 @@ class SipExecutor:
         try:
             await self.xfer_rpc.call("dlg.bye_side", call_id, from_tag, to_tag, side)
         except KamailioRpcError as exc:
-            if exc.code == 404:
-                log.info("BYE on %s not sent: the dialog has already ended", call_id)
+            if exc.code in (404, 500):  # no such dialog, or one already terminating
+                log.info("BYE on %s not sent: the dialog has already ended (%s)", call_id, exc)
                 return
             raise
 
@@ -61,6 +61,7 @@ class SipExecutor:
             await self.rpc.call("htable.sets", "xfer", f"transferor:{call_id}", tag)
         else:
             await self._forget(f"transferor:{call_id}")
+            await self._forget(f"gone:{call_id}")
 
     async def forget_leg(self, call_id: str) -> None:
         await self._forget(f"leg:{call_id}")

@@ -19,6 +19,7 @@ from typing import Any
 from controller.config import Config
 from controller.core import (
     Action,
+    BridgeMedia,
     CancelLeg,
     CancelTimer,
     Conversation,
@@ -34,6 +35,9 @@ from controller.core import (
     LegRinging,
     MediaFailed,
     OriginateLeg,
+    PlayHoldMusic,
+    PlayPrompt,
+    PlayRingback,
     PromptFinished,
     RecordOutcome,
     ResolveTarget,
@@ -41,6 +45,7 @@ from controller.core import (
     RouteToOrigin,
     StartRecording,
     StartTimer,
+    StopMedia,
     StopRecording,
     TargetRejected,
     TargetResolved,
@@ -64,6 +69,7 @@ log = logging.getLogger(__name__)
 
 PROMPT_TIMER = "prompt"  # timers named "prompt|<leg>|<prompt>" report PromptFinished, not TimerFired
 LOOKUP_PREFIX = "lookup:"  # dial strings of targets Kamailio resolves through its registrar
+RINGBACK = "ringback"
 
 
 @dataclass
@@ -82,6 +88,9 @@ class ConversationIO:
     legs: dict[str, dict[str, str]] = field(default_factory=dict)  # leg id -> call_id, from_tag, to_tag
     transfer_started_ms: dict[str, int] = field(default_factory=dict)
     takeover: bool = False
+    # legs hearing looped media (leg -> music name, or "ringback"): a re-pairing in rtpengine 10.5 can
+    # stop a player on the re-paired party's former partner, so these are restarted after each bridge
+    loops: dict[str, str] = field(default_factory=dict)
 
     @property
     def client_side(self) -> str:
@@ -171,8 +180,10 @@ class TransferEngine:
                     return
                 machine, io = loaded
                 clog = call_logger(log, conversation_id, machine.transfer.id if machine.transfer else None)
+                event = pending.pop(0)
+                clog.info("event %s", event)
                 try:
-                    actions = machine.handle(pending.pop(0))
+                    actions = machine.handle(event)
                 except InvalidTransition as exc:
                     self.metrics.errors.labels("invalid_transition").inc()
                     clog.warning("%s", exc)
@@ -234,7 +245,21 @@ class TransferEngine:
                 started = await self.media.execute(io.ng_call_id, action)
                 if isinstance(started, PromptStarted):
                     await self.timers.start(cid, f"{PROMPT_TIMER}|{started.leg}|{started.prompt}", started.seconds)
+                await self._track_loops(io, action)
         return None
+
+    async def _track_loops(self, io: ConversationIO, action: Action) -> None:
+        match action:
+            case PlayHoldMusic(leg=leg, music=music):
+                io.loops[leg] = music
+            case PlayRingback(leg=leg):
+                io.loops[leg] = RINGBACK
+            case StopMedia(leg=leg) | PlayPrompt(leg=leg):
+                io.loops.pop(leg, None)
+            case BridgeMedia():
+                for leg, what in io.loops.items():
+                    restart = PlayRingback(leg) if what == RINGBACK else PlayHoldMusic(leg, what)
+                    await self.media.execute(io.ng_call_id, restart)
 
     # -- actions that need the conversation's I/O context --------------------------------------------
     def _resolve(self, machine: Conversation, io: ConversationIO, transfer_id: str, number: str) -> Event:

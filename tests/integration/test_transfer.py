@@ -156,7 +156,9 @@ def test_attended_transfer(stack: Stack, people: list[Person], direction: str) -
     # A leaves 5 s after the call is up; then the client and B talk, and one of them hangs up
     incoming = direction == "incoming"
     client, a = connect(stack, people, direction, a_leaves_ms=5000, client_leaves_ms=9000 if incoming else None)
-    b = target(stack, people, "boris", "101", hangs_up(None if incoming else 7000), pause_ms=1000 if incoming else 0)
+    # incoming: B rings 1 s, answers, and waits for the client's BYE; outgoing: B answers at once and
+    # hangs up 7 s later (the client, called by A, waits for a BYE)
+    b = target(stack, people, "boris", "101", hangs_up(None if incoming else 7000), pause_ms=1000 if incoming else 7000)
 
     # A presses # 1 0 1: the client hears hold music and no longer A; B's phone rings
     a.press("#101")
@@ -166,6 +168,7 @@ def test_attended_transfer(stack: Stack, people: list[Person], direction: str) -
 
     # B answers: A and B talk (consultation); the client is still on hold
     wait_until(lambda: "ACK" in b.sipp.received_requests(), what="B to answer")
+    on_hold(client, A, B)
     assert_talking(a, b, A, B)
     heard, music = hears(client, 0.3)
     assert heard == {} and music > 0, f"client during consultation: {heard}, music={music}"
@@ -235,7 +238,7 @@ def test_star_after_b_answered_hangs_b_up_and_brings_a_back(stack: Stack, people
 
 
 def test_department_first_to_answer_gets_the_call(stack: Stack, people: list[Person]) -> None:
-    client, a = connect(stack, people, "incoming", a_leaves_ms=4000, client_leaves_ms=8000)
+    client, a = connect(stack, people, "incoming", a_leaves_ms=6500, client_leaves_ms=11000)
     boris = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=800)
     gleb = target(stack, people, "gleb", "103", "employee_ring_until_cancel.xml", marker=0x44)
     a.press("#201")  # the support department: no extension starts with 201, so the number ends on the timeout
@@ -267,7 +270,7 @@ def test_unknown_number_plays_an_error_prompt_to_a_and_the_call_goes_on(stack: S
 def test_caller_id_b_sees_follows_the_policy(stack: Stack, people: list[Person], number: str, expected: str) -> None:
     """Tenant beta shows B the client's number, but never to an outside number (the law): there B
     sees the DID the call came in on."""
-    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=6000, tenant="beta",
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=12000, tenant="beta",
                         a_ext="300", did=BETA_DID)
     if number == "301":
         b = target(stack, people, "b301", "301", "employee_ring_until_cancel.xml", tenant="beta")
@@ -275,7 +278,7 @@ def test_caller_id_b_sees_follows_the_policy(stack: Stack, people: list[Person],
         trunk_ip, trunk_port = stack.trunk
         b = person(stack, "outside", "employee_ring_until_cancel.xml", B, ip=trunk_ip, port=trunk_port)
         people.append(b)
-    a.press("#" + number)
+    a.voice.send_dtmf(a.rtpengine(), "#" + number, gap_s=0.1)
     wait_until(lambda: "INVITE" in b.sipp.received_requests(), timeout=8, what="B's INVITE")
     for header in ("From", "P-Asserted-Identity"):
         seen = b.sipp.received_header("INVITE", header)
