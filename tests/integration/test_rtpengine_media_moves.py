@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from controller.adapters.rtpengine_ng import RtpengineNg
+from controller.rtp_party import RtpParty, media_port
 from controller.stack import LocalStack
 from tests.integration.conftest import RUN_ROOT, make_test_config
-from tests.integration.rtp_party import RtpParty, media_port
 
 pytestmark = pytest.mark.integration
 

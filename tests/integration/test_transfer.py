@@ -7,84 +7,28 @@ client is on the carrier trunk, A is extension 100, B is extension 101 (static c
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from controller.sipp import SippParty
+from controller.phone import Phone, exchange, wait_until
 from tests.integration.conftest import BETA_DID, CLIENT_NUMBER, PHONES_IP, TRUNK_IP, Stack
-from tests.integration.rtp_party import RtpParty
 
 pytestmark = pytest.mark.integration
+_names = itertools.count()
 
 CLIENT, A, B = 0x11, 0x22, 0x33
 DID = "+74951110000"
 
 
-@dataclass
-class Person:
-    """One person on the phone: a SIPp party for SIP, an RTP party for the voice."""
-
-    sipp: SippParty
-    voice: RtpParty
-    first_line_with_sdp: str  # where this party learns rtpengine's address ("INVITE" or "SIP/2.0 200")
-
-    def rtpengine(self) -> tuple[str, int]:
-        return self.sipp.received_sdp_media(self.first_line_with_sdp)
-
-    def talk(self, packets: int = 15) -> None:
-        self.voice.send(self.rtpengine(), packets)
-
-    def press(self, digits: str) -> None:
-        self.voice.send_dtmf(self.rtpengine(), digits)
-
-
 def person(stack: Stack, name: str, scenario: str, marker: int, *, ip: str, port: int | None = None,
            pause_ms: int = 0, remote: bool = False, service: str | None = None,
-           caller: str | None = None, domain: str | None = None) -> Person:
-    voice = RtpParty(name, marker, ip)
-    keys = {"rtp_port": str(voice.address[1])}
-    if caller:
-        keys["from"] = caller
-    if domain:
-        keys["from_domain"] = domain
-    party = stack.party(name, scenario, ip, port, pause_ms=pause_ms, keys=keys, service=service,
-                        remote=stack.local.sip_hostport if remote else None).start()
-    if not remote:
-        party.wait_bound()
-    return Person(party, voice, "SIP/2.0 200" if remote else "INVITE")
-
-
-def hears(listener: Person, window: float = 0.6) -> tuple[dict[int, int], int]:
-    """What `listener` heard during the last `window` seconds: (packets per speaker, music packets)."""
-    listener.voice.reset()
-    time.sleep(window)
-    return listener.voice.snapshot()
-
-
-def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def exchange(*speakers: Person, packets: int = 15) -> None:
-    """Everyone in `speakers` talks at once (threads), like people do; afterwards each speaker's
-    counters hold what they heard during this exchange only."""
-    import threading
-
-    for p in speakers:
-        p.voice.reset()
-    threads = [threading.Thread(target=p.talk, args=(packets,)) for p in speakers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+           caller: str | None = None, domain: str | None = None) -> Phone:
+    return Phone.start(f"{name}-{next(_names)}", scenario, marker, stack.sipp_dir, ip=ip, port=port,
+                       proxy=stack.local.sip_hostport if remote else None, pause_ms=pause_ms, service=service,
+                       caller=caller, domain=domain)
 
 
 def hangs_up(after_ms: int | None) -> str:
@@ -92,9 +36,9 @@ def hangs_up(after_ms: int | None) -> str:
     return "employee_answer.xml" if after_ms is None else "employee_answer_then_hangup.xml"
 
 
-def connect(stack: Stack, people: list[Person], direction: str, *, a_leaves_ms: int | None,
+def connect(stack: Stack, people: list[Phone], direction: str, *, a_leaves_ms: int | None,
             client_leaves_ms: int | None, tenant: str = "acme", a_ext: str = "100",
-            did: str = DID) -> tuple[Person, Person]:
+            did: str = DID) -> tuple[Phone, Phone]:
     """A call between the client and A, up and with media both ways: the client calls A's DID
     (incoming), or A calls the client's number out through the trunk (outgoing).
     `*_leaves_ms`: when that party hangs up after the call is set up (None: never by itself)."""
@@ -119,40 +63,39 @@ def connect(stack: Stack, people: list[Person], direction: str, *, a_leaves_ms: 
     return client, a
 
 
-def target(stack: Stack, people: list[Person], name: str, ext: str, scenario: str, marker: int = B, *,
-           pause_ms: int = 0, tenant: str = "acme") -> Person:
+def target(stack: Stack, people: list[Phone], name: str, ext: str, scenario: str, marker: int = B, *,
+           pause_ms: int = 0, tenant: str = "acme") -> Phone:
     b = person(stack, name, scenario, marker, ip=PHONES_IP, port=stack.contact_port(ext, tenant), pause_ms=pause_ms)
     people.append(b)
     return b
 
 
-def assert_talking(x: Person, y: Person, mx: int, my: int) -> None:
+def assert_talking(x: Phone, y: Phone, mx: int, my: int) -> None:
     exchange(x, y, packets=25)
     assert x.voice.snapshot()[0].get(my, 0) >= 10, f"{x.voice.name} does not hear {y.voice.name}: {x.voice.snapshot()}"
     assert y.voice.snapshot()[0].get(mx, 0) >= 10, f"{y.voice.name} does not hear {x.voice.name}: {y.voice.snapshot()}"
 
 
-def on_hold(client: Person, *others: int) -> None:
-    heard, music = hears(client, 1.0)
+def on_hold(client: Phone, *others: int) -> None:
+    heard, music = client.hears(1.0)
     assert not any(heard.get(m, 0) for m in others), f"the client on hold hears a party: {heard}"
     assert music > 5, f"the client hears no hold music: {heard}, music={music}"
 
 
-def sip_call_id(p: Person) -> str:
+def sip_call_id(p: Phone) -> str:
     return p.sipp.messages().split("Call-ID:", 1)[1].split()[0]
 
 
 @pytest.fixture
-def people() -> Iterator[list[Person]]:
-    created: list[Person] = []
+def people() -> Iterator[list[Phone]]:
+    created: list[Phone] = []
     yield created
     for p in created:
-        p.sipp.stop()
-        p.voice.close()
+        p.close()
 
 
 @pytest.mark.parametrize("direction", ["incoming", "outgoing"])
-def test_attended_transfer(stack: Stack, people: list[Person], direction: str) -> None:
+def test_attended_transfer(stack: Stack, people: list[Phone], direction: str) -> None:
     # A leaves 5 s after the call is up; then the client and B talk, and one of them hangs up
     incoming = direction == "incoming"
     client, a = connect(stack, people, direction, a_leaves_ms=5000, client_leaves_ms=9000 if incoming else None)
@@ -170,7 +113,7 @@ def test_attended_transfer(stack: Stack, people: list[Person], direction: str) -
     wait_until(lambda: "ACK" in b.sipp.received_requests(), what="B to answer")
     on_hold(client, A, B)
     assert_talking(a, b, A, B)
-    heard, music = hears(client, 0.3)
+    heard, music = client.hears(0.3)
     assert heard == {} and music > 0, f"client during consultation: {heard}, music={music}"
 
     # A hangs up: the client and B are connected, the music stops, the client's dialog lives on
@@ -190,7 +133,7 @@ def test_attended_transfer(stack: Stack, people: list[Person], direction: str) -
     assert done["data"]["mode"] == "attended" and done["data"]["direction"] == direction
 
 
-def test_blind_transfer_when_a_hangs_up_while_b_rings(stack: Stack, people: list[Person]) -> None:
+def test_blind_transfer_when_a_hangs_up_while_b_rings(stack: Stack, people: list[Phone]) -> None:
     client, a = connect(stack, people, "incoming", a_leaves_ms=3000, client_leaves_ms=9000)
     b = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=3500)
     a.press("#101")
@@ -206,7 +149,7 @@ def test_blind_transfer_when_a_hangs_up_while_b_rings(stack: Stack, people: list
     assert stack.wait_event(sip_call_id(client), "transfer.completed")["data"]["mode"] == "blind"
 
 
-def test_star_while_b_rings_brings_a_back(stack: Stack, people: list[Person]) -> None:
+def test_star_while_b_rings_brings_a_back(stack: Stack, people: list[Phone]) -> None:
     client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=8000)
     b = target(stack, people, "boris", "101", "employee_ring_until_cancel.xml")
     a.press("#101")
@@ -222,7 +165,7 @@ def test_star_while_b_rings_brings_a_back(stack: Stack, people: list[Person]) ->
     assert stack.wait_event(sip_call_id(client), "transfer.cancelled")
 
 
-def test_star_after_b_answered_hangs_b_up_and_brings_a_back(stack: Stack, people: list[Person]) -> None:
+def test_star_after_b_answered_hangs_b_up_and_brings_a_back(stack: Stack, people: list[Phone]) -> None:
     client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=9000)
     b = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=300)
     a.press("#101")
@@ -237,7 +180,7 @@ def test_star_after_b_answered_hangs_b_up_and_brings_a_back(stack: Stack, people
     assert "BYE" in a.sipp.received_requests()  # A got the client's hang-up at the end, as usual
 
 
-def test_department_first_to_answer_gets_the_call(stack: Stack, people: list[Person]) -> None:
+def test_department_first_to_answer_gets_the_call(stack: Stack, people: list[Phone]) -> None:
     client, a = connect(stack, people, "incoming", a_leaves_ms=6500, client_leaves_ms=11000)
     boris = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=800)
     gleb = target(stack, people, "gleb", "103", "employee_ring_until_cancel.xml", marker=0x44)
@@ -252,11 +195,11 @@ def test_department_first_to_answer_gets_the_call(stack: Stack, people: list[Per
     assert gleb.sipp.wait() == 0, gleb.sipp.describe_failure()
 
 
-def test_unknown_number_plays_an_error_prompt_to_a_and_the_call_goes_on(stack: Stack, people: list[Person]) -> None:
+def test_unknown_number_plays_an_error_prompt_to_a_and_the_call_goes_on(stack: Stack, people: list[Phone]) -> None:
     client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=8000)
     a.press("#55")  # neither an extension, a department, an alias nor a phone number
     time.sleep(2.6)  # the inter-digit timeout ends the number
-    heard, prompt = hears(a, 1.2)
+    heard, prompt = a.hears(1.2)
     assert prompt > 10, f"A heard no error prompt: {heard}, other={prompt}"
     time.sleep(1.5)
     assert_talking(client, a, CLIENT, A)
@@ -267,7 +210,7 @@ def test_unknown_number_plays_an_error_prompt_to_a_and_the_call_goes_on(stack: S
 
 
 @pytest.mark.parametrize(("number", "expected"), [("301", CLIENT_NUMBER), ("79169999999", BETA_DID)])
-def test_caller_id_b_sees_follows_the_policy(stack: Stack, people: list[Person], number: str, expected: str) -> None:
+def test_caller_id_b_sees_follows_the_policy(stack: Stack, people: list[Phone], number: str, expected: str) -> None:
     """Tenant beta shows B the client's number, but never to an outside number (the law): there B
     sees the DID the call came in on."""
     client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=12000, tenant="beta",

@@ -1,5 +1,5 @@
-"""A minimal RTP party for media tests: sends G.711 A-law packets whose payload is a byte that names the
-sender, and counts what it receives by that byte. So a test can say exactly who heard whom."""
+"""A minimal RTP party for media tests and the demo: it sends G.711 A-law packets whose payload is a byte
+that names the sender, and counts what it receives by that byte, so one can say exactly who heard whom."""
 
 from __future__ import annotations
 

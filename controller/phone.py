@@ -1,0 +1,80 @@
+"""A person on the phone, for the demo and the tests: SIPp does the signalling, an RtpParty the voice.
+
+The voice's packets carry a byte naming the speaker, so who hears whom is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.rtp_party import RtpParty
+from controller.sipp import SippParty
+from controller.stack import free_port
+
+
+@dataclass
+class Phone:
+    sipp: SippParty
+    voice: RtpParty
+    first_line_with_sdp: str  # where this party learns rtpengine's address ("INVITE" or "SIP/2.0 200")
+
+    @classmethod
+    def start(cls, name: str, scenario: str, marker: int, log_dir: Path, *, ip: str, port: int | None = None,
+              proxy: str | None = None, pause_ms: int = 0, service: str | None = None,
+              caller: str | None = None, domain: str | None = None) -> Phone:
+        """A phone that calls through `proxy` (host:port), or, without one, waits for a call."""
+        voice = RtpParty(name, marker, ip)
+        keys = {"rtp_port": str(voice.address[1])}
+        if caller:
+            keys["from"] = caller
+        if domain:
+            keys["from_domain"] = domain
+        party = SippParty(name, scenario, (ip, port or free_port()), free_port(), log_dir, remote=proxy,
+                          service=service, keys=keys, pause_ms=pause_ms).start()
+        if proxy is None:
+            party.wait_bound()
+        return cls(party, voice, "SIP/2.0 200" if proxy else "INVITE")
+
+    def rtpengine(self) -> tuple[str, int]:
+        return self.sipp.received_sdp_media(self.first_line_with_sdp)
+
+    def talk(self, packets: int = 15) -> None:
+        self.voice.send(self.rtpengine(), packets)
+
+    def press(self, digits: str, gap_s: float = 0.25) -> None:
+        self.voice.send_dtmf(self.rtpengine(), digits, gap_s=gap_s)
+
+    def hears(self, window: float = 0.6) -> tuple[dict[int, int], int]:
+        """What this phone heard during the next `window` seconds: (packets per speaker, other audio)."""
+        self.voice.reset()
+        time.sleep(window)
+        return self.voice.snapshot()
+
+    def close(self) -> None:
+        self.sipp.stop()
+        self.voice.close()
+
+
+def exchange(*speakers: Phone, packets: int = 15) -> None:
+    """Everyone in `speakers` talks at once, like people do; afterwards each speaker's counters hold
+    what they heard during this exchange only."""
+    for p in speakers:
+        p.voice.reset()
+    threads = [threading.Thread(target=p.talk, args=(packets,)) for p in speakers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
