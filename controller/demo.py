@@ -1,8 +1,10 @@
-"""The README demo: the local stack on loopback, one real call through it, and a readable summary.
+"""The README demo: the local stack on loopback and one attended transfer, told step by step.
 
-A client on the carrier trunk (SIPp on 127.0.0.2) calls the tenant's DID; the controller routes it to
-employee Anna (extension 100, a SIPp phone on 127.0.0.3 that echoes what it hears); they talk for a
-few seconds with real RTP through rtpengine; the client hangs up.
+A client on the carrier trunk (127.0.0.2) calls the tenant's DID; employee Anna (extension 100, a phone
+on 127.0.0.3) answers; Anna presses # 1 0 1 to transfer the client to Boris (extension 101); the client
+hears hold music while Anna and Boris talk; Anna hangs up and the client and Boris talk; the client
+hangs up. Every step prints what each person really heard: their audio carries a byte naming the
+speaker, counted on arrival.
 """
 
 from __future__ import annotations
@@ -17,15 +19,23 @@ import yaml
 from redis.asyncio import Redis
 
 from controller.adapters.rtpengine_ng import RtpengineNg
-from controller.media_stats import MediaWatcher
-from controller.sipp import SippParty
-from controller.stack import LocalStack, StackOptions, free_port, with_free_ports
+from controller.phone import Phone, exchange, wait_until
+from controller.stack import LocalStack, StackOptions, with_free_ports
 from controller.store import ConversationStore
 
 TRUNK_IP = "127.0.0.2"
 CLIENT_NUMBER = "+79161234567"
 DID = "+74951110000"
-TALK_MS = 3000
+CLIENT, ANNA, BORIS = 0x11, 0x22, 0x33
+
+
+class DemoFailed(AssertionError):
+    pass
+
+
+def check(ok: bool, what: str) -> None:
+    if not ok:
+        raise DemoFailed(what)
 
 
 def run_demo(config_path: Path, run_dir: Path) -> int:
@@ -33,83 +43,110 @@ def run_demo(config_path: Path, run_dir: Path) -> int:
     data = with_free_ports(yaml.safe_load(config_path.read_text()))
     stack = LocalStack(data, run_dir, StackOptions())
     did = stack.config.lookup_did(DID)
-    if did is None or did.route.extension is None:
-        print(f"demo: {config_path} must route {DID} to an extension with a static contact")
+    if did is None or did.route.extension is None or "101" not in did.tenant.extensions:
+        print(f"demo: {config_path} must route {DID} to an extension, and have extension 101")
         return 2
-    ext = did.tenant.extensions[did.route.extension]
-    host, port = re.match(r"sips?:[^@]+@([^:;>]+):(\d+)", ext.contact or "").groups()
-
+    anna_ext, tenant = did.route.extension, did.tenant
+    phones: list[Phone] = []
     print(f"== starting the local stack (logs: {run_dir / 'logs'})")
     with stack:
         for name, proc in stack.processes.items():
             print(f"   {name:<10} pid {proc.pid}")
-        print(f"   SIP on {stack.sip_hostport}, controller on {stack.controller_url}")
-        sipp_dir = run_dir / "sipp"
-        phone = SippParty("employee", "employee_answer.xml", (host, int(port)), free_port(), sipp_dir,
-                          pause_ms=500, rtp_echo=True).start()
-        phone.wait_bound()
-        print(f"== the client {CLIENT_NUMBER} (carrier trunk, {TRUNK_IP}) calls {DID}; "
-              f"{ext.name} (extension {did.route.extension}) answers; they talk {TALK_MS / 1000:.0f} s")
-        client = SippParty("client", "client_call.xml", (TRUNK_IP, free_port()), free_port(), sipp_dir,
-                           remote=stack.sip_hostport, service=DID, keys={"from": CLIENT_NUMBER},
-                           pause_ms=TALK_MS).start()
-        media = asyncio.run(_watch(stack, client, phone))
-        client_rc, phone_rc = client.wait(), phone.wait()
-        events = asyncio.run(_events(stack))
-        ok = _summary(client, phone, media, events, ext.name)
+        try:
+            story(stack, phones, tenant, anna_ext)
+            ok = True
+        except (DemoFailed, TimeoutError) as exc:
+            print(f"!! {exc}")
+            ok = False
+        finally:
+            for phone in phones:
+                phone.close()
     print("== stack stopped")
-    if client_rc or phone_rc or not ok:
-        print(f"demo FAILED (client rc {client_rc}, phone rc {phone_rc}); see {run_dir}")
-        return 1
-    print("demo OK")
-    return 0
+    print("demo OK" if ok else f"demo FAILED; see {run_dir}")
+    return 0 if ok else 1
 
 
-async def _watch(stack: LocalStack, *parties: SippParty) -> dict[str, dict[str, int]]:
-    rtpe = stack.node.rtpengine
-    async with RtpengineNg((rtpe.ng_address, rtpe.ng_port)) as ng, MediaWatcher(ng) as watcher:
-        while any(p.process and p.process.alive() for p in parties):  # noqa: ASYNC110 - polling child processes
-            await asyncio.sleep(0.1)
-        # the controller reads Kamailio's notifications asynchronously: give it a moment
-        await asyncio.sleep(0.5)
-        return dict(watcher.last)
+def contact(tenant: Any, ext: str) -> tuple[str, int]:
+    host, port = re.match(r"sips?:[^@]+@([^:;>]+):(\d+)", tenant.extensions[ext].contact or "").groups()
+    return host, int(port)
 
 
-async def _events(stack: LocalStack) -> list[dict[str, Any]]:
-    r = stack.node.redis
+def story(stack: LocalStack, phones: list[Phone], tenant: Any, anna_ext: str) -> None:
+    log_dir = stack.run_dir / "sipp"
+    a_ip, a_port = contact(tenant, anna_ext)
+    b_ip, b_port = contact(tenant, "101")
+    anna = Phone.start("anna", "employee_answer_then_hangup.xml", ANNA, log_dir, ip=a_ip, port=a_port, pause_ms=6000)
+    boris = Phone.start("boris", "employee_answer.xml", BORIS, log_dir, ip=b_ip, port=b_port, pause_ms=1500)
+    phones += [anna, boris]
+    anna_name, boris_name = tenant.extensions[anna_ext].name, tenant.extensions["101"].name
+
+    print(f"== 1. the client {CLIENT_NUMBER} (carrier trunk) calls {DID}; {anna_name} (extension {anna_ext}) answers")
+    client = Phone.start("client", "client_call_signalling.xml", CLIENT, log_dir, ip=TRUNK_IP,
+                         proxy=stack.sip_hostport, pause_ms=11000, service=DID, caller=CLIENT_NUMBER)
+    phones.append(client)
+    wait_until(lambda: "ACK" in anna.sipp.received_requests(), what=f"{anna_name} to answer")
+    exchange(client, anna)
+    said(client, "the client", {anna_name: ANNA})
+    said(anna, anna_name, {"the client": CLIENT})
+    check(client.voice.snapshot()[0].get(ANNA, 0) > 0, "the client did not hear Anna")
+
+    print(f"== 2. {anna_name} presses # 1 0 1 to transfer the client to {boris_name} (extension 101)")
+    anna.press("#101")
+    wait_until(lambda: "INVITE" in boris.sipp.received_requests(), what=f"{boris_name}'s phone to ring")
+    heard, music = client.hears(1.0)
+    print(f"   the client hears hold music ({music} packets) and {anna_name} {heard.get(ANNA, 0)} packets")
+    print(f"   {boris_name}'s phone rings; the caller ID it shows: "
+          f"{boris.sipp.received_header('INVITE', 'From')[0].split(';')[0]}")
+    check(music > 0 and not heard.get(ANNA), "the client was not on hold")
+
+    print(f"== 3. {boris_name} answers; {anna_name} and {boris_name} talk (consultation)")
+    wait_until(lambda: "ACK" in boris.sipp.received_requests(), what=f"{boris_name} to answer")
+    exchange(anna, boris, packets=25)
+    said(anna, anna_name, {boris_name: BORIS})
+    said(boris, boris_name, {anna_name: ANNA})
+    heard, music = client.hears(0.5)
+    print(f"   the client still hears only hold music ({music} packets; voices: {sum(heard.values())})")
+    check(anna.voice.snapshot()[0].get(BORIS, 0) > 0 and not heard, "the consultation did not work")
+
+    print(f"== 4. {anna_name} hangs up: the transfer completes")
+    wait_until(lambda: anna.sipp.process is not None and not anna.sipp.process.alive(), timeout=10,
+               what=f"{anna_name} to hang up")
+    exchange(client, boris, packets=25)
+    said(client, "the client", {boris_name: BORIS})
+    said(boris, boris_name, {"the client": CLIENT})
+    print(f"   hold music packets the client still got: {client.voice.snapshot()[1]}; "
+          f"requests the client received meanwhile: {client.sipp.received_requests() or 'none'}")
+    check(client.voice.snapshot()[0].get(BORIS, 0) > 0 and boris.voice.snapshot()[0].get(CLIENT, 0) > 0,
+          "the client and Boris do not hear each other")
+
+    print(f"== 5. the client hangs up; {boris_name}'s phone gets the BYE")
+    check(client.sipp.wait() == 0, "the client's call did not end cleanly")
+    check(boris.sipp.wait() == 0, f"{boris_name}'s call did not end cleanly")
+    print(f"   {boris_name}'s phone received: {', '.join(boris.sipp.received_requests())}")
+    call_id = re.search(r"^Call-ID:\s*(\S+)", client.sipp.messages(), re.MULTILINE).group(1)
+    calls, events = asyncio.run(_after(stack, call_id))
+    print(f"   calls rtpengine still holds: {len(calls)}")
+    print("== the event log (Redis stream xfer:events)")
+    for event in events:
+        data = event["data"]
+        extra = {k: data[k] for k in ("direction", "origin", "mode", "number", "duration_ms", "cause") if data.get(k)}
+        print(f"   {event['event']:<20} {extra}")
+    check("transfer.completed" in [e["event"] for e in events], "no completed transfer in the event log")
+
+
+def said(listener: Phone, who: str, speakers: dict[str, int]) -> None:
+    heard = listener.voice.snapshot()[0]
+    print("   " + "; ".join(f"{who} heard {name}: {heard.get(mark, 0)} packets" for name, mark in speakers.items()))
+
+
+async def _after(stack: LocalStack, call_id: str) -> tuple[list[str], list[dict[str, Any]]]:
+    await asyncio.sleep(0.7)  # the controller applies Kamailio's notifications asynchronously
+    rtpe, r = stack.node.rtpengine, stack.node.redis
+    async with RtpengineNg((rtpe.ng_address, rtpe.ng_port)) as ng:
+        calls = list((await ng.list_calls(limit=1000)).get("calls") or [])
     redis = Redis(host=r.address, port=r.port, db=r.db)
     try:
-        return await ConversationStore(redis, max_call_s=1, ttl_after_end_s=1).read_events()
+        events = await ConversationStore(redis, max_call_s=1, ttl_after_end_s=1).read_events()
     finally:
         await redis.aclose()
-
-
-def _summary(client: SippParty, phone: SippParty, media: dict[str, dict[str, int]],
-             events: list[dict[str, Any]], employee: str) -> bool:
-    call_id = (re.search(r"^Call-ID:\s*(\S+)", client.messages(), re.MULTILINE) or [None, "?"])[1]
-    tags = {
-        "client": _tag(client.messages(), "From"),
-        employee: _tag(phone.messages(), "To"),
-    }
-    packets = media.get(call_id, {})
-    print("== what happened")
-    print(f"   client received: {', '.join(client.received()) or 'nothing'}")
-    print(f"   {employee}'s phone received: {', '.join(phone.received_requests()) or 'nothing'}")
-    print(f"   caller ID {employee} saw: {(phone.received_header('INVITE', 'From') or ['?'])[0]}")
-    for who, tag in tags.items():
-        print(f"   RTP packets rtpengine received from {who}: {packets.get(tag, 0)}")
-    who_hung_up = "the client" if "BYE" in phone.received_requests() else "nobody (call failed)"
-    print(f"   the call ended: {who_hung_up} hung up (BYE)")
-    print("   event log (Redis stream xfer:events):")
-    mine = [e for e in events if e["data"].get("call_id") == call_id]
-    for event in mine:
-        extra = {k: v for k, v in event["data"].items() if k in ("direction", "origin", "duration_ms", "cause")}
-        print(f"     {event['event']:<14} {extra}")
-    return bool(packets) and all(packets.get(t, 0) > 0 for t in tags.values()) and \
-        [e["event"] for e in mine] == ["call.started", "call.answered", "call.ended"]
-
-
-def _tag(trace: str, header: str) -> str:
-    """The tag a party used for itself, read from the first message of its trace that carries one."""
-    match = re.search(rf"^{header}:.*;tag=([^;\s>]+)", trace, re.MULTILINE)
-    return match.group(1) if match else "?"
+    return calls, [e for e in events if e["data"].get("call_id") == call_id]
