@@ -5,6 +5,7 @@
   xferctl stack [--config FILE]    run the whole local stack on loopback until Ctrl-C
   xferctl demo                     local stack + a demo call through it, with a summary
   xferctl events [--config FILE]   print the event log (calls and transfers) from Redis
+  xferctl diagram [--write]        the transfer state diagram (Mermaid), generated from the tables
 """
 
 from __future__ import annotations
@@ -103,6 +104,28 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+ARCHITECTURE = Path(__file__).resolve().parent.parent / "docs" / "ARCHITECTURE.md"
+DIAGRAM_START, DIAGRAM_END = "<!-- state-diagram:start -->", "<!-- state-diagram:end -->"
+
+
+def diagram_block() -> str:
+    from controller.core import to_mermaid
+
+    return f"{DIAGRAM_START}\n```mermaid\n{to_mermaid().rstrip()}\n```\n{DIAGRAM_END}"
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    if not args.write:
+        print(diagram_block())
+        return 0
+    text = ARCHITECTURE.read_text()
+    head, _, rest = text.partition(DIAGRAM_START)
+    _, _, tail = rest.partition(DIAGRAM_END)
+    ARCHITECTURE.write_text(head + diagram_block() + tail)
+    print(f"wrote the state diagram into {ARCHITECTURE}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xferctl", description="Call-transfer controller for Kamailio")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     p.add_argument("--count", type=int, default=100)
     p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser("diagram", help="the transfer state diagram, generated from the transition tables")
+    p.add_argument("--write", action="store_true", help="replace the diagram in docs/ARCHITECTURE.md")
+    p.set_defaults(func=cmd_diagram)
 
     args = parser.parse_args(argv)
     return args.func(args)
