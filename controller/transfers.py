@@ -91,6 +91,8 @@ class ConversationIO:
     # legs hearing looped media (leg -> music name, or "ringback"): a re-pairing in rtpengine 10.5 can
     # stop a player on the re-paired party's former partner, so these are restarted after each bridge
     loops: dict[str, str] = field(default_factory=dict)
+    # a transfer touched this call (Kamailio flags, extra rtpengine tags): its end needs a clean-up
+    touched: bool = False
 
     @property
     def client_side(self) -> str:
@@ -189,6 +191,8 @@ class TransferEngine:
                     clog.warning("%s", exc)
                     continue
                 await self._save(machine, io)
+                if not actions:
+                    continue  # e.g. an ordinary call starting: nothing else to do or to save
                 for action in actions:
                     clog.info("action %s", action)
                     follow_up = await self._execute(machine, io, action, clog)
@@ -209,6 +213,8 @@ class TransferEngine:
 
     async def _dispatch(self, machine: Conversation, io: ConversationIO, action: Action) -> Event | None:
         cid = machine.id
+        if not isinstance(action, StartTimer | CancelTimer | EndConversation | RecordOutcome):
+            io.touched = True
         match action:
             case StartTimer(name=name, seconds=seconds):
                 await self.timers.start(cid, name, seconds)
@@ -303,6 +309,8 @@ class TransferEngine:
 
     async def _end_conversation(self, machine: Conversation, io: ConversationIO, reason: str) -> None:
         await self.timers.cancel_all(machine.id, list(machine.active_timers))
+        if not io.touched:
+            return  # an ordinary call: Kamailio's dialog:end has cleaned up everything
         await self.sip.set_transferor(io.ng_call_id, None)
         io.takeover = False
         for info in io.legs.values():
