@@ -19,6 +19,7 @@ import pytest
 import redis
 import yaml
 
+from controller.phone import Phone
 from controller.sipp import SippParty
 from controller.stack import REPO_ROOT, LocalStack, StackOptions, free_port, with_free_ports
 
@@ -47,6 +48,9 @@ def make_test_config() -> dict[str, Any]:
     acme = data["tenants"]["acme"]
     for ext in ("100", "101"):
         acme["extensions"][ext]["contact"] = f"sip:{ext}@{PHONES_IP}:{free_port()}"
+    # B gives up after 4 s in tests (fallback rules), not the production 20 s
+    for rule in acme["transfer_rules"].values():
+        rule["no_answer_timeout_s"] = 4
     # a DID straight to the extension that registers
     acme["dids"]["+74951110002"] = {"extension": "102"}
     # a second department whose members both have static contacts (first to answer wins)
@@ -170,3 +174,12 @@ def own_stack() -> Iterator[Stack]:
         yield Stack(local)
     finally:
         local.stop()
+
+
+@pytest.fixture
+def people() -> Iterator[list[Phone]]:
+    """Phones a test started; closed (SIPp stopped by PID) when it ends."""
+    created: list[Phone] = []
+    yield created
+    for p in created:
+        p.close()

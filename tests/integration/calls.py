@@ -1,0 +1,82 @@
+"""Calls between people on the phone, for the integration tests: connect a client and A in either
+direction, add targets, and assert who hears whom."""
+
+from __future__ import annotations
+
+import itertools
+
+from controller.phone import Phone, exchange, wait_until
+from tests.integration.conftest import CLIENT_NUMBER, PHONES_IP, TRUNK_IP, Stack
+
+_names = itertools.count()
+
+CLIENT, A, B = 0x11, 0x22, 0x33
+DID = "+74951110000"
+
+
+def person(stack: Stack, name: str, scenario: str, marker: int, *, ip: str, port: int | None = None,
+           pause_ms: int = 0, remote: bool = False, service: str | None = None,
+           caller: str | None = None, domain: str | None = None) -> Phone:
+    return Phone.start(f"{name}-{next(_names)}", scenario, marker, stack.sipp_dir, ip=ip, port=port,
+                       proxy=stack.local.sip_hostport if remote else None, pause_ms=pause_ms, service=service,
+                       caller=caller, domain=domain)
+
+
+def hangs_up(after_ms: int | None) -> str:
+    """The scenario of a phone that answers, and hangs up after `after_ms` (None: waits for a BYE)."""
+    return "employee_answer.xml" if after_ms is None else "employee_answer_then_hangup.xml"
+
+
+def connect(stack: Stack, people: list[Phone], direction: str, *, a_leaves_ms: int | None,
+            client_leaves_ms: int | None, tenant: str = "acme", a_ext: str = "100",
+            did: str = DID) -> tuple[Phone, Phone]:
+    """A call between the client and A, up and with media both ways: the client calls A's DID
+    (incoming), or A calls the client's number out through the trunk (outgoing).
+    `*_leaves_ms`: when that party hangs up after the call is set up (None: never by itself)."""
+    a_port = stack.contact_port(a_ext, tenant)
+    if direction == "incoming":
+        a = person(stack, "anna", hangs_up(a_leaves_ms), A, ip=PHONES_IP, port=a_port, pause_ms=a_leaves_ms or 0)
+        client = person(stack, "client", "client_call_signalling.xml", CLIENT, ip=TRUNK_IP, remote=True,
+                        pause_ms=client_leaves_ms or 60_000, service=did, caller=CLIENT_NUMBER)
+    else:
+        trunk_ip, trunk_port = stack.trunk
+        client = person(stack, "client", hangs_up(client_leaves_ms), CLIENT, ip=trunk_ip, port=trunk_port,
+                        pause_ms=client_leaves_ms or 0)
+        a = person(stack, "anna", "client_call_signalling.xml", A, ip=PHONES_IP, remote=True,
+                   pause_ms=a_leaves_ms or 60_000, service=CLIENT_NUMBER, caller=a_ext,
+                   domain=stack.local.config.tenants[tenant].domain)
+    people.extend([client, a])
+    callee = a if direction == "incoming" else client
+    wait_until(lambda: "ACK" in callee.sipp.received_requests(), what="the call to be answered")
+    exchange(client, a)
+    assert client.voice.snapshot()[0].get(A, 0) >= 5, f"the client does not hear A: {client.voice.snapshot()}"
+    assert a.voice.snapshot()[0].get(CLIENT, 0) >= 5, f"A does not hear the client: {a.voice.snapshot()}"
+    return client, a
+
+
+def target(stack: Stack, people: list[Phone], name: str, ext: str, scenario: str, marker: int = B, *,
+           pause_ms: int = 0, tenant: str = "acme") -> Phone:
+    b = person(stack, name, scenario, marker, ip=PHONES_IP, port=stack.contact_port(ext, tenant), pause_ms=pause_ms)
+    people.append(b)
+    return b
+
+
+def assert_talking(x: Phone, y: Phone, mx: int, my: int) -> None:
+    exchange(x, y, packets=25)
+    assert x.voice.snapshot()[0].get(my, 0) >= 10, f"{x.voice.name} does not hear {y.voice.name}: {x.voice.snapshot()}"
+    assert y.voice.snapshot()[0].get(mx, 0) >= 10, f"{y.voice.name} does not hear {x.voice.name}: {y.voice.snapshot()}"
+
+
+def on_hold(client: Phone, *others: int) -> None:
+    heard, music = client.hears(1.0)
+    assert not any(heard.get(m, 0) for m in others), f"the client on hold hears a party: {heard}"
+    assert music > 5, f"the client hears no hold music: {heard}, music={music}"
+
+
+def gone(p: Phone) -> bool:
+    """The phone's call is over (its SIPp scenario ended)."""
+    return p.sipp.process is not None and not p.sipp.process.alive()
+
+
+def sip_call_id(p: Phone) -> str:
+    return p.sipp.messages().split("Call-ID:", 1)[1].split()[0]

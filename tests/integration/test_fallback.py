@@ -1,0 +1,79 @@
+"""When the transfer fails after A has left: the tenant's per-direction fallback rule, as callers hear it.
+
+The test config (tenant acme) gives B 4 s to answer. Incoming calls return to A with warning prompts;
+outgoing calls apologise with the tenant's text (espeak-ng) and hang up.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from controller.phone import Phone, wait_until
+from tests.integration.calls import CLIENT, A, assert_talking, connect, gone, sip_call_id, target
+from tests.integration.conftest import PHONES_IP, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def test_no_answer_on_an_incoming_call_returns_to_a_with_warnings(stack: Stack, people: list[Phone]) -> None:
+    client, a = connect(stack, people, "incoming", a_leaves_ms=2500, client_leaves_ms=20000)
+    b = target(stack, people, "boris", "101", "employee_ring_until_cancel.xml")
+    a.press("#101")
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
+    wait_until(lambda: gone(a), timeout=10, what="A to leave")
+
+    # A's phone is free again and will take the call back
+    a_again = Phone.start("anna-again", "employee_answer.xml", A, stack.sipp_dir, ip=PHONES_IP,
+                          port=stack.contact_port("100"), pause_ms=300)
+    people.append(a_again)
+    heard, music = client.hears(1.0)
+    assert music > 5 and not heard, f"the client is not on hold while B rings: {heard}, {music}"
+
+    # B does not answer within 4 s: B's phone is cancelled and A's phone rings again
+    wait_until(lambda: "CANCEL" in b.sipp.received_requests(), timeout=8, what="B's CANCEL")
+    wait_until(lambda: "ACK" in a_again.sipp.received_requests(), timeout=8, what="A to answer again")
+    # the warnings: A hears that the transfer failed, the client that it could not be made
+    heard_a, prompt_a = a_again.hears(1.0)
+    heard_c, prompt_c = client.voice.snapshot()
+    assert prompt_a > 10, f"A heard no warning: {heard_a}, {prompt_a}"
+    assert prompt_c > 10, f"the client heard no warning: {heard_c}, {prompt_c}"
+    time.sleep(3.5)  # the warnings end (about 3 s) and A and the client are reconnected
+    assert_talking(client, a_again, CLIENT, A)
+    event = stack.wait_event(sip_call_id(client), "transfer.returned")
+    assert event["data"]["cause"] == "no_answer" and event["data"]["rule"] == "return_to_transferor"
+
+
+def test_busy_on_an_outgoing_call_apologises_and_hangs_up(stack: Stack, people: list[Phone]) -> None:
+    client, a = connect(stack, people, "outgoing", a_leaves_ms=2800, client_leaves_ms=None)
+    b = target(stack, people, "boris", "101", "employee_busy.xml", pause_ms=2500)
+    a.press("#101")
+    wait_until(lambda: gone(a), timeout=10, what="A to leave")
+    wait_until(lambda: gone(b), timeout=10, what="B to answer busy (its phone sent 486)")
+    # the apology (the tenant's text, spoken by espeak-ng, about 2 s), then the BYE
+    started = time.monotonic()
+    client.voice.reset()
+    wait_until(lambda: "BYE" in client.sipp.received_requests(), timeout=10, what="the client's BYE")
+    lasted = time.monotonic() - started
+    _, prompt = client.voice.snapshot()
+    assert prompt >= 50, f"the client heard no apology ({prompt} packets)"
+    assert 1.0 < lasted < 6.0, f"the BYE came {lasted:.1f} s after B was busy"
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    event = stack.wait_event(sip_call_id(client), "transfer.failed")
+    assert event["data"]["cause"] == "busy" and event["data"]["rule"] == "apologize"
+
+
+def test_controller_restart_while_b_rings_still_applies_the_fallback(stack: Stack, people: list[Phone]) -> None:
+    client, a = connect(stack, people, "outgoing", a_leaves_ms=2800, client_leaves_ms=None)
+    b = target(stack, people, "boris", "101", "employee_ring_until_cancel.xml")
+    a.press("#101")
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
+    wait_until(lambda: gone(a), timeout=10, what="A to leave")
+    # the controller dies while B rings, and comes back; the no-answer deadline lives in Redis
+    stack.local.restart_controller()
+    wait_until(lambda: "CANCEL" in b.sipp.received_requests(), timeout=10, what="B's CANCEL after the restart")
+    wait_until(lambda: "BYE" in client.sipp.received_requests(), timeout=10, what="the apology and BYE")
+    assert client.voice.snapshot()[1] > 50, "the client heard no apology"
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert stack.wait_event(sip_call_id(client), "transfer.failed")["data"]["cause"] == "no_answer"
