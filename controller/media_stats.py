@@ -7,6 +7,7 @@ from typing import Any
 
 from controller.adapters.rtpengine_ng import RtpengineNg
 from controller.errors import RtpengineError
+from controller.tasks import cancel_and_wait
 
 
 def rtp_packets_by_tag(query_reply: dict[str, Any]) -> dict[str, int]:
@@ -40,12 +41,7 @@ class MediaWatcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def active_calls(self) -> list[str]:
         return list((await self.ng.list_calls(limit=100_000)).get("calls") or [])

@@ -17,6 +17,7 @@ from controller.codecs.jsonrpc import JsonRpcError, Notification, parse_message
 from controller.logs import call_logger
 from controller.metrics import Metrics
 from controller.store import ConversationStore, now_ms
+from controller.tasks import cancel_and_wait
 from controller.transfers import TransferEngine
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,8 @@ class NotificationConsumer:
         self._task = asyncio.create_task(self.run(), name="notifications")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def run(self) -> None:
         pending = True  # first our own unacknowledged notifications (we may have died mid-batch)

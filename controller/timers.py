@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
+from controller.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 TIMERS_KEY = "xfer:timers"
@@ -66,13 +68,8 @@ class TimerLoop:
         self._task = asyncio.create_task(self._run(), name="timers")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
