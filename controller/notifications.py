@@ -107,11 +107,10 @@ class NotificationConsumer:
         if method == "call.answered":
             clog.info("call %s answered", call_id)
             to_tag = str(params.get("to_tag", ""))
+            # the transfer engine starts a state machine only when the call first needs one (a digit)
             await self.store.update_conversation(conversation, {"state": "answered", "answered_ms": now_ms(),
                                                                 "to_tag": to_tag},
                                                  event="call.answered", event_fields=fields)
-            if self.engine is not None:
-                await self.engine.start_conversation(conversation, current, to_tag)
             return
         if self.engine is not None:
             await self.engine.on_notification(conversation, method, params)

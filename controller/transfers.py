@@ -64,6 +64,7 @@ from controller.sip_executor import SipExecutor
 from controller.store import ConversationStore, now_ms
 from controller.tenant_settings import settings_for
 from controller.timers import TimerStore
+from controller.voicemail import VoicemailBox, new_voicemail
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ class ConversationIO:
 
 class TransferEngine:
     def __init__(self, config: Config, store: ConversationStore, media: MediaExecutor, sip: SipExecutor,
-                 timers: TimerStore, metrics: Metrics):
+                 timers: TimerStore, metrics: Metrics, voicemail: VoicemailBox | None = None):
+        self.voicemail = voicemail
         self.config = config
         self.store = store
         self.media = media
@@ -118,29 +120,37 @@ class TransferEngine:
         self._digit_at: dict[str, float] = {}  # when the last digit arrived, for the DTMF-to-INVITE latency
 
     # -- intake ------------------------------------------------------------------------------------
-    async def start_conversation(self, conversation_id: str, fields: dict[str, str], to_tag: str) -> None:
-        """The client's call was answered: from now on its talk options are live."""
-        direction = fields.get("direction", "")
-        if direction not in ("incoming", "outgoing"):
-            return  # internal calls have no client to transfer
-        tenant = self.config.tenants.get(fields.get("tenant", ""))
-        if tenant is None:
-            return
-        from_tag = fields.get("from_tag", "")
-        client, transferor = (from_tag, to_tag) if direction == "incoming" else (to_tag, from_tag)
-        io = ConversationIO(conversation_id, fields["tenant"], direction, fields["call_id"], client, transferor,
-                            from_tag, to_tag, started_ms=now_ms())
-        machine = Conversation(conversation_id, settings_for(self.config, tenant, direction))
+    async def _ensure_started(self, conversation_id: str) -> bool:
+        """Create the conversation's state machine on first use (a digit, a REFER, an API request).
+
+        An ordinary call never needs one, so answering and ending it costs the engine nothing. The
+        machine starts from the facts recorded when the call was routed and answered; creating it and
+        handling ConversationStarted happen under the conversation's lock, so no event can overtake it.
+        """
         async with self._lock(conversation_id):
-            await self._save(machine, io)
-        await self.feed(conversation_id, ConversationStarted(
-            direction=direction, client_leg=client, transferor_leg=transferor,
-            client_number=fields.get("client_number") or None, transferor_number=fields.get("employee") or None,
-            did=fields.get("did") or None, origin=fields.get("origin") or None))
+            if await self._load(conversation_id) is not None:
+                return True
+            fields = await self.store.get_conversation(conversation_id)
+            direction, to_tag = fields.get("direction", ""), fields.get("to_tag", "")
+            tenant = self.config.tenants.get(fields.get("tenant", ""))
+            if direction not in ("incoming", "outgoing") or tenant is None or fields.get("state") != "answered" \
+                    or not to_tag:
+                return False  # internal calls have no client to transfer; unanswered or ended calls no talk
+            from_tag = fields.get("from_tag", "")
+            client, transferor = (from_tag, to_tag) if direction == "incoming" else (to_tag, from_tag)
+            io = ConversationIO(conversation_id, fields["tenant"], direction, fields["call_id"], client, transferor,
+                                from_tag, to_tag, started_ms=now_ms())
+            await self._save(Conversation(conversation_id, settings_for(self.config, tenant, direction)), io)
+            await self._feed_locked(conversation_id, [ConversationStarted(
+                direction=direction, client_leg=client, transferor_leg=transferor,
+                client_number=fields.get("client_number") or None, transferor_number=fields.get("employee") or None,
+                did=fields.get("did") or None, origin=fields.get("origin") or None)])
+            return True
 
     async def on_digit(self, conversation_id: str, source_tag: str, digit: str) -> None:
         self._digit_at[conversation_id] = time.perf_counter()
-        await self.feed(conversation_id, DigitPressed(source_tag, digit))
+        if await self._ensure_started(conversation_id):
+            await self.feed(conversation_id, DigitPressed(source_tag, digit))
 
     async def on_notification(self, conversation_id: str, method: str, params: dict[str, Any]) -> None:
         """A Kamailio notification about a dialog of this conversation."""
@@ -174,32 +184,35 @@ class TransferEngine:
 
     # -- the loop ------------------------------------------------------------------------------------
     async def feed(self, conversation_id: str, event: Event) -> None:
-        pending = [event]
         async with self._lock(conversation_id):
-            while pending:
-                loaded = await self._load(conversation_id)
-                if loaded is None:
-                    return
-                machine, io = loaded
-                clog = call_logger(log, conversation_id, machine.transfer.id if machine.transfer else None)
-                event = pending.pop(0)
-                clog.info("event %s", event)
-                try:
-                    actions = machine.handle(event)
-                except InvalidTransition as exc:
-                    self.metrics.errors.labels("invalid_transition").inc()
-                    clog.warning("%s", exc)
-                    continue
-                await self._save(machine, io)
-                if not actions:
-                    continue  # e.g. an ordinary call starting: nothing else to do or to save
-                for action in actions:
-                    clog.info("action %s", action)
-                    follow_up = await self._execute(machine, io, action, clog)
-                    if follow_up is not None:
-                        pending.append(follow_up)
-                await self._sync_takeover(machine, io)
-                await self._save(machine, io)
+            await self._feed_locked(conversation_id, [event])
+
+    async def _feed_locked(self, conversation_id: str, pending: list[Event]) -> None:
+        """Handle `pending` and the events its actions give rise to; the conversation's lock is held."""
+        loaded = await self._load(conversation_id)
+        if loaded is None:
+            return
+        machine, io = loaded
+        while pending:
+            clog = call_logger(log, conversation_id, machine.transfer.id if machine.transfer else None)
+            event = pending.pop(0)
+            clog.info("event %s", event)
+            try:
+                actions = machine.handle(event)
+            except InvalidTransition as exc:
+                self.metrics.errors.labels("invalid_transition").inc()
+                clog.warning("%s", exc)
+                continue
+            await self._save(machine, io)
+            if not actions:
+                continue  # e.g. an ordinary call starting: nothing else to do or to save
+            for action in actions:
+                clog.info("action %s", action)
+                follow_up = await self._execute(machine, io, action, clog)
+                if follow_up is not None:
+                    pending.append(follow_up)
+            await self._sync_takeover(machine, io)
+            await self._save(machine, io)
 
     async def _execute(self, machine: Conversation, io: ConversationIO, action: Action,
                        clog: logging.LoggerAdapter) -> Event | None:
@@ -244,9 +257,23 @@ class TransferEngine:
             case TransferRefused(number=number, trigger=trigger, reason=reason):
                 await self.store.append_event("transfer.refused", cid, {
                     "number": number, "trigger": str(trigger), "reason": reason, "call_id": io.ng_call_id})
-            case RouteToOrigin() | StartRecording() | StopRecording():
-                # fallback routing and voicemail arrive with their own issue; until then a defined end
-                raise ControllerError(f"{type(action).__name__} is not available yet")
+            case StartRecording(leg=leg, mailbox=mailbox):
+                if self.voicemail is None:
+                    raise ControllerError("voicemail is not configured on this controller")
+                await self.voicemail.start(call_id=io.ng_call_id, leg=leg, message=new_voicemail(
+                    tenant=io.tenant_id, mailbox=mailbox, client_number=machine.client_number or "",
+                    conversation=cid, transfer=machine.transfer.id if machine.transfer else ""))
+            case StopRecording(leg=leg):
+                if self.voicemail is not None:
+                    message = await self.voicemail.stop(cid, leg)
+                    if message is not None:
+                        await self.voicemail.save(message)
+                        await self.store.append_event("voicemail.recorded", cid, asdict(message) | {
+                            "call_id": io.ng_call_id})
+            case RouteToOrigin():
+                # sending the call back to its routing step arrives with the rest of the fallback rules;
+                # until then a defined end: the machine treats the failure like any media failure
+                raise ControllerError("routing back to the origin is not available yet")
             case _:
                 started = await self.media.execute(io.ng_call_id, action)
                 if isinstance(started, PromptStarted):
