@@ -5,6 +5,7 @@
   xferctl stack [--config FILE]    run the whole local stack on loopback until Ctrl-C
   xferctl demo                     local stack + a demo call through it, with a summary
   xferctl events [--config FILE]   print the event log (calls and transfers) from Redis
+  xferctl voicemails [--config F]  list recorded voicemail messages
   xferctl diagram [--write]        the transfer state diagram (Mermaid), generated from the tables
 """
 
@@ -46,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"{args.config}: invalid configuration\n{exc}", file=sys.stderr)
         return 1
-    serve(config, args.cache_dir)
+    serve(config, args.cache_dir, args.voicemail_dir)
     return 0
 
 
@@ -83,6 +84,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from controller.demo import run_demo
 
     return run_demo(Path(args.config), args.run_dir / "demo")
+
+
+def cmd_voicemails(args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+
+    from controller.voicemail import list_voicemails
+
+    config = load_config(args.config)
+
+    async def show() -> list[dict[str, str]]:
+        r = config.node.redis
+        redis = Redis(host=r.address, port=r.port, db=r.db)
+        try:
+            return await list_voicemails(redis, args.count)
+        finally:
+            await redis.aclose()
+
+    messages = asyncio.run(show())
+    if args.json:
+        print(json.dumps(messages, indent=1))
+        return 0
+    for m in messages:
+        print(f"{m['id']}  {m['tenant']}/{m['mailbox']}  from {m['client_number'] or 'unknown'}  "
+              f"{float(m['seconds']):.1f} s  {m['file'] or '(no audio)'}")
+    if not messages:
+        print("no voicemail")
+    return 0
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -139,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_RUN_DIR / "cache",
                    help="where generated prompts and converted audio are kept")
+    p.add_argument("--voicemail-dir", type=Path, default=DEFAULT_RUN_DIR / "voicemail",
+                   help="where voicemail recordings (WAV + JSON metadata) are kept")
     p.set_defaults(func=cmd_serve)
 
     for name, func, help_text in (("stack", cmd_stack, "run the local stack until Ctrl-C"),
@@ -152,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     p.add_argument("--count", type=int, default=100)
     p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser("voicemails", help="list recorded voicemail messages")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--count", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_voicemails)
 
     p = sub.add_parser("diagram", help="the transfer state diagram, generated from the transition tables")
     p.add_argument("--write", action="store_true", help="replace the diagram in docs/ARCHITECTURE.md")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from controller.adapters.rtpengine_ng import RtpengineNg
 from controller.core import (
@@ -27,7 +28,7 @@ from controller.core import (
 )
 from controller.errors import RtpengineError
 from controller.leg_sip import leg_media
-from controller.prompts import Prompt, PromptLibrary
+from controller.prompts import Prompt, PromptError, PromptLibrary
 from controller.tenant_settings import prompt_source
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,18 @@ class MediaExecutor:
         self.prompts = prompts
 
     def prompt(self, name: str) -> Prompt:
-        kind, detail, voice = prompt_source(name)
-        if kind == "file":
-            return self.prompts.tenant_file(detail)  # type: ignore[arg-type]
-        if kind == "tts":
-            return self.prompts.speech(detail, voice or "en")
-        return self.prompts.system(detail)
+        """The audio for a prompt name; a tenant's file or text that cannot be produced (missing or
+        unreadable file, espeak-ng failing) gives way to the system prompt, with a warning."""
+        source = prompt_source(name)
+        try:
+            if source.kind == "file":
+                return self.prompts.tenant_file(Path(source.detail))
+            if source.kind == "tts":
+                return self.prompts.speech(source.detail, source.voice or "en")
+        except PromptError as exc:
+            log.warning("tenant prompt unusable, playing the system prompt %r instead: %s", source.fallback, exc)
+            return self.prompts.system(source.fallback)
+        return self.prompts.system(source.detail)
 
     async def execute(self, call_id: str, action: Action) -> PromptStarted | None:
         """Raises RtpengineError / PromptError / MediaUnsupported; the caller turns them into MediaFailed."""

@@ -36,11 +36,13 @@ from controller.sip_executor import SipExecutor
 from controller.store import ConversationStore
 from controller.timers import TimerLoop, TimerStore
 from controller.transfers import TransferEngine
+from controller.voicemail import VoicemailBox
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = web.AppKey("config", Config)
 CACHE_DIR_KEY = web.AppKey("cache_dir", Path)
+VOICEMAIL_DIR_KEY = web.AppKey("voicemail_dir", Path)
 STATE_KEY = web.AppKey("state", dict)
 
 
@@ -53,10 +55,11 @@ def registrar_entries(config: Config) -> dict[str, str]:
     return entries
 
 
-def build_app(config: Config, cache_dir: Path) -> web.Application:
+def build_app(config: Config, cache_dir: Path, voicemail_dir: Path) -> web.Application:
     app = web.Application(client_max_size=256 * 1024)
     app[CONFIG_KEY] = config
     app[CACHE_DIR_KEY] = cache_dir
+    app[VOICEMAIL_DIR_KEY] = voicemail_dir
     app[STATE_KEY] = {}
     app.router.add_post("/rpc", handle_rpc)
     app.router.add_get("/health", handle_health)
@@ -91,9 +94,11 @@ async def on_startup(app: web.Application) -> None:
     kamailio = KamailioRpc(rpc_base + "/RPC")
     kamailio_xfer = KamailioRpc(rpc_base + "/xfer")
     timers = TimerStore(redis)
+    voicemail = VoicemailBox(ng, redis, app[VOICEMAIL_DIR_KEY], node.controller.address)
     engine = TransferEngine(
         config, store, MediaExecutor(ng, PromptLibrary(app[CACHE_DIR_KEY] / "prompts")),
-        SipExecutor(kamailio, kamailio_xfer, store, f"{node.sip.address}:{node.sip.port}"), timers, metrics)
+        SipExecutor(kamailio, kamailio_xfer, store, f"{node.sip.address}:{node.sip.port}"), timers, metrics,
+        voicemail)
     background: set[asyncio.Task[None]] = set()
 
     async def digit_to_engine(event: DtmfEvent) -> None:
@@ -117,8 +122,8 @@ async def on_startup(app: web.Application) -> None:
     timer_loop = TimerLoop(timers, engine.on_timer)
     timer_loop.start()
     state.update(metrics=metrics, redis=redis, store=store, ng=ng, dtmf=dtmf_transport, consumer=consumer,
-                 timer_loop=timer_loop, kamailio=kamailio, kamailio_xfer=kamailio_xfer, background=background,
-                 callbacks=Callbacks(config, store, metrics))
+                 timer_loop=timer_loop, voicemail=voicemail, kamailio=kamailio, kamailio_xfer=kamailio_xfer,
+                 background=background, callbacks=Callbacks(config, store, metrics))
     log.info("controller %s ready on %s:%s", node.name, node.controller.address, node.controller.port)
 
 
@@ -129,6 +134,8 @@ async def on_cleanup(app: web.Application) -> None:
         await state["consumer"].stop()
     if "timer_loop" in state:
         await state["timer_loop"].stop()
+    if "voicemail" in state:
+        await state["voicemail"].close()  # finish recordings in progress: nothing said is lost
     for task in list(state.get("background", ())):
         task.cancel()
     for name in ("kamailio", "kamailio_xfer"):
@@ -181,7 +188,7 @@ def _finished(tasks: set[asyncio.Task[None]], what: str) -> Callable[[asyncio.Ta
     return done
 
 
-def serve(config: Config, cache_dir: Path) -> None:
+def serve(config: Config, cache_dir: Path, voicemail_dir: Path) -> None:
     """Run until SIGINT/SIGTERM; aiohttp then runs on_cleanup (a clean shutdown)."""
-    web.run_app(build_app(config, cache_dir), host=config.node.controller.address, port=config.node.controller.port,
-                access_log=None, print=None, shutdown_timeout=5)
+    web.run_app(build_app(config, cache_dir, voicemail_dir), host=config.node.controller.address,
+                port=config.node.controller.port, access_log=None, print=None, shutdown_timeout=5)

@@ -173,6 +173,7 @@ class LocalStack:
         proc = self._spawn("controller", [
             sys.executable, "-m", "controller.cli", "serve", "--config", str(self.config_path),
             "--cache-dir", str(self.run_dir.parent / "cache"), "--log-level", self.options.controller_log_level,
+            "--voicemail-dir", str(self.run_dir / "voicemail"),
         ], env=env)
         url = self.controller_url + "/health"
         proc.wait_healthy(lambda: httpx.get(url, timeout=0.5).status_code == 200, timeout=20)

@@ -2,34 +2,47 @@
 
 Prompt and music names the machine passes around are opaque strings; we encode where the audio comes
 from in them, and `prompt_source()` decodes them when the service plays one:
-  system:<name>            a system tone or announcement (controller.prompts)
-  tts:<voice>:<text>       the tenant's text, spoken by espeak-ng
-  file:<path>              the tenant's own audio file
+  system:<name>                  a system tone or announcement (controller.prompts)
+  tts:<fallback>:<voice>:<text>  the tenant's text, spoken by espeak-ng
+  file:<fallback>:<path>         the tenant's own audio file
+<fallback> is the system prompt played instead when the tenant's audio cannot be produced.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from controller.config import Config, Prompt, Tenant, TransferRule
 from controller.core import FallbackPolicy, Prompts, Settings, TalkOptions
 
 
+@dataclass(frozen=True)
+class PromptSource:
+    kind: str  # system | tts | file
+    detail: str  # the system name, the text, or the path
+    voice: str = ""
+    fallback: str = ""  # system prompt to play when the tenant's audio cannot be produced
+
+
 def prompt_name(prompt: Prompt, system_name: str) -> str:
     if prompt.source == "file" and prompt.file is not None:
-        return f"file:{prompt.file}"
+        return f"file:{system_name}:{prompt.file}"
     if prompt.source == "tts" and prompt.text:
-        return f"tts:{prompt.voice}:{prompt.text}"
+        return f"tts:{system_name}:{prompt.voice}:{prompt.text}"
     return f"system:{system_name}"
 
 
-def prompt_source(name: str) -> tuple[str, str, str]:
-    """(kind, detail, voice) of a prompt name: ("system", name, ""), ("tts", text, voice), ("file", path, "")."""
+def prompt_source(name: str) -> PromptSource:
     kind, _, rest = name.partition(":")
     if kind == "tts":
-        voice, _, text = rest.partition(":")
-        return "tts", text, voice
-    if kind in ("file", "system"):
-        return kind, rest, ""
-    return "system", name, ""  # a bare name from the machine's defaults
+        fallback, voice, text = rest.split(":", 2)
+        return PromptSource("tts", text, voice, fallback)
+    if kind == "file":
+        fallback, _, path = rest.partition(":")
+        return PromptSource("file", path, fallback=fallback)
+    if kind == "system":
+        return PromptSource("system", rest)
+    return PromptSource("system", name)  # a bare name from the machine's defaults
 
 
 def _fallback(rule: TransferRule) -> FallbackPolicy:
@@ -58,7 +71,7 @@ def settings_for(config: Config, tenant: Tenant, direction: str) -> Settings:
         fallback_incoming=_fallback(rules.incoming),
         fallback_outgoing=_fallback(rules.outgoing),
         known_extensions=frozenset(tenant.extensions),
-        hold_music=f"file:{tenant.hold_music}" if tenant.hold_music else "system:default",
+        hold_music=f"file:default:{tenant.hold_music}" if tenant.hold_music else "system:default",
         prompts=Prompts(
             unknown_number="system:transfer_unknown_number",
             forbidden="system:transfer_forbidden",

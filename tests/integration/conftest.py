@@ -66,6 +66,8 @@ def make_test_config() -> dict[str, Any]:
         "extensions": {ext: {"name": f"Beta {ext}", "contact": f"sip:{ext}@{PHONES_IP}:{free_port()}"}
                        for ext in ("300", "301")},
         "caller_id": {"policy": "client"},
+        # beta sends a client whose transfer failed to voicemail
+        "transfer_rules": {"incoming": {"no_answer_timeout_s": 4, "on_failure": "voicemail", "voicemail_max_s": 30}},
     }
     return data
 

@@ -6,13 +6,18 @@ outgoing calls apologise with the tenant's text (espeak-ng) and hang up.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+import wave
+from pathlib import Path
 
 import pytest
 
 from controller.phone import Phone, wait_until
 from tests.integration.calls import CLIENT, A, assert_talking, connect, gone, sip_call_id, target
-from tests.integration.conftest import PHONES_IP, Stack
+from tests.integration.conftest import BETA_DID, CLIENT_NUMBER, PHONES_IP, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +82,36 @@ def test_controller_restart_while_b_rings_still_applies_the_fallback(stack: Stac
     assert client.voice.snapshot()[1] > 50, "the client heard no apology"
     assert client.sipp.wait() == 0, client.sipp.describe_failure()
     assert stack.wait_event(sip_call_id(client), "transfer.failed")["data"]["cause"] == "no_answer"
+
+
+def test_decline_with_the_voicemail_rule_records_the_client(stack: Stack, people: list[Phone]) -> None:
+    client, a = connect(stack, people, "incoming", a_leaves_ms=2500, client_leaves_ms=11000, tenant="beta",
+                        a_ext="300", did=BETA_DID)
+    b = target(stack, people, "b301", "301", "employee_decline.xml", tenant="beta", pause_ms=2000)
+    a.press("#301")
+    wait_until(lambda: gone(a), timeout=10, what="A to leave")
+    wait_until(lambda: gone(b), timeout=10, what="B to decline")
+    # the greeting (espeak-ng) and the beep, then the client's voice is forked to the recorder
+    heard, greeting = client.hears(1.5)
+    assert greeting > 20, f"the client heard no greeting: {heard}, {greeting}"
+    voicemail_dir = stack.local.run_dir / "voicemail"
+    wait_until(lambda: any(voicemail_dir.glob("*.raw")), timeout=8, what="the recording to start")
+    client.talk(100)  # two seconds of the client's message
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+
+    event = stack.wait_event(sip_call_id(client), "voicemail.recorded")
+    message = event["data"]
+    assert (message["tenant"], message["mailbox"], message["client_number"]) == ("beta", "301", CLIENT_NUMBER)
+    wav = Path(message["file"])
+    assert wav.exists() and wav.parent == voicemail_dir
+    assert 1.5 <= message["seconds"] <= 4.0, f"implausible message length {message['seconds']} s"
+    with wave.open(str(wav)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        # what the client said (A-law byte 0x11, a loud sample) is in the recording, not silence
+        samples = [abs(int.from_bytes(w.readframes(1), "little", signed=True)) for _ in range(400)]
+    assert max(samples) > 1000
+    assert (voicemail_dir / f"{message['id']}.json").exists()
+
+    listing = subprocess.run([sys.executable, "-m", "controller.cli", "voicemails", "--json",
+                              "--config", str(stack.local.config_path)], capture_output=True, text=True, check=True)
+    assert message["id"] in [m["id"] for m in json.loads(listing.stdout)]

@@ -8,7 +8,7 @@ import pytest
 
 from controller.config import Prompt, load_config
 from controller.core import FallbackRule
-from controller.tenant_settings import prompt_name, prompt_source, settings_for
+from controller.tenant_settings import PromptSource, prompt_name, prompt_source, settings_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
@@ -27,7 +27,8 @@ def test_incoming_and_outgoing_get_their_own_rule(config) -> None:
     assert incoming.fallback_incoming.warn_transferor_prompt == "system:transfer_failed_warn_transferor"
     assert incoming.fallback_incoming.warn_client_prompt == "system:transfer_failed_warn_client"
     # the apology of the conversation's own direction is the tenant's text
-    assert prompt_source(outgoing.prompts.apology) == ("tts", "Sorry, the transfer failed. Goodbye.", "en")
+    assert prompt_source(outgoing.prompts.apology) == PromptSource("tts", "Sorry, the transfer failed. Goodbye.", "en",
+                                                                   "transfer_apology")
     assert incoming.prompts.apology == "system:transfer_apology"
 
 
@@ -42,18 +43,20 @@ def test_talk_options_caller_id_and_extensions(config) -> None:
 
 
 @pytest.mark.parametrize(("prompt", "expected"), [
-    (Prompt(source="system"), ("system", "fallback", "")),
-    (Prompt(source="tts", text="Добрый день: ждите", voice="ru"), ("tts", "Добрый день: ждите", "ru")),
+    (Prompt(source="system"), PromptSource("system", "fallback")),
+    (Prompt(source="tts", text="Добрый день: ждите", voice="ru"),
+     PromptSource("tts", "Добрый день: ждите", "ru", "fallback")),
 ])
-def test_prompt_names_round_trip(prompt: Prompt, expected: tuple[str, str, str]) -> None:
+def test_prompt_names_round_trip(prompt: Prompt, expected: PromptSource) -> None:
     assert prompt_source(prompt_name(prompt, "fallback")) == expected
 
 
-def test_file_prompt_name_keeps_the_path(tmp_path: Path) -> None:
+def test_file_prompt_name_keeps_the_path_and_the_fallback(tmp_path: Path) -> None:
     audio = tmp_path / "hello: world.wav"
     audio.write_bytes(b"RIFF")
-    assert prompt_source(prompt_name(Prompt(source="file", file=audio), "x")) == ("file", str(audio), "")
+    assert prompt_source(prompt_name(Prompt(source="file", file=audio), "x")) == PromptSource("file", str(audio),
+                                                                                               fallback="x")
 
 
 def test_a_bare_machine_prompt_name_is_a_system_prompt() -> None:
-    assert prompt_source("beep") == ("system", "beep", "")
+    assert prompt_source("beep") == PromptSource("system", "beep")
