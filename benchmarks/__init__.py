@@ -1,0 +1,1 @@
+"""Load benchmarks of the transfer controller's stack (`python -m benchmarks.run`, `make bench`)."""

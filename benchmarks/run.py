@@ -1,0 +1,279 @@
+"""Calls per second of the full stack (Kamailio + rtpengine + Redis + controller) against a plain
+Kamailio + rtpengine baseline, in one bounded run on this machine.
+
+  python -m benchmarks.run            rate ladder per mode, writes docs/BENCHMARKS.md (6-11 minutes)
+  python -m benchmarks.run --smoke    one short step per mode; report in the run directory only
+
+Per mode: start a LocalStack (baseline: with_controller=False), one SIPp UAS that echoes RTP, then
+step the call rate up with a fresh SIPp UAC per step (SIPp UAC 127.0.0.2 -> Kamailio -> UAS
+127.0.0.3, calls of a few seconds with G.711 RTP through rtpengine) until a step misses a criterion;
+then refine between the last good and the first bad rate. Every process is started here and stopped
+by PID; every step has a hard time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import machine
+from benchmarks.environment import Environment
+from benchmarks.profiling import PySpy, pyspy_path
+from benchmarks.report import render
+from benchmarks.results import BenchResult, ModeResult, ProfileSummary, StepResult
+from benchmarks.settings import DEFAULT_RATES, WARMUP_RATE, Settings
+from benchmarks.steps import run_step
+from controller import stack as stack_module
+from controller.stack import REPO_ROOT
+
+DOC = REPO_ROOT / "docs" / "BENCHMARKS.md"
+MODES = ("baseline", "full")
+# TODO(transfers issue): a third mode that places calls which the employee transfers mid-call and
+# rates completed transfers per second. Hook: add "transfer" to MODES, give Environment the extra SIPp
+# parties (transferor, target) and a step function beside steps.run_step; report.py renders every mode
+# it finds in BenchResult.modes. No transfer figures are produced until then.
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class ModeRunner:
+    """The rate ladder of one mode: step up until a step misses, then bisect; restart after a collapse."""
+
+    def __init__(self, mode: str, settings: Settings):
+        self.mode = mode
+        self.settings = settings
+        self.dir = settings.run_dir / mode
+        self.result = ModeResult(mode, run_dir=str(self.dir))
+        self.env: Environment | None = None
+        self.starts = 0
+
+    def start_environment(self) -> Environment:
+        self.stop_environment()
+        self.starts += 1
+        directory = self.dir if self.starts == 1 else self.dir / f"restart-{self.starts - 1}"
+        say(f"{self.mode}: starting the stack in {directory}")
+        self.env = Environment(self.mode == "full", self.settings, directory).start()
+        if self.settings.warmup:
+            # unmeasured: HTTP keep-alive connections, Python imports and caches are warm after it
+            run_step(self.env, self.settings, self.mode, WARMUP_RATE, directory / "warmup",
+                     calls=round(2 * WARMUP_RATE))
+        return self.env
+
+    def stop_environment(self) -> None:
+        if self.env is not None:
+            env, self.env = self.env, None
+            env.stop()
+            for key, value in env.uas_totals.items():
+                self.result.uas_totals[key] = self.result.uas_totals.get(key, 0) + value
+
+    def step(self, rate: float, label: str | None = None, profiler: PySpy | None = None) -> StepResult:
+        env = self.env or self.start_environment()
+        step = run_step(env, self.settings, self.mode, rate, env.dir / (label or f"{rate:g}cps"), profiler=profiler)
+        if not step.drained:
+            # an overloaded step leaves dialogs (and retransmissions) behind: the next step gets a fresh stack
+            step.reasons.append("stack still busy 10 s after the step: restarted before the next one")
+            self.stop_environment()
+        return step
+
+    def run_ladder(self, deadline: float) -> None:
+        s = self.settings
+        last_good, first_bad = 0.0, None
+        for rate in s.rates:
+            if why := self._does_not_fit(rate, deadline):
+                self.result.stop_reason = why
+                break
+            step = self._record(self.step(rate))
+            if step.passed:
+                last_good = rate
+                continue
+            first_bad = rate
+            self.result.stop_reason = f"{rate:g} calls/s missed: {'; '.join(step.reasons)}"
+            break
+        else:
+            self.result.stop_reason = f"every rate up to {s.rates[-1]:g} calls/s passed (raise --max-rate)"
+        # bisect between the last good and the first bad rate: a coarse ladder would blur the ratio
+        if first_bad is not None:
+            self._bisect(last_good, first_bad, lambda step: step.passed, deadline)
+        # the full stack: also where the controller stops keeping up with Kamailio's notifications
+        ordered = sorted(self.result.steps, key=lambda step: step.rate)
+        lagging = next((step for step in ordered if step.passed and step.keeps_up is False), None)
+        if lagging is not None:
+            good = self.result.sustained
+            self._bisect(good.rate if good else 0.0, lagging.rate,
+                         lambda step: step.passed and step.keeps_up is not False, deadline)
+
+    def _bisect(self, good: float, bad: float, ok: Callable[[StepResult], bool], deadline: float) -> None:
+        """Up to `refine` steps between a good and a bad rate, as long as time allows."""
+        for _ in range(self.settings.refine):
+            rate = round((good + bad) / 2 / 5) * 5
+            if rate <= good or rate >= bad or bad - good < max(10, 0.1 * good):
+                return
+            if why := self._does_not_fit(rate, deadline):
+                self.result.notes.append(f"refinement stopped: {why}")
+                return
+            if ok(self._record(self.step(rate))):
+                good = rate
+            else:
+                bad = rate
+
+    def _does_not_fit(self, rate: float, deadline: float) -> str | None:
+        s = self.settings
+        if rate > s.max_rate_for_ports():
+            return (f"{rate:g} calls/s would need more than the rtpengine port range "
+                    f"{s.rtp_ports[0]}-{s.rtp_ports[1]} (--rtp-ports)")
+        restart = 0 if self.env else 25  # a fresh stack and its warm-up
+        if time.monotonic() + s.step_cost_s + restart > deadline:
+            return f"time budget spent before {rate:g} calls/s (--budget-seconds)"
+        return None
+
+    def _record(self, step: StepResult) -> StepResult:
+        self.result.steps.append(step)
+        setup = step.setup_ms
+        say(f"{self.mode:8} {step.rate:6g} cps: {step.successful}/{step.calls} ok ({step.success_pct:.2f} %), "
+            f"placed {step.achieved_rate:.0f}/s, setup p50/p99 {_ms(setup['p50'])}/{_ms(setup['p99'])} ms, "
+            f"CPU {sum(step.cpu_s.values()) / step.wall_s:.2f} cores (others {step.others_cores:.2f}) "
+            f"-> {('ok ' if step.passed else 'MISSED: ') + '; '.join(step.reasons)}")
+        return step
+
+    def run_profile(self, deadline: float) -> None:
+        """One extra, unrated step at the rated load with py-spy sampling the controller."""
+        rated = self.result.rated
+        rate = rated.rate if rated else self.settings.rates[0]
+        if pyspy_path() is None:
+            self.result.profile = ProfileSummary(rate, 0, 0.0, [], [], [], "", error=(
+                "py-spy is not installed: `.venv/bin/python -m pip install py-spy` (a profiling tool only)"))
+            return
+        if time.monotonic() + self.settings.step_cost_s > deadline:
+            self.result.profile = ProfileSummary(rate, 0, 0.0, [], [], [], "", error="no time left in the budget")
+            return
+        env = self.env or self.start_environment()
+        pid = env.stack.processes["controller"].pid
+        assert pid is not None
+        spy = PySpy(pid, self.settings.step_seconds, env.dir / "profile" / "controller.pyspy.txt")
+        step = self.step(rate, label="profile", profiler=spy)
+        outcome = f"{step.successful}/{step.calls} calls successful"
+        try:
+            prof = spy.finish()
+        except (RuntimeError, OSError) as exc:
+            self.result.profile = ProfileSummary(rate, 0, 0.0, [], [], [], "", error=str(exc), outcome=outcome)
+            return
+        share = step.cpu_s.get("controller", 0.0) / step.wall_s if step.wall_s else 0.0
+        self.result.profile = ProfileSummary(rate, prof.samples, share, prof.top_self, prof.top_own_code,
+                                             prof.by_package, prof.raw_path, outcome=outcome)
+        say(f"profiled the controller at {rate:g} cps ({outcome}): {prof.samples} samples, {share:.2f} of a core")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def run_mode(mode: str, settings: Settings, deadline: float) -> ModeResult:
+    runner = ModeRunner(mode, settings)
+    try:
+        runner.start_environment()
+        runner.run_ladder(deadline)
+        if mode == "full" and settings.profile:
+            runner.run_profile(deadline + 30)
+    except Exception as exc:  # a broken stack or probe must still leave a report behind
+        error_file = runner.dir / "error.txt"
+        error_file.parent.mkdir(parents=True, exist_ok=True)
+        error_file.write_text(traceback.format_exc())
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        runner.result.stop_reason = f"error: {type(exc).__name__}: {first_line} (see {error_file})"
+        say(f"{mode}: {runner.result.stop_reason}")
+    finally:
+        runner.stop_environment()
+    return runner.result
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="one short low-rate step per mode (a few seconds)")
+    p.add_argument("--max-rate", type=float, default=1000, help="highest rate of the ladder, calls/s")
+    p.add_argument("--rates", help="explicit comma-separated ladder of calls/s (overrides the default)")
+    p.add_argument("--step-seconds", type=float, default=10, help="seconds of new calls per step")
+    p.add_argument("--call-seconds", type=float, default=3, help="length of each call, with RTP")
+    p.add_argument("--refine", type=int, default=3, help="bisection steps after the first missed rate")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of baseline,full")
+    p.add_argument("--rtp-ports", default="10000-19999", help="rtpengine media port range for the benchmark")
+    p.add_argument("--kamailio-children", type=int, default=4)
+    p.add_argument("--kamailio-shm-mb", type=int, default=256)
+    p.add_argument("--budget-seconds", type=float, default=560,
+                   help="start no step after this long (the whole run stays under about 12 minutes)")
+    p.add_argument("--no-profile", action="store_true", help="do not profile the controller with py-spy")
+    p.add_argument("--run-dir", type=Path, help="where logs and results go (default run/bench/<time>)")
+    p.add_argument("--output", type=Path, help=f"the markdown report (default {DOC.relative_to(REPO_ROOT)}; "
+                                               "with --smoke only the run directory)")
+    args = p.parse_args(argv)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = (args.run_dir or REPO_ROOT / "run" / "bench" / f"{'smoke-' if args.smoke else ''}{stamp}").resolve()
+    low, high = (int(x) for x in args.rtp_ports.split("-"))
+    if args.smoke:
+        rates, step_s, call_s, refine, warmup, profile, budget = [10.0], 2.0, 1.0, 0, False, False, 90.0
+    else:
+        rates = [float(x) for x in args.rates.split(",")] if args.rates else list(DEFAULT_RATES)
+        rates = [r for r in rates if r <= args.max_rate] or [args.max_rate]
+        step_s, call_s, refine, warmup = args.step_seconds, args.call_seconds, args.refine, True
+        profile, budget = not args.no_profile, args.budget_seconds
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        p.error(f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}")
+    doc = args.output if args.output else (None if args.smoke else DOC)
+    return Settings(rates=rates, step_seconds=step_s, call_seconds=call_s, refine=refine, rtp_ports=(low, high),
+                    kamailio_children=args.kamailio_children, kamailio_shm_mb=args.kamailio_shm_mb,
+                    budget_s=budget, warmup=warmup, profile=profile, modes=modes, run_dir=run_dir, doc=doc,
+                    smoke=args.smoke)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    command = shlex.join([os.path.relpath(sys.executable, REPO_ROOT), "-m", "benchmarks.run",
+                          *(sys.argv[1:] if argv is None else argv)])
+    started, t0 = datetime.now(UTC), time.monotonic()
+    say(f"benchmark run in {settings.run_dir}: modes {', '.join(settings.modes)}, rates "
+        f"{', '.join(f'{r:g}' for r in settings.rates)} calls/s, {settings.step_seconds:g} s steps of "
+        f"{settings.call_seconds:g} s calls")
+    info = machine.describe()
+    # read at run time: the config LocalStack really starts Kamailio with
+    info |= machine.provenance(REPO_ROOT, Path(stack_module.KAMAILIO_CFG))
+    modes: dict[str, ModeResult] = {}
+    for i, mode in enumerate(settings.modes):
+        # each remaining mode gets an equal share of what is left of the budget
+        share = (settings.budget_s - (time.monotonic() - t0)) / (len(settings.modes) - i)
+        modes[mode] = run_mode(mode, settings, time.monotonic() + share)
+
+    result = BenchResult(
+        command=command, started=started.strftime("%Y-%m-%d %H:%M UTC"), duration_s=time.monotonic() - t0,
+        smoke=settings.smoke, machine=info, criteria=settings.criteria, modes=modes,
+        settings=settings.as_dict(),
+    )
+    (settings.run_dir / "results.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    markdown = render(result)
+    (settings.run_dir / "BENCHMARKS.md").write_text(markdown)
+    if settings.doc:
+        settings.doc.parent.mkdir(parents=True, exist_ok=True)
+        settings.doc.write_text(markdown)
+    for name, mode in modes.items():
+        say(f"{name}: highest rate with >= {settings.criteria.min_success_pct:g} % successful calls: "
+            f"{mode.max_rate:g} calls/s ({mode.stop_reason})")
+    ratio = result.ratio
+    say(f"ratio full/baseline: {'-' if ratio is None else f'{ratio:.2f}'}; report: "
+        f"{settings.doc or settings.run_dir / 'BENCHMARKS.md'}")
+    failed = [name for name, mode in modes.items() if mode.stop_reason.startswith("error") or not mode.steps]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
