@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -190,5 +191,7 @@ def _finished(tasks: set[asyncio.Task[None]], what: str) -> Callable[[asyncio.Ta
 
 def serve(config: Config, cache_dir: Path, voicemail_dir: Path) -> None:
     """Run until SIGINT/SIGTERM; aiohttp then runs on_cleanup (a clean shutdown)."""
+    # libuv's event loop: socket I/O is the controller's largest cost under load (docs/BENCHMARKS.md)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(build_app(config, cache_dir, voicemail_dir), host=config.node.controller.address,
                 port=config.node.controller.port, access_log=None, print=None, shutdown_timeout=5)

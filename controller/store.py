@@ -74,6 +74,15 @@ class ConversationStore:
             pipe.set(CALL_KEY.format(call_id), conversation_id, ex=self.max_call_s)
             await pipe.execute()
 
+    async def end_legs(self, legs: dict[str, str]) -> None:
+        """Originated legs (leg id -> SIP Call-ID) of an ended conversation expire with it."""
+        if legs:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for leg_id, call_id in legs.items():
+                    pipe.expire(LEG_KEY.format(leg_id), self.ttl_after_end_s)
+                    pipe.expire(CALL_KEY.format(call_id), self.ttl_after_end_s)
+                await pipe.execute()
+
     async def get_leg(self, leg_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(LEG_KEY.format(leg_id))
         if not raw:

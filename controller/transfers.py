@@ -342,6 +342,7 @@ class TransferEngine:
         io.takeover = False
         for info in io.legs.values():
             await self.sip.forget_leg(info["call_id"])
+        await self.store.end_legs({leg: info["call_id"] for leg, info in io.legs.items()})
         try:
             await self.media.ng.delete(io.ng_call_id)
         except ControllerError:

@@ -68,6 +68,14 @@ def test_attended_transfer(stack: Stack, people: list[Phone], direction: str) ->
     done = stack.wait_event(call_id, "transfer.completed")
     assert done["data"]["mode"] == "attended" and done["data"]["direction"] == direction
 
+    # every key of the conversation, B's leg included, expires after the call (2 s in the test config)
+    conversation, b_call_id = done["conversation"], sip_call_id(b)
+    keys = (f"xfer:conv:{conversation}", f"xfer:call:{call_id}", f"xfer:call:{b_call_id}",
+            f"xfer:leg:{conversation}.t1.b1")
+    stack.wait_for(lambda: stack.redis.exists(*keys) == 0, timeout=6, what="every key of the call to expire")
+    timers = stack.redis.zrangebyscore("xfer:timers", "-inf", "+inf")
+    assert not [t for t in timers if t.startswith(conversation)], "a deadline of the call was left behind"
+
 
 @pytest.mark.parametrize("direction", ["incoming", "outgoing"])
 def test_blind_transfer_when_a_hangs_up_while_b_rings(stack: Stack, people: list[Phone], direction: str) -> None:
