@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 # processes whose CPU is accounted per call (the stack); SIPp is the load generator, shown apart
@@ -19,6 +19,10 @@ class Criteria:
     target_ratio: float = 0.8  # full stack >= 0.8 x baseline
     target_controller_p99_ms: float = 20.0
     max_controller_lag_s: float = 2.0  # the controller keeps up with Kamailio's notifications
+    target_transfers_per_s: float = 50.0  # transfers/s with >= min_success_pct successful on this machine
+    # transfers: the controller drops a digit of a call whose "answered" notification it has not read yet,
+    # so a notification lag near the time A takes to press `#` (1.5 s) already loses transfers
+    max_transfer_lag_s: float = 1.0
 
 
 @dataclass
@@ -59,6 +63,34 @@ class RedisMemory:
     @property
     def bytes_per_event(self) -> float | None:
         return self.events_bytes_delta / self.events_added if self.events_added else None
+
+
+@dataclass
+class TransferFigures:
+    """One transfer step from all three SIPp parties and the controller's metrics."""
+
+    kind: str  # blind | attended
+    client_ok: int  # the client's call: answered by A, talked (hold music, then B), its BYE answered
+    client_failed: int
+    a_calls: int  # A's SIPp: calls it received, and how many ended well (digits pressed, its BYE answered)
+    a_ok: int
+    a_failed: int
+    b_calls: int  # B's SIPp: INVITEs from the controller, and calls that ended with the client's BYE
+    b_ok: int
+    b_failed: int
+    started: int  # xfer_transfers_started_total over the step
+    outcomes: dict[str, int]  # xfer_transfers_total by outcome over the step
+    digits: int  # xfer_dtmf_digits_total over the step
+    dtmf_count: int  # xfer_dtmf_to_target_invite_seconds: last digit -> B's INVITE sent, over the step
+    dtmf_p50_ms: float | None
+    dtmf_p99_ms: float | None
+    dtmf_p99_is_lower_bound: bool
+    dtmf_mean_ms: float | None
+    timeline_ms: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def completed(self) -> int:
+        return self.outcomes.get("completed", 0)
 
 
 @dataclass
@@ -103,6 +135,7 @@ class StepResult:
     controller: ControllerLatency | None = None
     redis: RedisMemory | None = None
     files: dict[str, str] = field(default_factory=dict)
+    transfer: TransferFigures | None = None  # the transfer benchmark: `successful` counts transfers
 
     @property
     def success_pct(self) -> float:
@@ -177,6 +210,7 @@ class BenchResult:
     criteria: Criteria
     modes: dict[str, ModeResult]
     notes: list[str] = field(default_factory=list)
+    transfers: ModeResult | None = None  # the transfer ladder (apart from `modes`: no calls/s ratio)
 
     @property
     def ratio(self) -> float | None:
@@ -189,17 +223,55 @@ class BenchResult:
         data = asdict(self)
         data["ratio"] = self.ratio
         for name, mode in self.modes.items():
-            data["modes"][name]["max_rate"] = mode.max_rate
-            rated = mode.rated
-            data["modes"][name]["rated"] = asdict(rated) if rated else None
-            data["modes"][name]["sustained_rate"] = mode.sustained.rate if mode.sustained else 0.0
-            for step_data, step in zip(data["modes"][name]["steps"], mode.steps, strict=True):
-                step_data["success_pct"] = step.success_pct
-                step_data["controller_lag_s"] = step.controller_lag_s
-                step_data["cpu_ms_per_call"] = {p: step.cpu_ms_per_call(p) for p in step.cpu_s}
-                if step.redis:
-                    step_data["redis"]["bytes_per_concurrent_call"] = step.redis.bytes_per_concurrent_call
-                    step_data["redis"]["bytes_per_record"] = step.redis.bytes_per_record
-                    step_data["redis"]["event_log_bytes_per_call"] = step.redis.event_log_bytes_per_call
-                    step_data["redis"]["bytes_per_event"] = step.redis.bytes_per_event
+            _mode_json(data["modes"][name], mode)
+        if self.transfers is not None:
+            _mode_json(data["transfers"], self.transfers)
         return data
+
+
+def _mode_json(data: dict[str, Any], mode: ModeResult) -> None:
+    data["max_rate"] = mode.max_rate
+    rated = mode.rated
+    data["rated"] = asdict(rated) if rated else None
+    data["sustained_rate"] = mode.sustained.rate if mode.sustained else 0.0
+    for step_data, step in zip(data["steps"], mode.steps, strict=True):
+        step_data["success_pct"] = step.success_pct
+        step_data["controller_lag_s"] = step.controller_lag_s
+        step_data["cpu_ms_per_call"] = {p: step.cpu_ms_per_call(p) for p in step.cpu_s}
+        if step.redis:
+            step_data["redis"]["bytes_per_concurrent_call"] = step.redis.bytes_per_concurrent_call
+            step_data["redis"]["bytes_per_record"] = step.redis.bytes_per_record
+            step_data["redis"]["event_log_bytes_per_call"] = step.redis.event_log_bytes_per_call
+            step_data["redis"]["bytes_per_event"] = step.redis.bytes_per_event
+        if step.transfer:
+            step_data["transfer"]["completed"] = step.transfer.completed
+
+
+# -- reading an earlier run's results.json back (a run of some modes may carry over the others) --------
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def step_from_json(data: dict[str, Any]) -> StepResult:
+    d = _known(StepResult, data)
+    d["top_others"] = [tuple(x) for x in d.get("top_others", [])]
+    if d.get("controller"):
+        d["controller"] = ControllerLatency(**_known(ControllerLatency, d["controller"]))
+    if d.get("redis"):
+        d["redis"] = RedisMemory(**_known(RedisMemory, d["redis"]))
+    if d.get("transfer"):
+        d["transfer"] = TransferFigures(**_known(TransferFigures, d["transfer"]))
+    return StepResult(**d)
+
+
+def mode_from_json(data: dict[str, Any]) -> ModeResult:
+    profile = None
+    if data.get("profile"):
+        p = _known(ProfileSummary, data["profile"])
+        for key in ("top_self", "top_own_code", "by_package"):
+            p[key] = [tuple(x) for x in p.get(key, [])]
+        profile = ProfileSummary(**p)
+    return ModeResult(mode=data["mode"], steps=[step_from_json(s) for s in data.get("steps", [])],
+                      stop_reason=data.get("stop_reason", ""), uas_totals=data.get("uas_totals", {}),
+                      profile=profile, run_dir=data.get("run_dir", ""), notes=list(data.get("notes", [])))

@@ -15,6 +15,13 @@ DEFAULT_RATES = (25, 50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000)
 PORTS_PER_CALL = 4  # rtpengine: RTP + RTCP on each of the two legs
 WARMUP_RATE = 10.0
 
+# transfers: the client calls the DID (extension 100, employee A); A presses # 1 0 1 (extension 101, B)
+TRANSFEROR, TARGET = "100", "101"
+DEFAULT_TRANSFER_RATES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 100, 120, 150)
+TRANSFER_WARMUP_RATE = 5.0
+# rtpengine ports of one transfer: the client's and A's legs, B's leg and its placeholder, RTP + RTCP each
+PORTS_PER_TRANSFER = 8
+
 
 @dataclass
 class Settings:
@@ -33,6 +40,22 @@ class Settings:
     doc: Path | None
     smoke: bool
     criteria: Criteria = field(default_factory=Criteria)
+    # the transfer ladder (its own budget: the call modes keep theirs)
+    transfer_rates: list[float] = field(default_factory=lambda: [float(r) for r in DEFAULT_TRANSFER_RATES])
+    transfer_call_seconds: float = 6.0  # the client's whole call: A, hold music while B rings, then B
+    transfer_budget_s: float = 240.0
+    transfer_kind: str = "blind"  # blind: A hangs up while B rings; attended: after B answered
+    transfer_timeline_ms: dict[str, int] = field(default_factory=dict)
+    carry_over: Path | None = None  # an earlier results.json for the modes this run leaves out
+
+    def transfer_port_limit(self) -> float:
+        size = self.rtp_ports[1] - self.rtp_ports[0] + 1
+        return size / PORTS_PER_TRANSFER / (self.transfer_call_seconds + 1.0) / 1.25
+
+    @property
+    def transfer_step_cost_s(self) -> float:
+        """A transfer step: its calls, the last client's call, settling, SIPp's last statistics, restarts of A/B."""
+        return self.step_seconds + self.transfer_call_seconds + 10
 
     def max_rate_for_ports(self) -> float:
         """rtpengine frees a call's ports at BYE (delete-delay 0); keep a 25 % margin."""
@@ -48,4 +71,7 @@ class Settings:
         return {"rates": self.rates, "step_seconds": self.step_seconds, "call_seconds": self.call_seconds,
                 "refine": self.refine, "rtp_ports": list(self.rtp_ports), "kamailio_children": self.kamailio_children,
                 "kamailio_shm_mb": self.kamailio_shm_mb, "budget_seconds": self.budget_s, "warmup": self.warmup,
-                "profile": self.profile, "run_dir": str(self.run_dir)}
+                "profile": self.profile, "run_dir": str(self.run_dir), "transfer_rates": self.transfer_rates,
+                "transfer_call_seconds": self.transfer_call_seconds, "transfer_budget_seconds": self.transfer_budget_s,
+                "transfer_kind": self.transfer_kind, "transfer_timeline_ms": self.transfer_timeline_ms,
+                "carry_over": str(self.carry_over) if self.carry_over else None}

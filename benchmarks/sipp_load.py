@@ -62,11 +62,19 @@ def udp_bound(ip: str, port: int) -> bool:
 
 
 class SippUas:
-    """The callee for every call of one benchmark mode: answers at once and echoes RTP."""
+    """The callee for every call of one benchmark mode: answers at once and echoes RTP.
 
-    def __init__(self, endpoint: Endpoint, workdir: Path):
+    The transfer benchmark runs other answering scenarios through it: `scenario` is then a template
+    whose ${...} placeholders `values` fills in, and `name` prefixes its files."""
+
+    def __init__(self, endpoint: Endpoint, workdir: Path, *, scenario: Path = UAS_SCENARIO,
+                 values: dict[str, object] | None = None, name: str = "uas", rtp_echo: bool = True):
         self.endpoint = endpoint
         self.workdir = workdir
+        self.template = scenario
+        self.values = values
+        self.name = name
+        self.rtp_echo = rtp_echo
         self.process: ManagedProcess | None = None
 
     @property
@@ -75,23 +83,28 @@ class SippUas:
 
     @property
     def stat_path(self) -> Path:
-        return self.workdir / "uas_stat.csv"
+        return self.workdir / f"{self.name}_stat.csv"
 
     def start(self, timeout: float = 5.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         e = self.endpoint
+        scenario = self.template
+        if self.values is not None:
+            scenario = self.workdir / f"{self.name}_{self.template.name}"
+            scenario.write_text(string.Template(self.template.read_text()).substitute(self.values))
         argv = [
-            "sipp", "-sf", str(UAS_SCENARIO), "-i", e.ip, "-p", str(e.port), "-mi", e.ip, "-mp", str(e.media_port),
-            "-rtp_echo", "-nostdin", "-max_recv_loops", "10000",
+            "sipp", "-sf", str(scenario), "-i", e.ip, "-p", str(e.port), "-mi", e.ip, "-mp", str(e.media_port),
+            *(["-rtp_echo"] if self.rtp_echo else []), "-nostdin", "-max_recv_loops", "10000",
             "-trace_stat", "-stf", str(self.stat_path), "-fd", "1",
-            "-trace_err", "-error_file", str(self.workdir / "uas_errors.log"), "-max_log_size", str(MAX_LOG_BYTES),
+            "-trace_err", "-error_file", str(self.workdir / f"{self.name}_errors.log"),
+            "-max_log_size", str(MAX_LOG_BYTES),
         ]
-        self.process = ManagedProcess("sipp-uas", argv, self.workdir / "uas.out.log")
+        self.process = ManagedProcess(f"sipp-{self.name}", argv, self.workdir / f"{self.name}.out.log")
         self.process.start()
         deadline = time.monotonic() + timeout
         while not udp_bound(e.ip, e.port):
             if not self.process.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"SIPp UAS did not start on {e.ip}:{e.port}:\n{self.process.tail()}")
+                raise RuntimeError(f"SIPp {self.name} did not start on {e.ip}:{e.port}:\n{self.process.tail()}")
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -125,7 +138,11 @@ class SippUac:
     """One rate step: `calls` calls at `rate` calls/s, each talking `call_ms` with RTP, then BYE."""
 
     def __init__(self, endpoint: Endpoint, target: str, service: str, workdir: Path, *, rate: float, calls: int,
-                 call_ms: int, recv_timeout_ms: int = 5000):
+                 call_ms: int, recv_timeout_ms: int = 5000, scenario: Path = UAC_SCENARIO,
+                 max_open_calls: int | None = None):
+        self.template = scenario  # ${talk_ms} is filled in from call_ms
+        # SIPp's own default (-l) is 3 x rate x the scenario's pauses: too few for calls that wait in a <recv>
+        self.max_open_calls = max_open_calls
         self.endpoint = endpoint
         self.target = target
         self.service = service
@@ -150,7 +167,7 @@ class SippUac:
 
     @property
     def scenario(self) -> Path:
-        return self.workdir / UAC_SCENARIO.name
+        return self.workdir / self.template.name
 
     def argv(self) -> list[str]:
         e = self.endpoint
@@ -164,12 +181,13 @@ class SippUac:
             "-trace_rtt", "-rtt_freq", "1",  # SIPp drops a partial batch at exit: write every value
             "-trace_err", "-error_file", str(self.workdir / "uac_errors.log"), "-max_log_size", str(MAX_LOG_BYTES),
             "-trace_screen", "-screen_file", str(self.workdir / "uac_screen.log"),
+            *(["-l", str(self.max_open_calls)] if self.max_open_calls else []),
         ]
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # the talk time is a recv timeout in the scenario, which SIPp cannot take from a variable
-        self.scenario.write_text(string.Template(UAC_SCENARIO.read_text()).substitute(talk_ms=self.call_ms))
+        self.scenario.write_text(string.Template(self.template.read_text()).substitute(talk_ms=self.call_ms))
         with open(self.workdir / "uac.out.log", "wb") as out:
             # cwd: SIPp writes its rtt file next to where it runs; own session: a Ctrl-C reaches only us
             self.popen = subprocess.Popen(self.argv(), cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT,
