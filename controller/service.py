@@ -105,7 +105,7 @@ async def on_startup(app: web.Application) -> None:
     async def digit_to_engine(event: DtmfEvent) -> None:
         conversation = await store.conversation_for_call(event.call_id)
         if conversation:
-            await engine.on_digit(conversation, event.source_tag, event.digit)
+            await engine.on_digit(conversation, event.source_tag, event.digit, event.tags)
 
     def on_digit(event: DtmfEvent) -> None:
         metrics.dtmf_digits.inc()

@@ -120,22 +120,26 @@ class TransferEngine:
         self._digit_at: dict[str, float] = {}  # when the last digit arrived, for the DTMF-to-INVITE latency
 
     # -- intake ------------------------------------------------------------------------------------
-    async def _ensure_started(self, conversation_id: str) -> bool:
+    async def _ensure_started(self, conversation_id: str, media_tags: tuple[str, ...] = ()) -> bool:
         """Create the conversation's state machine on first use (a digit, a REFER, an API request).
 
         An ordinary call never needs one, so answering and ending it costs the engine nothing. The
         machine starts from the facts recorded when the call was routed and answered; creating it and
         handling ConversationStarted happen under the conversation's lock, so no event can overtake it.
+        `media_tags` (from a DTMF event) name both parties when Kamailio's "answered" notification is
+        still queued: a digit from the call proves it was answered, so it is never dropped for lag.
         """
         async with self._lock(conversation_id):
             if await self._load(conversation_id) is not None:
                 return True
             fields = await self.store.get_conversation(conversation_id)
             direction, to_tag = fields.get("direction", ""), fields.get("to_tag", "")
+            if not to_tag and fields.get("state") == "routing":
+                to_tag = next((t for t in media_tags if t and t != fields.get("from_tag")), "")
             tenant = self.config.tenants.get(fields.get("tenant", ""))
-            if direction not in ("incoming", "outgoing") or tenant is None or fields.get("state") != "answered" \
-                    or not to_tag:
-                return False  # internal calls have no client to transfer; unanswered or ended calls no talk
+            if direction not in ("incoming", "outgoing") or tenant is None or not to_tag \
+                    or fields.get("state") not in ("answered", "routing"):
+                return False  # internal calls have no client to transfer; ended calls no talk
             from_tag = fields.get("from_tag", "")
             client, transferor = (from_tag, to_tag) if direction == "incoming" else (to_tag, from_tag)
             io = ConversationIO(conversation_id, fields["tenant"], direction, fields["call_id"], client, transferor,
@@ -147,9 +151,10 @@ class TransferEngine:
                 did=fields.get("did") or None, origin=fields.get("origin") or None)])
             return True
 
-    async def on_digit(self, conversation_id: str, source_tag: str, digit: str) -> None:
+    async def on_digit(self, conversation_id: str, source_tag: str, digit: str,
+                       media_tags: tuple[str, ...] = ()) -> None:
         self._digit_at[conversation_id] = time.perf_counter()
-        if await self._ensure_started(conversation_id):
+        if await self._ensure_started(conversation_id, media_tags):
             await self.feed(conversation_id, DigitPressed(source_tag, digit))
 
     async def on_notification(self, conversation_id: str, method: str, params: dict[str, Any]) -> None:

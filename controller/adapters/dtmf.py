@@ -51,6 +51,9 @@ class DtmfEvent:
     timestamp: int
     duration_ms: int
     volume: int
+    # every party's tag in the call: a digit proves the media is up, so these name both sides of the
+    # call even when Kamailio's "answered" notification has not been read yet
+    tags: tuple[str, ...] = ()
 
 
 def parse_dtmf_datagram(data: bytes) -> DtmfEvent:
@@ -78,7 +81,15 @@ def parse_dtmf_datagram(data: bytes) -> DtmfEvent:
         timestamp=_field(doc, "timestamp", int),
         duration_ms=_field(doc, "duration", int),
         volume=_field(doc, "volume", int),
+        tags=_tags(doc.get("tags")),
     )
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    """The optional `tags` list; anything else in that place is ignored rather than fatal."""
+    if isinstance(value, list) and all(isinstance(t, str) for t in value):
+        return tuple(value)
+    return ()
 
 
 def _field(doc: dict[str, Any], name: str, kind: type) -> Any:

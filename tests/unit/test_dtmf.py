@@ -57,7 +57,17 @@ def test_parse_rtpengine_example() -> None:
         b'{"callid":"abc","source_tag":"tagA","tags":["tagA","tagB"],"type":"DTMF","timestamp":1732520000,'
         b'"source_ip":"127.0.0.1","event":11,"duration":160,"volume":10}'
     )
-    assert parse_dtmf_datagram(raw) == DtmfEvent("abc", "tagA", "#", 1732520000, 160, 10)
+    assert parse_dtmf_datagram(raw) == DtmfEvent("abc", "tagA", "#", 1732520000, 160, 10, ("tagA", "tagB"))
+
+
+@pytest.mark.parametrize("tags", [None, "tagA", ["tagA", 5], {"a": 1}])
+def test_missing_or_odd_tags_do_not_reject_the_digit(tags: object) -> None:
+    doc = {"callid": "abc", "source_tag": "tagA", "type": "DTMF", "timestamp": 1, "event": 5, "duration": 160,
+           "volume": 10}
+    if tags is not None:
+        doc["tags"] = tags
+    parsed = parse_dtmf_datagram(json.dumps(doc).encode())
+    assert parsed.digit == "5" and parsed.tags == ()
 
 
 @pytest.mark.parametrize(
@@ -118,7 +128,8 @@ def test_parse_rejects_malformed(raw: bytes, why: str) -> None:
 )
 def test_parse_round_trip(call: str, tag: str, code: int, ts: int, duration: int, volume: int) -> None:
     raw = datagram(callid=call, source_tag=tag, event=code, timestamp=ts, duration=duration, volume=volume)
-    assert parse_dtmf_datagram(raw) == DtmfEvent(call, tag, EVENT_DIGITS[code], ts, duration, volume)
+    expected = DtmfEvent(call, tag, EVENT_DIGITS[code], ts, duration, volume, ("tagA", "tagB"))
+    assert parse_dtmf_datagram(raw) == expected
 
 
 # -- de-duplication --------------------------------------------------------------------------------
