@@ -50,14 +50,30 @@ def free_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> int
     raise RuntimeError("no free port found")
 
 
-def with_free_ports(data: dict[str, Any]) -> dict[str, Any]:
+class FreePorts:
+    """Free loopback ports, each handed out once: a probe closes its socket, so the kernel may offer
+    the same port again to the next probe."""
+
+    def __init__(self) -> None:
+        self.taken: set[int] = set()
+
+    def take(self, kind: int = socket.SOCK_STREAM) -> int:
+        port = free_port(kind)
+        while port in self.taken:
+            port = free_port(kind)
+        self.taken.add(port)
+        return port
+
+
+def with_free_ports(data: dict[str, Any], ports: FreePorts | None = None) -> dict[str, Any]:
     """A copy of a raw configuration whose node listens on free loopback ports (for tests)."""
     data = json.loads(json.dumps(data))
+    ports = ports or FreePorts()
     node = data.setdefault("node", {})
     for key in ("sip", "kamailio_rpc", "controller", "dtmf", "redis"):
-        node.setdefault(key, {})["port"] = free_port()
+        node.setdefault(key, {})["port"] = ports.take()
     rtpe = node.setdefault("rtpengine", {})
-    rtpe["ng_port"] = free_port(socket.SOCK_DGRAM)
+    rtpe["ng_port"] = ports.take(socket.SOCK_DGRAM)
     # a random 500-port media range, so consecutive stacks do not trip over each other's ports
     base = 20000 + 2 * (int.from_bytes(os.urandom(2), "big") % 4500)
     rtpe["port_min"], rtpe["port_max"] = base, base + 499

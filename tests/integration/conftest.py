@@ -21,7 +21,7 @@ import yaml
 
 from controller.phone import Phone
 from controller.sipp import SippParty
-from controller.stack import REPO_ROOT, LocalStack, StackOptions, free_port, with_free_ports
+from controller.stack import REPO_ROOT, FreePorts, LocalStack, StackOptions, free_port, with_free_ports
 
 TRUNK_IP = "127.0.0.2"
 PHONES_IP = "127.0.0.3"
@@ -43,27 +43,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def make_test_config() -> dict[str, Any]:
     """The example configuration on free ports, with phones' static contacts on free ports too."""
-    data = with_free_ports(yaml.safe_load((REPO_ROOT / "config" / "example.yaml").read_text()))
+    ports = FreePorts()  # every port of the config distinct
+    data = with_free_ports(yaml.safe_load((REPO_ROOT / "config" / "example.yaml").read_text()), ports)
     data["node"]["call_keys_ttl_after_end_s"] = 2
     acme = data["tenants"]["acme"]
     for ext in ("100", "101"):
-        acme["extensions"][ext]["contact"] = f"sip:{ext}@{PHONES_IP}:{free_port()}"
+        acme["extensions"][ext]["contact"] = f"sip:{ext}@{PHONES_IP}:{ports.take()}"
     # B gives up after 4 s in tests (fallback rules), not the production 20 s
     for rule in acme["transfer_rules"].values():
         rule["no_answer_timeout_s"] = 4
     # a DID straight to the extension that registers
     acme["dids"]["+74951110002"] = {"extension": "102"}
     # a second department whose members both have static contacts (first to answer wins)
-    acme["extensions"]["103"] = {"name": "Gleb", "contact": f"sip:103@{PHONES_IP}:{free_port()}"}
+    acme["extensions"]["103"] = {"name": "Gleb", "contact": f"sip:103@{PHONES_IP}:{ports.take()}"}
     acme["departments"]["support"] = {"number": "201", "members": ["101", "103"]}
     # the carrier trunk on a free port: outgoing calls (and transfers to outside numbers) reach a
     # SIPp party listening there
-    data["trunks"]["carrier"]["port"] = free_port()
+    data["trunks"]["carrier"]["port"] = ports.take()
     # a tenant that shows B the client's number (caller-ID policy "client")
     data["tenants"]["beta"] = {
         "name": "Beta LLC", "domain": "beta.test", "company_number": "+74952220099", "outbound_trunk": "carrier",
         "dids": {BETA_DID: {"extension": "300"}},
-        "extensions": {ext: {"name": f"Beta {ext}", "contact": f"sip:{ext}@{PHONES_IP}:{free_port()}"}
+        "extensions": {ext: {"name": f"Beta {ext}", "contact": f"sip:{ext}@{PHONES_IP}:{ports.take()}"}
                        for ext in ("300", "301")},
         "caller_id": {"policy": "client"},
         # beta sends a client whose transfer failed to voicemail
