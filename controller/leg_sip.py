@@ -69,7 +69,6 @@ class OriginateRequest:
     headers: str
     body: str
     call_id: str
-    cseq: int = 1
 
     def rpc_params(self) -> list[str]:
         return ["INVITE", self.ruri, self.nexthop, ".", self.headers, self.body]

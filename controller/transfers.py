@@ -95,10 +95,6 @@ class ConversationIO:
     # a transfer touched this call (Kamailio flags, extra rtpengine tags): its end needs a clean-up
     touched: bool = False
 
-    @property
-    def client_side(self) -> str:
-        return "caller" if self.client_tag == self.client_from_tag else "callee"
-
     def side_of(self, tag: str) -> str:
         return "caller" if tag == self.client_from_tag else "callee"
 

@@ -45,4 +45,5 @@ def test_leg_lookup_and_dialog_sides() -> None:
     conv = io("incoming")
     assert conv.leg_for_call("xfer-b") == "conv.t1.b1" and conv.leg_for_call("other") is None
     assert conv.side_of("ctag") == "caller" and conv.side_of("atag") == "callee"
-    assert conv.client_side == "caller" and io("outgoing").client_side == "callee"
+    outgoing = io("outgoing")
+    assert conv.side_of(conv.client_tag) == "caller" and outgoing.side_of(outgoing.client_tag) == "callee"
