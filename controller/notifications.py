@@ -108,8 +108,10 @@ class NotificationConsumer:
             clog.info("call %s answered", call_id)
             to_tag = str(params.get("to_tag", ""))
             # the transfer engine starts a state machine only when the call first needs one (a digit)
+            # answered_uri: the branch that answered, which tells who of a department took the call
             await self.store.update_conversation(conversation, {"state": "answered", "answered_ms": now_ms(),
-                                                                "to_tag": to_tag},
+                                                                "to_tag": to_tag,
+                                                                "answered_uri": str(params.get("answered_uri", ""))},
                                                  event="call.answered", event_fields=fields)
             return
         if self.engine is not None:

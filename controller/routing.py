@@ -115,9 +115,7 @@ def targets_for_number(config: Config, tenant: Tenant, dialled: str, *,
         return NumberTargets("extension", targets, f"extension:{dialled}")
     department = tenant.department_by_number(dialled)
     if department is not None:
-        dept_id, dept = department
-        targets = tuple(extension_target(tenant, m) for m in dept.members if m != exclude)
-        return NumberTargets("department", targets, f"department:{dept_id}")
+        return _department_targets(tenant, department[0], exclude)
     if dialled in tenant.sip_aliases:
         return NumberTargets("sip_uri", (Target(tenant.sip_aliases[dialled], lookup=False),), f"alias:{dialled}")
     if PHONE_NUMBER_RE.fullmatch(dialled):
@@ -125,6 +123,41 @@ def targets_for_number(config: Config, tenant: Tenant, dialled: str, *,
         uri = f"sip:{dialled}@{trunk.hostport}" + (";transport=tcp" if trunk.transport == "tcp" else "")
         return NumberTargets("trunk", (Target(uri, lookup=False),), f"trunk:{tenant.outbound_trunk}")
     return None
+
+
+def _department_targets(tenant: Tenant, dept_id: str, exclude: str | None) -> NumberTargets:
+    members = tenant.departments[dept_id].members
+    targets = tuple(extension_target(tenant, m) for m in members if m != exclude)
+    return NumberTargets("department", targets, f"department:{dept_id}")
+
+
+def targets_for_origin(tenant: Tenant, origin: str, *, exclude: str | None = None) -> NumberTargets | None:
+    """Who the routing step `origin` (a `RouteDecision.origin`) rings now, `exclude` (the transferor who did
+    not answer) left out. None when the step rings nobody of the tenant: an outgoing call's origin is the
+    employee's own dial-out, and a step the configuration no longer has is gone."""
+    step = origin.rsplit("->", 1)[-1]  # "did:<did>->department:<id>": the DID only led to the department
+    kind, _, name = step.partition(":")
+    if kind == "extension" and name in tenant.extensions:
+        targets = () if name == exclude else (extension_target(tenant, name),)
+        return NumberTargets("extension", targets, step)
+    if kind == "department" and name in tenant.departments:
+        return _department_targets(tenant, name, exclude)
+    return None
+
+
+def extension_for_uri(tenant: Tenant, uri: str) -> str | None:
+    """Which extension answered, from the URI of the branch that answered (a department rings several
+    phones). A static contact is matched exactly; a registered phone by the user part of its contact,
+    which phones set to their extension when they register. None when it cannot be told."""
+    if not uri:
+        return None
+    bare = uri.split(";", 1)[0]
+    for number, extension in tenant.extensions.items():
+        if extension.contact is not None and extension.contact.split(";", 1)[0] == bare:
+            return number
+    user = bare.split(":", 1)[-1].split("@", 1)[0] if "@" in bare else ""
+    extension = tenant.extensions.get(user)
+    return user if extension is not None and extension.contact is None else None
 
 
 def decide_route(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:

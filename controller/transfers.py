@@ -40,9 +40,9 @@ from controller.core import (
     PlayRingback,
     PromptFinished,
     RecordOutcome,
+    ResolveOrigin,
     ResolveTarget,
     RingTransferor,
-    RouteToOrigin,
     StartRecording,
     StartTimer,
     StopMedia,
@@ -59,7 +59,7 @@ from controller.logs import call_logger
 from controller.media_executor import MediaExecutor, PromptStarted
 from controller.metrics import Metrics
 from controller.prompts import PromptError
-from controller.routing import targets_for_number
+from controller.routing import NumberTargets, extension_for_uri, targets_for_number, targets_for_origin
 from controller.sip_executor import SipExecutor
 from controller.store import ConversationStore, now_ms
 from controller.tenant_settings import settings_for
@@ -141,9 +141,12 @@ class TransferEngine:
             io = ConversationIO(conversation_id, fields["tenant"], direction, fields["call_id"], client, transferor,
                                 from_tag, to_tag, started_ms=now_ms())
             await self._save(Conversation(conversation_id, settings_for(self.config, tenant, direction)), io)
+            # a call routed to a department learns its employee when one of them answers
+            employee = fields.get("employee") or (
+                extension_for_uri(tenant, fields.get("answered_uri", "")) if direction == "incoming" else None)
             await self._feed_locked(conversation_id, [ConversationStarted(
                 direction=direction, client_leg=client, transferor_leg=transferor,
-                client_number=fields.get("client_number") or None, transferor_number=fields.get("employee") or None,
+                client_number=fields.get("client_number") or None, transferor_number=employee,
                 did=fields.get("did") or None, origin=fields.get("origin") or None)])
             return True
 
@@ -238,6 +241,13 @@ class TransferEngine:
                 io.transfer_started_ms[transfer_id] = now_ms()
                 self.metrics.transfers_started.inc()
                 return self._resolve(machine, io, transfer_id, number)
+            case ResolveOrigin(transfer_id=transfer_id, origin=origin):
+                tenant = self.config.tenants[io.tenant_id]
+                found = targets_for_origin(tenant, origin, exclude=machine.transferor_number)
+                await self.store.append_event("transfer.origin", cid, {
+                    "transfer_id": transfer_id, "origin": origin, "call_id": io.ng_call_id,
+                    "targets": len(found.targets) if found else 0})
+                return _resolution(transfer_id, found)
             case OriginateLeg(leg=leg, target=target, target_kind=kind, caller_id=caller_id):
                 await self._originate(machine, io, leg, [target], kind, caller_id)
             case RingTransferor(leg=leg, number=number, caller_id=caller_id):
@@ -271,10 +281,6 @@ class TransferEngine:
                         await self.voicemail.save(message)
                         await self.store.append_event("voicemail.recorded", cid, asdict(message) | {
                             "call_id": io.ng_call_id})
-            case RouteToOrigin():
-                # sending the call back to its routing step arrives with the rest of the fallback rules;
-                # until then a defined end: the machine treats the failure like any media failure
-                raise ControllerError("routing back to the origin is not available yet")
             case _:
                 started = await self.media.execute(io.ng_call_id, action)
                 if isinstance(started, PromptStarted):
@@ -298,13 +304,8 @@ class TransferEngine:
     # -- actions that need the conversation's I/O context --------------------------------------------
     def _resolve(self, machine: Conversation, io: ConversationIO, transfer_id: str, number: str) -> Event:
         tenant = self.config.tenants[io.tenant_id]
-        found = targets_for_number(self.config, tenant, number, exclude=machine.transferor_number)
-        if found is None:
-            return TargetRejected(transfer_id, RejectReason.UNKNOWN_NUMBER)
-        if not found.targets:
-            return TargetRejected(transfer_id, RejectReason.FORBIDDEN)  # A's own extension
-        dial = tuple(_dial_string(t.uri, t.lookup) for t in found.targets)
-        return TargetResolved(transfer_id, dial, TargetKind(found.kind))
+        return _resolution(transfer_id, targets_for_number(self.config, tenant, number,
+                                                           exclude=machine.transferor_number))
 
     async def _originate(self, machine: Conversation, io: ConversationIO, leg: str, dial: list[str],
                          kind: TargetKind, caller_id: str) -> None:
@@ -413,6 +414,16 @@ class TransferEngine:
             "machine": json.dumps(machine.to_dict()), "io": json.dumps(asdict(io))})
         if machine.state.value == "ended":
             self._locks.pop(machine.id, None)
+
+
+def _resolution(transfer_id: str, found: NumberTargets | None) -> Event:
+    """The machine's answer to a ResolveTarget / ResolveOrigin."""
+    if found is None:
+        return TargetRejected(transfer_id, RejectReason.UNKNOWN_NUMBER)
+    if not found.targets:
+        return TargetRejected(transfer_id, RejectReason.FORBIDDEN)  # only A (their own extension) was left
+    dial = tuple(_dial_string(t.uri, t.lookup) for t in found.targets)
+    return TargetResolved(transfer_id, dial, TargetKind(found.kind))
 
 
 def _dial_string(uri: str, lookup: bool) -> str:

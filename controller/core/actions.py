@@ -38,9 +38,9 @@ __all__ = [
     "PlayPrompt",
     "PlayRingback",
     "RecordOutcome",
+    "ResolveOrigin",
     "ResolveTarget",
     "RingTransferor",
-    "RouteToOrigin",
     "StartConference",
     "StartRecording",
     "StartTimer",
@@ -152,6 +152,15 @@ class ResolveTarget(Action):
 
 
 @dataclass(frozen=True)
+class ResolveOrigin(Action):
+    """Ask the service who the routing step ``origin`` rings now (e.g. the department the call came
+    through); answered by ``TargetResolved``/``TargetRejected`` for ``transfer_id``."""
+
+    transfer_id: str
+    origin: str
+
+
+@dataclass(frozen=True)
 class OriginateLeg(Action):
     """Send an INVITE to ``target``; the new dialog is called ``leg`` in later events.
 
@@ -192,14 +201,6 @@ class EndLeg(Action):
 
 
 @dataclass(frozen=True)
-class RouteToOrigin(Action):
-    """Hand the client leg back to the routing step ``origin`` (the conversation ends)."""
-
-    leg: str
-    origin: str
-
-
-@dataclass(frozen=True)
 class TransferRefused(Action):
     """A ``TransferRequested`` was not accepted (REFER error response / API error)."""
 
@@ -210,7 +211,7 @@ class TransferRefused(Action):
 
 @dataclass(frozen=True)
 class EndConversation(Action):
-    """Every leg is ended, cancelled or handed off; forget the snapshot."""
+    """Every leg is ended or cancelled; forget the snapshot."""
 
     reason: str
 

@@ -40,8 +40,8 @@ class Event:
 class ConversationStarted(Event):
     """The client and A are connected; one rtpengine call pairs their legs.
 
-    ``origin`` is an opaque routing-step reference the call can be sent back to
-    (``RouteToOrigin``).  Numbers are used for caller-ID and to refuse a
+    ``origin`` is an opaque reference to the routing step that delivered the
+    call; the call can be sent back to it (``ResolveOrigin``).  Numbers are used for caller-ID and to refuse a
     transfer to A or to the client themself; ``None`` means unknown/anonymous.
     """
 

@@ -82,7 +82,8 @@ Within one action list: media and signalling first, then the single
 ``RecordOutcome`` of the transfer (at the moment its fate is decided), then the
 conversation's own teardown (timers, recording, legs, ``EndConversation``).
 Transfers are ``t1``, ``t2``...; originated legs ``<conversation>.<transfer>.b<n>``
-(``.r1`` for A rung again); timers ``<conversation>/<purpose>/<n>``, never reused.
+(``.r1`` for A rung again, ``.o<n>`` for the origin's members); timers
+``<conversation>/<purpose>/<n>``, never reused.
 
 REFER
 -----
@@ -112,9 +113,18 @@ B fails by no answer (the machine's own timer), busy (486/600), rejection
 registration).  While A is still on the line, A is reconnected (after the
 optional warning prompts) and stays in control.  Once A has left, the
 direction's rule applies: ``return_to_transferor`` rings A again while the
-client keeps hold music (then ``RouteToOrigin`` if configured, else the
-apology), ``apologize`` plays the apology and ends the call, ``voicemail``
-plays greeting and beep and records the client.
+client keeps hold music, ``apologize`` plays the apology and ends the call,
+``voicemail`` plays greeting and beep and records the client.
+
+If A does not answer the recall either and the policy says
+``return_to_origin``, the routing step that first delivered the call (say the
+department behind the DID the client dialled) is looked up again
+(``ResolveOrigin``) and its members ring for the client, A excluded, while the
+client keeps the music.  The first to answer gets the client and becomes the
+transferor, exactly as after a blind transfer; the transfer's outcome is
+``failed`` with mode ``origin``.  If nobody there answers either, or the origin
+has nobody to ring (an outgoing call's origin is A's own dial-out), the client
+hears the apology: the call is never silently dropped and never loops.
 
 An rtpengine failure (``MediaFailed``) is never ignored, because it may have
 left somebody in silence: during a transfer the transfer is abandoned and the
@@ -149,9 +159,9 @@ from .actions import (
     PlayPrompt,
     PlayRingback,
     RecordOutcome,
+    ResolveOrigin,
     ResolveTarget,
     RingTransferor,
-    RouteToOrigin,
     StartConference,
     StartRecording,
     StartTimer,
@@ -193,6 +203,7 @@ from .states import (
     transitions_for,
 )
 from .types import (
+    CallerIdPolicy,
     Direction,
     FailureCause,
     FallbackRule,
@@ -214,6 +225,8 @@ _T = TransferState
 _S = Stimulus
 
 _LIVE = frozenset({LegState.TRYING, LegState.RINGING})
+#: States in which the service's answer to a resolution (``TargetResolved`` / ``TargetRejected``) counts.
+_AWAITING_RESOLUTION = frozenset({TransferState.RESOLVING, TransferState.ROUTING_TO_ORIGIN})
 _NUMBER_DIGITS = frozenset("0123456789")
 
 #: Which talk options are active in which effective state.
@@ -413,31 +426,45 @@ class Transfer:
         assert isinstance(event, TargetResolved)
         conv = self.conv
         conv.cancel_timer(_RESOLVE)
-        self.target_kind = event.target_kind
         targets = list(dict.fromkeys(t for t in event.targets if t))
-        # A department may contain A: never ring A for their own transfer.
+        # A department may contain A (or the client's own number): never ring them for this transfer.
         allowed = [t for t in targets if not conv.is_self_target(t)]
+        if self.state is _T.ROUTING_TO_ORIGIN:
+            if not allowed:
+                return self._apologize()
+            self._ring(allowed, event.target_kind, "o", conv.origin_caller_id(event.target_kind))
+            return _T.RINGING_ORIGIN
+        self.target_kind = event.target_kind
         if targets and not allowed:
             return self._refuse("self_target", conv.settings.prompts.forbidden)
         if not allowed:
             return self._fail(FailureCause.UNREACHABLE)
-        caller_id = conv.caller_id_for(event.target_kind)
-        timeout = conv.settings.no_answer_timeout_s
-        for index, target in enumerate(allowed, start=1):
-            leg_id = f"{conv.id}.{self.id}.b{index}"
-            conv.add_leg(Leg(leg_id, LegRole.TARGET, LegState.TRYING, target, event.target_kind))
-            self.branches.append(leg_id)
-            conv.emit(OriginateLeg(leg_id, target, event.target_kind, caller_id, timeout))
-        conv.start_timer(_NO_ANSWER, timeout)
+        self._ring(allowed, event.target_kind, "b", conv.caller_id_for(event.target_kind))
         return _T.RINGING if conv.transferor_up else _T.BLIND_RINGING
+
+    def _ring(self, targets: list[str], kind: TargetKind, prefix: str, caller_id: str) -> None:
+        """Originate one leg per target (``<conversation>.<transfer>.<prefix><n>``) under one no-answer timer."""
+        conv = self.conv
+        timeout = conv.settings.no_answer_timeout_s
+        for index, target in enumerate(targets, start=1):
+            leg_id = f"{conv.id}.{self.id}.{prefix}{index}"
+            conv.add_leg(Leg(leg_id, LegRole.TARGET, LegState.TRYING, target, kind))
+            self.branches.append(leg_id)
+            conv.emit(OriginateLeg(leg_id, target, kind, caller_id, timeout))
+        conv.start_timer(_NO_ANSWER, timeout)
 
     def on_target_rejected(self, event: Event, _: Any) -> State:
         assert isinstance(event, TargetRejected)
+        if self.state is _T.ROUTING_TO_ORIGIN:
+            self.conv.cancel_timer(_RESOLVE)
+            return self._apologize()
         prompts = self.conv.settings.prompts
         prompt = prompts.unknown_number if event.reason is RejectReason.UNKNOWN_NUMBER else prompts.forbidden
         return self._refuse(str(event.reason), prompt)
 
     def on_resolve_timeout(self, event: Event, _: Any) -> State:
+        if self.state is _T.ROUTING_TO_ORIGIN:
+            return self._apologize()
         return self._refuse("resolve_timeout", self.conv.settings.prompts.transfer_error)
 
     def _refuse(self, cause: str, prompt: str) -> State:
@@ -462,8 +489,8 @@ class Transfer:
     def on_target_ringing(self, event: Event, _: Any) -> State:
         assert isinstance(event, LegRinging)
         conv = self.conv
-        if self.state is _T.BLIND_RINGING:
-            return _T.BLIND_RINGING
+        if self.state is not _T.RINGING:
+            return self.state  # nobody hears B's ringing but A: the client keeps the music
         a = self._a
         if event.early_media and self.early_leg is None:
             # A hears B's early media (announcements, real ringback) rather than ours.
@@ -484,7 +511,9 @@ class Transfer:
             if leg != winner:
                 conv.release_leg(leg, "answered_elsewhere")
         if self.state is _T.BLIND_RINGING:
-            return self._complete("blind")
+            return self._connect_client(OutcomeKind.COMPLETED, mode="blind")
+        if self.state is _T.RINGING_ORIGIN:
+            return self._connect_client(OutcomeKind.FAILED, cause=self.cause, rule=self.rule, mode="origin")
         a = self._a
         conv.stop_media(a)
         if conv.partner_of(a) != winner:
@@ -498,7 +527,9 @@ class Transfer:
         cause = failure_cause(event.sip_status)
         self.failures[event.leg] = str(cause)
         alive = self._alive_branches()
-        global_failure = is_global_failure(event.sip_status) and self.target_kind is not TargetKind.DEPARTMENT
+        # a 6xx ends every branch of one callee, but not across a department's members (the origin's too)
+        global_failure = (is_global_failure(event.sip_status) and self.target_kind is not TargetKind.DEPARTMENT
+                          and self.state is not _T.RINGING_ORIGIN)
         if alive and not global_failure:
             if self.early_leg == event.leg:
                 self.early_leg = None
@@ -508,6 +539,8 @@ class Transfer:
         for leg in alive:
             conv.release_leg(leg, "target_failed")
         conv.cancel_timer(_NO_ANSWER)
+        if self.state is _T.RINGING_ORIGIN:
+            return self._apologize()  # B's failure stays the cause
         if global_failure:
             return self._fail(cause)
         return self._fail(aggregate_cause(FailureCause(c) for c in self.failures.values()))
@@ -515,6 +548,8 @@ class Transfer:
     def on_no_answer_timeout(self, event: Event, _: Any) -> State:
         for leg in self._alive_branches():
             self.conv.release_leg(leg, "no_answer")
+        if self.state is _T.RINGING_ORIGIN:
+            return self._apologize()
         return self._fail(FailureCause.NO_ANSWER)
 
     # -- consulting --------------------------------------------------------------------
@@ -538,14 +573,14 @@ class Transfer:
         self.finish(OutcomeKind.CONFERENCED)
         return _C.CONFERENCE
 
-    def _complete(self, mode: str) -> State:
-        """A has left and B is up: connect the client and B."""
+    def _connect_client(self, kind: OutcomeKind, **outcome: Any) -> State:
+        """A has left and the answered leg is up: connect the client to it, who takes over from A."""
         conv = self.conv
         b = self.answered
         assert b is not None
         conv.stop_media(self._client)
         conv.bridge(self._client, b)
-        self.finish(OutcomeKind.COMPLETED, mode=mode)
+        self.finish(kind, **outcome)
         return conv.promote(b)
 
     # -- back key, hang-ups, requests, media ---------------------------------------------
@@ -567,7 +602,7 @@ class Transfer:
             self.early_leg = None
             return _T.BLIND_RINGING
         if self.state is _T.CONSULTING:
-            return self._complete("attended")
+            return self._connect_client(OutcomeKind.COMPLETED, mode="attended")
         # RECONNECTING: A left instead of taking the client back.
         self.awaiting.clear()
         conv.cancel_timer(_PROMPT)
@@ -699,10 +734,13 @@ class Transfer:
     def _after_recall_failed(self) -> State:
         conv = self.conv
         if conv.policy.return_to_origin and conv.origin:
-            conv.stop_media(self._client)
-            conv.hand_off_client(conv.origin)
-            self.finish(OutcomeKind.FAILED, cause=self.cause, rule=self.rule, mode="origin")
-            return conv.end("routed_to_origin")
+            client = self._client
+            if conv.overlay_of(client) != _HOLD:  # a warning prompt was playing to the client
+                conv.stop_media(client)
+                conv.play_hold(client)
+            conv.emit(ResolveOrigin(self.id, conv.origin))
+            conv.start_timer(_RESOLVE, conv.settings.resolve_timeout_s)
+            return _T.ROUTING_TO_ORIGIN
         return self._apologize()
 
     def _apologize(self) -> State:
@@ -1056,7 +1094,7 @@ class Conversation:
         if match is None or int(match.group(1)) > self._transfer_seq:
             raise self._invalid(event, f"no ResolveTarget was sent for {event.transfer_id!r}")
         transfer = self._transfer
-        if transfer is None or transfer.id != event.transfer_id or transfer.state is not _T.RESOLVING:
+        if transfer is None or transfer.id != event.transfer_id or transfer.state not in _AWAITING_RESOLUTION:
             return  # the transfer moved on (cancelled, or a duplicate answer)
         stimulus = _S.TARGET_RESOLVED if isinstance(event, TargetResolved) else _S.TARGET_REJECTED
         self._fire(stimulus, event)
@@ -1189,6 +1227,13 @@ class Conversation:
             self.settings.caller_id_policy, kind, self.client_number, self.did, self.settings.company_number
         )
 
+    def origin_caller_id(self, kind: TargetKind) -> str:
+        """The origin's members see the call as its routing step first showed it: the client's own
+        number (where the law allows it), not the transfer's caller-ID policy."""
+        return caller_id_for_target(
+            CallerIdPolicy.CLIENT, kind, self.client_number, self.did, self.settings.company_number
+        )
+
     def start_timer(self, purpose: str, seconds: float) -> str:
         self._timer_seq += 1
         name = f"{self.id}/{purpose}/{self._timer_seq}"
@@ -1240,11 +1285,6 @@ class Conversation:
         self.transferor_kind = leg.kind or TargetKind.EXTENSION
         self.peer_leg = None
         return _C.TALKING
-
-    def hand_off_client(self, origin: str) -> None:
-        self.emit(RouteToOrigin(self.client_leg, origin))
-        self._legs[self.client_leg].state = LegState.HANDED_OFF
-        self._forget_media(self.client_leg)
 
     def end(self, reason: str) -> State:
         """Release everything that is still ours and end the conversation."""

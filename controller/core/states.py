@@ -65,6 +65,10 @@ class TransferState(enum.Enum):
     RECONNECTING = "reconnecting"
     #: B failed after A left; A is rung again, the client keeps hold music.
     RINGING_TRANSFEROR = "ringing_transferor"
+    #: A did not answer either: the service looks up the routing step the call came through.
+    ROUTING_TO_ORIGIN = "routing_to_origin"
+    #: That step's members ring for the client (hold music goes on); the first answer takes the call.
+    RINGING_ORIGIN = "ringing_origin"
     #: The client hears the apology prompt; the call then ends.
     APOLOGIZING = "apologizing"
     #: The client hears the voicemail greeting and the beep.
@@ -111,7 +115,9 @@ _S = Stimulus
 
 # Landing sets shared by several rows.
 #: B failed after A left: the direction's fallback rule decides.
-_FALLBACK: tuple[State, ...] = (_T.RINGING_TRANSFEROR, _T.APOLOGIZING, _T.VOICEMAIL_GREETING, _C.ENDED)
+_FALLBACK: tuple[State, ...] = (_T.RINGING_TRANSFEROR, _T.ROUTING_TO_ORIGIN, _T.APOLOGIZING, _T.VOICEMAIL_GREETING)
+#: A cannot take the client back: the routing step the call came from, if configured, else the apology.
+_NO_TRANSFEROR: tuple[State, ...] = (_T.ROUTING_TO_ORIGIN, _T.APOLOGIZING)
 #: B failed while A is on the line: reconnect (after optional warning prompts).
 _RETURN: tuple[State, ...] = (_T.RECONNECTING, _C.TALKING)
 #: The client is connected to B: B takes over talk options, or not (outside number).
@@ -200,7 +206,7 @@ TRANSFER_TRANSITIONS: Mapping[TransferState, Mapping[Stimulus, tuple[State, ...]
     _T.RECONNECTING: {
         _S.PROMPT_FINISHED: (_T.RECONNECTING, _C.TALKING),
         _S.PROMPT_TIMEOUT: (_C.TALKING,),
-        _S.TRANSFEROR_HUNG_UP: (_T.APOLOGIZING, _T.VOICEMAIL_GREETING, _C.ENDED),
+        _S.TRANSFEROR_HUNG_UP: (*_NO_TRANSFEROR, _T.VOICEMAIL_GREETING),
         _S.TRANSFER_REQUESTED: (_T.RECONNECTING,),
         _S.CLIENT_HUNG_UP: _END,
         _S.MEDIA_FAILED: _ABORT,
@@ -208,9 +214,26 @@ TRANSFER_TRANSITIONS: Mapping[TransferState, Mapping[Stimulus, tuple[State, ...]
     _T.RINGING_TRANSFEROR: {
         _S.RECALL_RINGING: (_T.RINGING_TRANSFEROR,),
         _S.RECALL_ANSWERED: _RETURN,
-        _S.RECALL_FAILED: (_T.APOLOGIZING, _C.ENDED),
-        _S.RECALL_TIMEOUT: (_T.APOLOGIZING, _C.ENDED),
+        _S.RECALL_FAILED: _NO_TRANSFEROR,
+        _S.RECALL_TIMEOUT: _NO_TRANSFEROR,
         _S.TRANSFER_REQUESTED: (_T.RINGING_TRANSFEROR,),
+        _S.CLIENT_HUNG_UP: _END,
+        _S.MEDIA_FAILED: _END,
+    },
+    _T.ROUTING_TO_ORIGIN: {
+        _S.TARGET_RESOLVED: (_T.RINGING_ORIGIN, _T.APOLOGIZING),
+        _S.TARGET_REJECTED: (_T.APOLOGIZING,),
+        _S.RESOLVE_TIMEOUT: (_T.APOLOGIZING,),
+        _S.TRANSFER_REQUESTED: (_T.ROUTING_TO_ORIGIN,),
+        _S.CLIENT_HUNG_UP: _END,
+        _S.MEDIA_FAILED: _END,
+    },
+    _T.RINGING_ORIGIN: {
+        _S.TARGET_RINGING: (_T.RINGING_ORIGIN,),
+        _S.TARGET_ANSWERED: _COMPLETE,
+        _S.TARGET_FAILED: (_T.RINGING_ORIGIN, _T.APOLOGIZING),
+        _S.NO_ANSWER_TIMEOUT: (_T.APOLOGIZING,),
+        _S.TRANSFER_REQUESTED: (_T.RINGING_ORIGIN,),
         _S.CLIENT_HUNG_UP: _END,
         _S.MEDIA_FAILED: _END,
     },
@@ -309,5 +332,4 @@ LEG_TRANSITIONS: Mapping[LegState, Mapping[LegSignal, tuple[LegState, LegDisposi
         _G.HUNG_UP: (_L.ENDED, _D.IGNORE),
         _G.FAILED: (_L.ENDED, _D.IGNORE),
     },
-    _L.HANDED_OFF: {signal: (_L.HANDED_OFF, _D.IGNORE) for signal in _G},
 }

@@ -125,5 +125,3 @@ class LegState(enum.StrEnum):
     #: CANCEL sent; waiting for the 487 (or a crossing 200 that must be BYEd).
     CANCELLING = "cancelling"
     ENDED = "ended"
-    #: Given back to the routing step the call came from; no longer ours.
-    HANDED_OFF = "handed_off"

@@ -27,6 +27,7 @@ TRUNK_IP = "127.0.0.2"
 PHONES_IP = "127.0.0.3"
 CLIENT_NUMBER = "+79161234567"
 BETA_DID = "+74952220000"
+SUPPORT_DID = "+74951110003"
 RUN_ROOT = REPO_ROOT / "run" / "tests"
 
 pytestmark = pytest.mark.integration
@@ -57,6 +58,10 @@ def make_test_config() -> dict[str, Any]:
     # a second department whose members both have static contacts (first to answer wins)
     acme["extensions"]["103"] = {"name": "Gleb", "contact": f"sip:103@{PHONES_IP}:{ports.take()}"}
     acme["departments"]["support"] = {"number": "201", "members": ["101", "103"]}
+    acme["dids"][SUPPORT_DID] = {"department": "support"}
+    # if A does not take a failed transfer back either, the call goes back to the step that first
+    # delivered it (the support department behind SUPPORT_DID)
+    acme["transfer_rules"]["incoming"]["return_to_origin"] = True
     # the carrier trunk on a free port: outgoing calls (and transfers to outside numbers) reach a
     # SIPp party listening there
     data["trunks"]["carrier"]["port"] = ports.take()

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from controller.phone import Phone, wait_until
-from tests.integration.calls import CLIENT, A, assert_talking, connect, gone, sip_call_id, target
-from tests.integration.conftest import BETA_DID, CLIENT_NUMBER, PHONES_IP, Stack
+from tests.integration.calls import CLIENT, A, assert_talking, connect, gone, on_hold, sip_call_id, target
+from tests.integration.conftest import BETA_DID, CLIENT_NUMBER, PHONES_IP, SUPPORT_DID, Stack
+
+GLEB = 0x44  # the support department's other member
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +50,47 @@ def test_no_answer_on_an_incoming_call_returns_to_a_with_warnings(stack: Stack, 
     assert_talking(client, a_again, CLIENT, A)
     event = stack.wait_event(sip_call_id(client), "transfer.returned")
     assert event["data"]["cause"] == "no_answer" and event["data"]["rule"] == "return_to_transferor"
+
+
+def test_a_does_not_answer_either_the_department_the_call_came_through_gets_it(
+        stack: Stack, people: list[Phone]) -> None:
+    """The client called the support department (Boris 101 and Gleb 103); Boris answered, transferred
+    blind to Anna (100), who does not answer; Boris's phone does not answer the recall either. The
+    incoming rule says "return to A, then to the origin": the department rings again without Boris,
+    and Gleb gets the client."""
+    gleb = target(stack, people, "gleb", "103", "employee_ring_until_cancel.xml", GLEB)
+    client, boris = connect(stack, people, "incoming", a_leaves_ms=2500, client_leaves_ms=18000, a_ext="101",
+                            did=SUPPORT_DID)
+    wait_until(lambda: gone(gleb), what="Gleb's phone to be cancelled when Boris answered")
+    anna = target(stack, people, "anna", "100", "employee_ring_until_cancel.xml")
+    boris.press("#100")
+    wait_until(lambda: "INVITE" in anna.sipp.received_requests(), what="Anna's INVITE")
+    wait_until(lambda: gone(boris), timeout=10, what="Boris to leave")
+    boris_again = target(stack, people, "boris-again", "101", "employee_ring_until_cancel.xml", A)
+    gleb_again = target(stack, people, "gleb-again", "103", "employee_answer.xml", GLEB, pause_ms=300)
+    on_hold(client, A)
+
+    # Anna gives up after 4 s, then Boris's phone rings 4 s unanswered (the client keeps the music)
+    wait_until(lambda: "CANCEL" in anna.sipp.received_requests(), timeout=8, what="Anna's CANCEL")
+    wait_until(lambda: "INVITE" in boris_again.sipp.received_requests(), timeout=5, what="the recall to Boris")
+    on_hold(client, A, GLEB)
+    wait_until(lambda: "CANCEL" in boris_again.sipp.received_requests(), timeout=8, what="the recall's CANCEL")
+    # the department again, without Boris: Gleb's phone rings, showing the client's number as the first time
+    wait_until(lambda: "ACK" in gleb_again.sipp.received_requests(), timeout=8, what="Gleb to answer")
+    seen = gleb_again.sipp.received_header("INVITE", "From")
+    assert seen and f"sip:{CLIENT_NUMBER}@" in seen[0], f"Gleb saw From: {seen}"
+    time.sleep(0.3)
+    assert_talking(client, gleb_again, CLIENT, GLEB)
+    assert client.voice.snapshot()[1] == 0, "the client still hears hold music"
+
+    event = stack.wait_event(sip_call_id(client), "transfer.failed")
+    assert (event["data"]["cause"], event["data"]["rule"], event["data"]["mode"]) == (
+        "no_answer", "return_to_transferor", "origin")
+    origin = stack.wait_event(sip_call_id(client), "transfer.origin")["data"]
+    assert (origin["origin"], origin["targets"]) == (f"did:{SUPPORT_DID}->department:support", 1)
+    # the client hangs up on Gleb in the end: Gleb gets the BYE; every phone's scenario ran to its end
+    for phone in (anna, boris_again, client, gleb_again):
+        assert phone.sipp.wait() == 0, phone.sipp.describe_failure()
 
 
 def test_busy_on_an_outgoing_call_apologises_and_hangs_up(stack: Stack, people: list[Phone]) -> None:

@@ -15,10 +15,13 @@ from hypothesis import strategies as st
 from controller.config import Config, load_config, parse_config
 from controller.routing import (
     InviteFacts,
+    NumberTargets,
     RouteDecision,
     RouteRejection,
     Target,
     decide_route,
+    extension_for_uri,
+    targets_for_origin,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
@@ -313,3 +316,55 @@ def test_dialled_phone_numbers_leave_through_the_trunk_unless_configured(number:
         assert isinstance(result, RouteDecision)
         assert result.direction == "outgoing" and result.origin == "trunk:carrier"
         assert result.targets == (Target(f"sip:{number}@127.0.0.2:5060", lookup=False),)
+
+
+# ---------------------------------------------------------------------------------------------
+# sending a call back to the routing step it came through (a failed transfer, A gone)
+
+
+@pytest.mark.parametrize(
+    ("origin", "exclude", "expected"),
+    [
+        # the department behind the DID rings again, without the transferor who did not answer
+        ("did:+74951110001->department:sales", "101", NumberTargets("department", (VERA,), "department:sales")),
+        ("did:+74951110001->department:sales", None, NumberTargets("department", (BORIS, VERA), "department:sales")),
+        ("department:sales", "102", NumberTargets("department", (BORIS,), "department:sales")),
+        # a DID to one extension: that extension is the transferor, so nobody is left to ring
+        ("did:+74951110000->extension:100", "100", NumberTargets("extension", (), "extension:100")),
+        ("extension:101", "100", NumberTargets("extension", (BORIS,), "extension:101")),
+        # an outgoing call's routing step is the employee's own dial-out: nothing to go back to
+        ("trunk:carrier", "100", None),
+        ("alias:300", "100", None),
+        # steps the configuration no longer has, and garbage
+        ("did:+74951110001->department:gone", None, None),
+        ("extension:999", None, None),
+        ("", None, None),
+        ("->", None, None),
+    ],
+)
+def test_targets_for_origin(origin: str, exclude: str | None, expected: NumberTargets | None) -> None:
+    assert targets_for_origin(CONFIG.tenants["acme"], origin, exclude=exclude) == expected
+
+
+def test_every_route_decision_origin_resolves_back_to_its_targets() -> None:
+    for did in CONFIG.tenants["acme"].dids:
+        decision = decide_route(CONFIG, from_trunk(did))
+        assert isinstance(decision, RouteDecision)
+        found = targets_for_origin(CONFIG.tenants["acme"], decision.origin)
+        assert found is not None and found.targets == decision.targets
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("sip:101@127.0.0.3:5081", "101"),  # a static contact, exactly
+        ("sip:101@127.0.0.3:5081;transport=udp", "101"),
+        ("sip:102@10.0.0.7:5062;ob", "102"),  # a registered phone: its contact's user is its extension
+        ("sip:101@10.0.0.7:5062", None),  # 101 has a static contact elsewhere: not 101
+        ("sip:999@10.0.0.7", None),
+        ("sip:10.0.0.7:5062", None),
+        ("", None),
+    ],
+)
+def test_extension_for_the_uri_that_answered(uri: str, expected: str | None) -> None:
+    assert extension_for_uri(CONFIG.tenants["acme"], uri) == expected

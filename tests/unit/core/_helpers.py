@@ -43,6 +43,11 @@ def leg_r(t: int = 1) -> str:
     return f"{CONV}.t{t}.r1"
 
 
+def leg_o(n: int = 1, t: int = 1) -> str:
+    """A member of the routing step the call came through, rung after A did not answer the recall."""
+    return f"{CONV}.t{t}.o{n}"
+
+
 def make_settings(direction: Direction | None = None, policy: FallbackPolicy | None = None, **kw) -> Settings:
     """Settings with ``policy`` for ``direction`` and a *different* policy for the other one."""
     kw.setdefault("company_number", COMPANY)

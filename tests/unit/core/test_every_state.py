@@ -33,7 +33,7 @@ from controller.core import (
     TransferTrigger,
 )
 
-from ._helpers import CLIENT, A, leg_b, make_settings, press, start, to_consulting, to_resolving, to_ringing
+from ._helpers import CLIENT, A, leg_b, leg_r, make_settings, press, start, to_consulting, to_resolving, to_ringing
 
 C, T = ConversationState, TransferState
 B1 = leg_b(1)
@@ -56,6 +56,16 @@ def _bridged(conv):
     conv.handle(LegHungUp(A))
 
 
+def _routing_to_origin(conv):
+    _failed_blind(conv)
+    conv.handle(LegFailed(leg_r(1), 480))  # A does not answer the recall either
+
+
+def _ringing_origin(conv):
+    _routing_to_origin(conv)
+    conv.handle(TargetResolved("t1", ("101", "103"), TargetKind.DEPARTMENT))
+
+
 def _voicemail_recording(conv):
     _failed_blind(conv)
     conv.handle(PromptFinished(CLIENT, "voicemail_greeting"))
@@ -75,6 +85,8 @@ STATES: dict[object, tuple[FallbackPolicy, Callable[[Conversation], object]]] = 
         lambda conv: (to_ringing(conv), conv.handle(LegFailed(B1, 486))),
     ),
     T.RINGING_TRANSFEROR: (FallbackPolicy(), _failed_blind),
+    T.ROUTING_TO_ORIGIN: (FallbackPolicy(return_to_origin=True), _routing_to_origin),
+    T.RINGING_ORIGIN: (FallbackPolicy(return_to_origin=True), _ringing_origin),
     T.APOLOGIZING: (FallbackPolicy(rule="apologize"), _failed_blind),
     T.VOICEMAIL_GREETING: (FallbackPolicy(rule="voicemail"), _failed_blind),
     T.VOICEMAIL_RECORDING: (FallbackPolicy(rule="voicemail"), _voicemail_recording),
@@ -100,7 +112,7 @@ def assert_ended(conv, actions):
     assert conv.state is C.ENDED
     assert actions[-1] == EndConversation(actions[-1].reason)
     assert not conv.active_timers
-    assert all(leg.state in (LegState.ENDED, LegState.CANCELLING, LegState.HANDED_OFF)
+    assert all(leg.state in (LegState.ENDED, LegState.CANCELLING)
                for leg in conv.legs.values())
 
 

@@ -23,13 +23,14 @@ from controller.core import (
     LegFailed,
     LegHungUp,
     LegRinging,
-    LegState,
+    OriginateLeg,
     OutcomeKind,
+    PlayHoldMusic,
     PlayPrompt,
     PromptFinished,
     RecordOutcome,
+    ResolveOrigin,
     RingTransferor,
-    RouteToOrigin,
     StartRecording,
     StartTimer,
     StopMedia,
@@ -53,12 +54,15 @@ from ._helpers import (
     A,
     fire,
     leg_b,
+    leg_o,
     leg_r,
     make_settings,
     norm,
+    of_type,
     outcome,
     press,
     start,
+    timer_names,
     to_resolving,
     to_ringing,
 )
@@ -203,8 +207,28 @@ def test_a_does_not_answer_either_apology(direction, how):
     assert conv.state is C.ENDED
 
 
+O1, O2 = leg_o(1), leg_o(2)
+
+
+def routing_to_origin(direction, **policy):
+    """B did not answer a blind transfer, and A did not answer the recall either."""
+    conv = blind_ringing(direction, return_to_origin=True, **policy)
+    fire(conv, "no_answer")
+    conv.handle(LegFailed(R1, 480))
+    assert conv.effective_state is T.ROUTING_TO_ORIGIN
+    return conv
+
+
+def ringing_origin(direction, **policy):
+    """The origin (a department of A, 101 and 103) rings its members but A."""
+    conv = routing_to_origin(direction, **policy)
+    conv.handle(TargetResolved("t1", ("101", A_NO, "103"), TargetKind.DEPARTMENT))
+    assert conv.effective_state is T.RINGING_ORIGIN
+    return conv
+
+
 @pytest.mark.parametrize("how", ["rejects", "no_answer"])
-def test_a_does_not_answer_either_return_to_origin(direction, how):
+def test_a_does_not_answer_either_asks_for_the_origin(direction, how):
     conv = blind_ringing(direction, return_to_origin=True)
     fire(conv, "no_answer")
     if how == "rejects":
@@ -213,16 +237,104 @@ def test_a_does_not_answer_either_return_to_origin(direction, how):
     else:
         actions = fire(conv, "recall")
         head = [CancelLeg(R1)]
+    # the client keeps the hold music while the routing step is looked up again
+    assert norm(actions) == [*head, ResolveOrigin("t1", ORIGIN), StartTimer("resolve", 5.0)]
+    assert conv.effective_state is T.ROUTING_TO_ORIGIN
+    assert conv.overlay_of(CLIENT) == "hold"
+
+
+def test_the_origin_rings_its_members_but_a_showing_the_client(direction):
+    conv = routing_to_origin(direction)
+    actions = conv.handle(TargetResolved("t1", ("101", A_NO, "103"), TargetKind.DEPARTMENT))
+    # the routing step first showed the client's own number; a department is internal, so the law allows it
     assert norm(actions) == [
-        *head,
-        StopMedia(CLIENT),
-        RouteToOrigin(CLIENT, ORIGIN),
-        failed("no_answer", RULE, "origin"),
-        EndConversation("routed_to_origin"),
+        CancelTimer("resolve"),
+        OriginateLeg(O1, "101", TargetKind.DEPARTMENT, CLIENT_NO, 20.0),
+        OriginateLeg(O2, "103", TargetKind.DEPARTMENT, CLIENT_NO, 20.0),
+        StartTimer("no_answer", 20.0),
     ]
+    assert conv.handle(LegRinging(O1, early_media=True)) == []  # the client keeps the music
+
+
+def test_the_first_member_to_answer_takes_the_client_and_the_talk_options(direction):
+    conv = ringing_origin(direction)
+    actions = conv.handle(LegAnswered(O2))
+    assert norm(actions) == [
+        CancelTimer("no_answer"),
+        CancelLeg(O1),
+        StopMedia(CLIENT),
+        BridgeMedia(CLIENT, O2),
+        failed("no_answer", RULE, "origin"),
+    ]
+    assert conv.state is C.TALKING
+    assert (conv.transferor_leg, conv.transferor_number) == (O2, "103")
+    # the member may transfer the client again
+    press(conv, "#201", O2)
+    assert conv.effective_state is T.RESOLVING and conv.transfer.id == "t2"
+
+
+def test_an_origin_reached_over_the_trunk_gets_no_talk_options(direction):
+    conv = routing_to_origin(direction)
+    (originate,) = of_type(conv.handle(TargetResolved("t1", ("+4930555",), TargetKind.TRUNK)), OriginateLeg)
+    # the law: never the client's number to an outside destination
+    assert originate.caller_id == (DID if direction is Direction.INCOMING else COMPANY)
+    conv.handle(LegAnswered(O1))
+    assert conv.state is C.BRIDGED and conv.transferor_leg is None
+
+
+def test_nobody_at_the_origin_answers_the_client_hears_the_apology(direction):
+    conv = ringing_origin(direction)
+    assert conv.handle(LegFailed(O1, 603)) == []  # a 6xx of one member does not end the others
+    actions = fire(conv, "no_answer")
+    assert norm(actions) == [CancelLeg(O2), StopMedia(CLIENT), PlayPrompt(CLIENT, "transfer_apology"),
+                             StartTimer("prompt", 60.0)]
+    assert conv.effective_state is T.APOLOGIZING
+    actions = conv.handle(PromptFinished(CLIENT, "transfer_apology"))
+    assert failed("no_answer", RULE, "apology") in actions
     assert conv.state is C.ENDED
-    assert conv.legs[CLIENT].state is LegState.HANDED_OFF
-    assert conv.handle(LegHungUp(CLIENT)) == []  # no longer ours
+
+
+def test_every_origin_member_fails_the_client_hears_the_apology(direction):
+    conv = ringing_origin(direction)
+    conv.handle(LegFailed(O1, 486))
+    actions = conv.handle(LegFailed(O2, 480))
+    assert norm(actions)[:2] == [CancelTimer("no_answer"), StopMedia(CLIENT)]
+    assert conv.effective_state is T.APOLOGIZING
+    assert conv.transfer.cause == "no_answer"  # B's failure stays the cause
+
+
+@pytest.mark.parametrize("answer", ["rejected", "nobody", "only_a", "timeout"])
+def test_an_origin_with_nobody_to_ring_apologises(direction, answer):
+    conv = routing_to_origin(direction)
+    if answer == "rejected":
+        actions = conv.handle(TargetRejected("t1", "unknown_number"))
+    elif answer == "nobody":
+        actions = conv.handle(TargetResolved("t1", ()))
+    elif answer == "only_a":
+        actions = conv.handle(TargetResolved("t1", (A_NO,), TargetKind.EXTENSION))
+    else:
+        actions = fire(conv, "resolve")
+    assert PlayPrompt(CLIENT, "transfer_apology") in actions
+    assert not of_type(actions, OriginateLeg)
+    assert conv.effective_state is T.APOLOGIZING and not timer_names(conv, "resolve")
+
+
+def test_the_client_hangs_up_while_the_origin_rings(direction):
+    conv = ringing_origin(direction)
+    actions = conv.handle(LegHungUp(CLIENT))
+    assert norm(actions) == [
+        failed("no_answer", RULE, "client_hung_up"),
+        CancelTimer("no_answer"),
+        CancelLeg(O1),
+        CancelLeg(O2),
+        EndConversation("client_hung_up"),
+    ]
+
+
+def test_a_late_answer_from_b_while_routing_to_origin_is_released(direction):
+    conv = routing_to_origin(direction)
+    assert conv.handle(LegAnswered(B1)) == [EndLeg(B1, "cancelled")]
+    assert conv.effective_state is T.ROUTING_TO_ORIGIN
 
 
 def test_return_to_origin_without_origin_apologises(direction):
@@ -241,7 +353,7 @@ def test_unknown_transferor_number_skips_the_recall(direction):
     to_ringing(conv)
     conv.handle(LegHungUp(A))
     actions = conv.handle(LegFailed(B1, 486))
-    assert RouteToOrigin(CLIENT, ORIGIN) in actions
+    assert ResolveOrigin("t1", ORIGIN) in actions
     assert not [a for a in actions if isinstance(a, RingTransferor)]
 
 
@@ -382,12 +494,15 @@ def test_a_leaves_during_the_warning_then_the_rule_applies(direction, rule, expe
 
 
 def test_a_leaves_during_the_warning_with_return_to_origin(direction):
-    conv = conversation(direction, return_to_origin=True, warn_transferor_prompt="warn_a")
+    conv = conversation(direction, return_to_origin=True, warn_transferor_prompt="warn_a",
+                        warn_client_prompt="warn_c")
     to_ringing(conv)
     conv.handle(LegFailed(B1, 486))
     actions = conv.handle(LegHungUp(A))
-    assert RouteToOrigin(CLIENT, ORIGIN) in actions
-    assert conv.state is C.ENDED
+    # the client was reconnected to A for the warning: the music comes back while the origin is tried
+    assert norm(actions)[-3:] == [PlayHoldMusic(CLIENT, "default"), ResolveOrigin("t1", ORIGIN),
+                                  StartTimer("resolve", 5.0)]
+    assert conv.effective_state is T.ROUTING_TO_ORIGIN
 
 
 # -- resolution failures after A left -------------------------------------------------------------------
@@ -397,7 +512,7 @@ RULE_LANDINGS = [
     ({"rule": "return_to_transferor"}, A_NO, T.RINGING_TRANSFEROR),
     ({"rule": "apologize"}, A_NO, T.APOLOGIZING),
     ({"rule": "voicemail"}, A_NO, T.VOICEMAIL_GREETING),
-    ({"rule": "return_to_transferor", "return_to_origin": True}, None, C.ENDED),  # nobody to recall
+    ({"rule": "return_to_transferor", "return_to_origin": True}, None, T.ROUTING_TO_ORIGIN),  # nobody to recall
 ]
 
 
@@ -417,11 +532,9 @@ def test_resolution_failure_after_a_left_uses_the_rule(direction, answer, policy
         actions = conv.handle(TargetResolved("t1", ()))
     assert conv.effective_state is landing
     cause = "unreachable" if answer == "empty" else "invalid_target"
-    if landing is C.ENDED:
-        assert outcome(actions).cause == cause
-        assert RouteToOrigin(CLIENT, ORIGIN) in actions
-    else:
-        assert conv.transfer.cause == cause
+    if landing is T.ROUTING_TO_ORIGIN:
+        assert ResolveOrigin("t1", ORIGIN) in actions
+    assert conv.transfer.cause == cause
 
 
 def test_nobody_to_ring_while_a_waits_with_warnings(direction):
@@ -451,13 +564,7 @@ def test_blind_no_answer_without_anyone_to_recall_goes_to_origin(direction):
     to_ringing(conv)
     conv.handle(LegHungUp(A))
     actions = fire(conv, "no_answer")
-    assert norm(actions) == [
-        CancelLeg(B1),
-        StopMedia(CLIENT),
-        RouteToOrigin(CLIENT, ORIGIN),
-        failed("no_answer", RULE, "origin"),
-        EndConversation("routed_to_origin"),
-    ]
+    assert norm(actions) == [CancelLeg(B1), ResolveOrigin("t1", ORIGIN), StartTimer("resolve", 5.0)]
 
 
 def test_blind_department_keeps_ringing_the_others(direction):
