@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from benchmarks.promhist import Histogram, counter, samples
 from benchmarks.results import ControllerLatency, Criteria, RedisMemory, StepResult
 from benchmarks.settings import DID, Settings
 from benchmarks.sipp_load import SippUac, UacResult, percentile
+from benchmarks.watch import Watch, watch_until_done
 
 
 @dataclass(frozen=True)
@@ -66,32 +66,18 @@ def _measure(env: Environment, settings: Settings, mode: str, uac: SippUac, befo
     rate, calls = uac.rate, uac.calls
     # concurrency has ramped up once the first calls start hanging up; sample Redis then
     steady_at = max(0.5, min(settings.call_seconds + 1.5, uac.generation_s - 0.5))
-    redis_steady: tuple[RedisSample, int, float] | None = None
-    peak_dialogs = shm_max = max_backlog = end_backlog = 0
-    pings: list[float] = []
-    next_probe = 0.0
-    drops_seen = before.drops
-    while uac.poll() is None:
-        elapsed = time.monotonic() - uac.started
-        if elapsed >= next_probe:
-            dialogs = env.kamailio.active_dialogs()
-            peak_dialogs, shm_max = max(peak_dialogs, dialogs), max(shm_max, env.kamailio.shm_used())
-            pings.append(env.rtpengine.ping_ms())
-            if env.full:
-                backlog = env.redis.backlog()
-                max_backlog = max(max_backlog, backlog)
-                if elapsed <= uac.generation_s:
-                    end_backlog = backlog
-            next_probe = elapsed + 0.5
-            drops_seen = drops_seen | udp_drops(sockets)  # the UAC's socket goes when it exits
-            if env.full and redis_steady is None and elapsed >= steady_at:
-                redis_steady = (env.redis.sample(), dialogs, elapsed)
-        time.sleep(0.05)
+    redis_steady: list[tuple[RedisSample, int, float]] = []
+
+    def sample_redis_once_steady(elapsed: float, dialogs: int) -> None:
+        if env.full and not redis_steady and elapsed >= steady_at:
+            redis_steady.append((env.redis.sample(), dialogs, elapsed))
+
+    watch = watch_until_done(env, uac, sockets, before.drops, backlog=env.full, on_probe=sample_redis_once_steady)
     sipp = uac.result()
     if sipp.created == 0:
         raise _NoCallPlaced()
     drained = env.settle()
-    drops_after = drops_seen | udp_drops(sockets)
+    drops_after = watch.drops | udp_drops(sockets)
     cpu = CpuMeter.usage(before.cpu, env.meter.snapshot())
     media_after = env.rtpengine.totals()
 
@@ -99,15 +85,15 @@ def _measure(env: Environment, settings: Settings, mode: str, uac: SippUac, befo
         mode=mode, rate=rate, calls=calls, call_s=settings.call_seconds, created=sipp.created,
         successful=sipp.successful, failed=sipp.failed, failure_causes=sipp.failure_causes,
         retransmissions=sipp.retransmissions, achieved_rate=sipp.achieved_rate, sipp_exit=sipp.exit_code,
-        setup_ms=_setup_percentiles(sipp),
+        setup_ms=setup_percentiles(sipp),
         setup_tick_ms=math.gcd(*sipp.setup_ms) if any(sipp.setup_ms) else 0,
         wall_s=cpu.wall_s, cpu_s=cpu.groups | {"sipp_uac": sipp.cpu_s}, others_cpu_s=cpu.others_s,
         top_others=cpu.top_others, machine_busy_s=cpu.machine_busy_s, machine_capacity_s=cpu.machine_capacity_s,
-        peak_dialogs=peak_dialogs, kamailio_shm_max=shm_max,
+        peak_dialogs=watch.peak_dialogs, kamailio_shm_max=watch.shm_max,
         media={k: v - before.media.get(k, 0) for k, v in media_after.items() if k != "sessions"},
         sip_drops={name: n - before.drops.get(name, 0) for name, n in drops_after.items()},
-        drained=drained, ng_ping_ms={"p50": percentile(pings, 50), "max": max(pings, default=None)},
-        max_backlog=max_backlog, end_backlog=end_backlog, files=sipp.files,
+        drained=drained, ng_ping_ms=ping_summary(watch), max_backlog=watch.max_backlog,
+        end_backlog=watch.end_backlog, files=sipp.files,
     )
     if env.controller:
         after = env.controller.metrics()
@@ -115,7 +101,7 @@ def _measure(env: Environment, settings: Settings, mode: str, uac: SippUac, befo
         notified = counter(after, "xfer_notifications_total") - counter(before.metrics, "xfer_notifications_total")
         step.notifications_per_call = notified / sipp.created if sipp.created else 0.0
     if redis_steady:
-        sample, dialogs, at = redis_steady
+        sample, dialogs, at = redis_steady[0]
         r0 = before.redis
         step.redis = RedisMemory(
             used_memory_delta=sample.used_memory - r0.used_memory, concurrent_calls=dialogs,
@@ -129,7 +115,11 @@ def _measure(env: Environment, settings: Settings, mode: str, uac: SippUac, befo
     return step
 
 
-def _setup_percentiles(sipp: UacResult) -> dict[str, float | None]:
+def ping_summary(watch: Watch) -> dict[str, float | None]:
+    return {"p50": percentile(watch.pings, 50), "max": max(watch.pings, default=None)}
+
+
+def setup_percentiles(sipp: UacResult) -> dict[str, float | None]:
     values = {name: percentile(sipp.setup_ms, q) for name, q in (("p50", 50), ("p95", 95), ("p99", 99))}
     return values | {"max": float(max(sipp.setup_ms)) if sipp.setup_ms else None}
 

@@ -30,8 +30,9 @@ from benchmarks.profiling import PySpy
 from benchmarks.promhist import Histogram, counter, samples
 from benchmarks.results import StepResult, TransferFigures
 from benchmarks.settings import DID, PHONES_IP, TARGET, Settings
-from benchmarks.sipp_load import SCENARIOS, Endpoint, SippUac, SippUas, free_media_port, percentile
-from benchmarks.steps import _setup_percentiles, controller_latency, judge
+from benchmarks.sipp_load import SCENARIOS, Endpoint, SippUac, SippUas, free_media_port
+from benchmarks.steps import controller_latency, judge, ping_summary, setup_percentiles
+from benchmarks.watch import watch_until_done
 from controller.stack import LocalStack, StackOptions, free_port
 
 CLIENT_SCENARIO = SCENARIOS / "xfer_client.xml"
@@ -207,28 +208,12 @@ def _settled_counts(party: SippUas, timeout: float) -> dict[str, int]:
 def _measure(env: TransferEnvironment, settings: Settings, uac: SippUac, before: _Start,
              sockets: dict[str, tuple[str, int]], meter: CpuMeter, a: SippUas, b: SippUas) -> StepResult:
     rate, calls = uac.rate, uac.calls
-    peak_dialogs = shm_max = max_backlog = end_backlog = 0
-    pings: list[float] = []
-    next_probe = 0.0
-    drops_seen = before.drops
-    while uac.poll() is None:
-        elapsed = time.monotonic() - uac.started
-        if elapsed >= next_probe:
-            dialogs = env.kamailio.active_dialogs()
-            peak_dialogs, shm_max = max(peak_dialogs, dialogs), max(shm_max, env.kamailio.shm_used())
-            pings.append(env.rtpengine.ping_ms())
-            backlog = env.redis.backlog()
-            max_backlog = max(max_backlog, backlog)
-            if elapsed <= uac.generation_s:
-                end_backlog = backlog
-            next_probe = elapsed + 0.5
-            drops_seen = drops_seen | udp_drops(sockets)
-        time.sleep(0.05)
+    watch = watch_until_done(env, uac, sockets, before.drops, backlog=True)
     sipp = uac.result()
     if sipp.created == 0:
         raise _NoCallPlaced()
     drained = env.settle()
-    drops_after = drops_seen | udp_drops(sockets)
+    drops_after = watch.drops | udp_drops(sockets)
     a_counts = _settled_counts(a, 3.0)
     b_counts = _settled_counts(b, 3.0)
     cpu = CpuMeter.usage(before.cpu, meter.snapshot())  # before A and B exit: /proc loses their CPU then
@@ -268,14 +253,15 @@ def _measure(env: TransferEnvironment, settings: Settings, uac: SippUac, before:
         mode="transfers", rate=rate, calls=calls, call_s=settings.transfer_call_seconds, created=sipp.created,
         successful=successful, failed=max(calls, sipp.created) - successful, failure_causes=causes,
         retransmissions=sipp.retransmissions, achieved_rate=sipp.achieved_rate, sipp_exit=sipp.exit_code,
-        setup_ms=_setup_percentiles(sipp),
+        setup_ms=setup_percentiles(sipp),
         setup_tick_ms=0, wall_s=cpu.wall_s, cpu_s=cpu.groups | {"sipp_uac": sipp.cpu_s},
         others_cpu_s=cpu.others_s, top_others=cpu.top_others, machine_busy_s=cpu.machine_busy_s,
-        machine_capacity_s=cpu.machine_capacity_s, peak_dialogs=peak_dialogs, kamailio_shm_max=shm_max,
+        machine_capacity_s=cpu.machine_capacity_s, peak_dialogs=watch.peak_dialogs,
+        kamailio_shm_max=watch.shm_max,
         media={k: v - before.media.get(k, 0) for k, v in media_after.items() if k != "sessions"},
         sip_drops={name: n - before.drops.get(name, 0) for name, n in drops_after.items()},
-        drained=drained, ng_ping_ms={"p50": percentile(pings, 50), "max": max(pings, default=None)},
-        max_backlog=max_backlog, end_backlog=end_backlog,
+        drained=drained, ng_ping_ms=ping_summary(watch), max_backlog=watch.max_backlog,
+        end_backlog=watch.end_backlog,
         files=sipp.files | {"a_stat": str(a.stat_path), "b_stat": str(b.stat_path)}, transfer=figures,
     )
     step.controller = controller_latency(before.metrics, after, env.redis.sample().inbound_backlog)
