@@ -52,6 +52,7 @@ from controller.core import (
     TimerFired,
     TransferRefused,
 )
+from controller.core.states import State, TransferState
 from controller.core.types import RejectReason, TargetKind
 from controller.errors import ControllerError
 from controller.leg_sip import leg_media
@@ -94,6 +95,9 @@ class ConversationIO:
     loops: dict[str, str] = field(default_factory=dict)
     # a transfer touched this call (Kamailio flags, extra rtpengine tags): its end needs a clean-up
     touched: bool = False
+    # how long the running transfer has spent in each of its states (resolving, ringing, ...), for its outcome
+    steps_ms: dict[str, int] = field(default_factory=dict)
+    step_since_ms: int = 0
 
     def side_of(self, tag: str) -> str:
         return "caller" if tag == self.client_from_tag else "callee"
@@ -201,12 +205,14 @@ class TransferEngine:
             clog = call_logger(log, conversation_id, machine.transfer.id if machine.transfer else None)
             event = pending.pop(0)
             clog.info("event %s", event)
+            before = machine.effective_state
             try:
                 actions = machine.handle(event)
             except InvalidTransition as exc:
                 self.metrics.errors.labels("invalid_transition").inc()
                 clog.warning("%s", exc)
                 continue
+            _time_steps(io, before, machine.effective_state)
             await self._save(machine, io)
             if not actions:
                 continue  # e.g. an ordinary call starting: nothing else to do or to save
@@ -357,6 +363,7 @@ class TransferEngine:
         fields.update(call_id=io.ng_call_id, direction=io.direction, tenant=io.tenant_id)
         if started:
             fields["duration_ms"] = now_ms() - started
+        fields["steps_ms"], io.steps_ms = io.steps_ms, {}
         kind = str(outcome.kind)
         self.metrics.transfers.labels(kind).inc()
         await self.store.append_event(f"transfer.{kind}", io.conversation_id, fields)
@@ -414,6 +421,16 @@ class TransferEngine:
             "machine": json.dumps(machine.to_dict()), "io": json.dumps(asdict(io))})
         if machine.state.value == "ended":
             self._locks.pop(machine.id, None)
+
+
+def _time_steps(io: ConversationIO, before: State, after: State) -> None:
+    """Add the time spent in `before` to the transfer's step times when the machine leaves it."""
+    if before is after:
+        return
+    now = now_ms()
+    if isinstance(before, TransferState):
+        io.steps_ms[before.value] = io.steps_ms.get(before.value, 0) + now - io.step_since_ms
+    io.step_since_ms = now
 
 
 def _resolution(transfer_id: str, found: NumberTargets | None) -> Event:

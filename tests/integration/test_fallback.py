@@ -50,6 +50,10 @@ def test_no_answer_on_an_incoming_call_returns_to_a_with_warnings(stack: Stack, 
     assert_talking(client, a_again, CLIENT, A)
     event = stack.wait_event(sip_call_id(client), "transfer.returned")
     assert event["data"]["cause"] == "no_answer" and event["data"]["rule"] == "return_to_transferor"
+    # how long each step took: B rang its 4 s (with A, then alone), A's phone rang, the warnings played
+    steps = event["data"]["steps_ms"]
+    assert 3500 <= steps["ringing"] + steps["blind_ringing"] <= 5500, steps
+    assert steps["ringing_transferor"] > 0 and 2000 <= steps["reconnecting"] <= 5000, steps
 
 
 def test_a_does_not_answer_either_the_department_the_call_came_through_gets_it(
@@ -86,6 +90,9 @@ def test_a_does_not_answer_either_the_department_the_call_came_through_gets_it(
     event = stack.wait_event(sip_call_id(client), "transfer.failed")
     assert (event["data"]["cause"], event["data"]["rule"], event["data"]["mode"]) == (
         "no_answer", "return_to_transferor", "origin")
+    steps = event["data"]["steps_ms"]
+    assert 3500 <= steps["ringing_transferor"] <= 5500, f"A's phone did not ring its 4 s: {steps}"
+    assert steps["routing_to_origin"] < 1000 and 0 < steps["ringing_origin"] < 3000, steps
     origin = stack.wait_event(sip_call_id(client), "transfer.origin")["data"]
     assert (origin["origin"], origin["targets"]) == (f"did:{SUPPORT_DID}->department:support", 1)
     # the client hangs up on Gleb in the end: Gleb gets the BYE; every phone's scenario ran to its end

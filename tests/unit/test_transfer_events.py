@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from controller.core import LegAnswered, LegFailed, LegHungUp, LegRinging
-from controller.transfers import ConversationIO, TransferEngine
+from controller.core.states import ConversationState as C
+from controller.core.states import TransferState as T
+from controller.transfers import ConversationIO, TransferEngine, _time_steps
 
 
 def io(direction: str = "incoming") -> ConversationIO:
@@ -47,3 +51,14 @@ def test_leg_lookup_and_dialog_sides() -> None:
     assert conv.side_of("ctag") == "caller" and conv.side_of("atag") == "callee"
     outgoing = io("outgoing")
     assert conv.side_of(conv.client_tag) == "caller" and outgoing.side_of(outgoing.client_tag) == "callee"
+
+
+def test_step_times_add_up_per_transfer_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([1000, 1400, 1500, 5500, 5600])
+    monkeypatch.setattr("controller.transfers.now_ms", lambda: next(clock))
+    conv = io()
+    path = [C.TALKING, T.COLLECTING, T.RESOLVING, T.BLIND_RINGING, T.RINGING_TRANSFEROR, C.TALKING]
+    for before, after in itertools.pairwise(path):
+        _time_steps(conv, before, after)
+    _time_steps(conv, C.TALKING, C.TALKING)  # no change, no time read
+    assert conv.steps_ms == {"collecting": 400, "resolving": 100, "blind_ringing": 4000, "ringing_transferor": 100}
