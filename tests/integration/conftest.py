@@ -10,8 +10,11 @@ import asyncio
 import itertools
 import json
 import shutil
+import struct
 import time
+import wave
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +31,9 @@ PHONES_IP = "127.0.0.3"
 CLIENT_NUMBER = "+79161234567"
 BETA_DID = "+74952220000"
 SUPPORT_DID = "+74951110003"
+# tenant beta's own hold music is a constant signal: the 16-bit sample 3000, which G.711 A-law encodes
+# as the byte 0x92, so a client on hold "hears" it like a party's voice marker
+BETA_HOLD_SAMPLE, BETA_HOLD_MARKER = 3000, 0x92
 RUN_ROOT = REPO_ROOT / "run" / "tests"
 
 pytestmark = pytest.mark.integration
@@ -72,10 +78,22 @@ def make_test_config() -> dict[str, Any]:
         "extensions": {ext: {"name": f"Beta {ext}", "contact": f"sip:{ext}@{PHONES_IP}:{ports.take()}"}
                        for ext in ("300", "301")},
         "caller_id": {"policy": "client"},
+        "hold_music": str(constant_tone(RUN_ROOT / "beta-hold.wav", BETA_HOLD_SAMPLE)),
         # beta sends a client whose transfer failed to voicemail
         "transfer_rules": {"incoming": {"no_answer_timeout_s": 4, "on_failure": "voicemail", "voicemail_max_s": 30}},
     }
     return data
+
+
+def constant_tone(path: Path, sample: int, seconds: float = 3.0) -> Path:
+    """A WAV file of one repeated 16-bit sample (8 kHz mono): audio whose G.711 encoding is one byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(struct.pack("<h", sample) * int(8000 * seconds))
+    return path
 
 
 class Stack:

@@ -25,7 +25,7 @@ from tests.integration.calls import (
     sip_call_id,
     target,
 )
-from tests.integration.conftest import BETA_DID, CLIENT_NUMBER, Stack
+from tests.integration.conftest import BETA_DID, BETA_HOLD_MARKER, CLIENT_NUMBER, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -179,4 +179,22 @@ def test_caller_id_b_sees_follows_the_policy(stack: Stack, people: list[Phone], 
         assert number == "301" or CLIENT_NUMBER not in seen[0], f"the client's number went outside: {seen}"
     a.press("*")
     wait_until(lambda: "CANCEL" in b.sipp.received_requests(), what="B's CANCEL")
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+
+
+def test_the_client_on_hold_hears_the_tenants_own_music(stack: Stack, people: list[Phone]) -> None:
+    """Tenant beta set its own hold music (a constant signal the client's phone recognises): the client
+    hears that file, not the system melody, for as long as B rings."""
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=12000, tenant="beta",
+                        a_ext="300", did=BETA_DID)
+    b = target(stack, people, "b301", "301", "employee_ring_until_cancel.xml", tenant="beta")
+    a.press("#301")
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), timeout=8, what="B's INVITE")
+    heard, other = client.hears(1.5)
+    assert heard.get(BETA_HOLD_MARKER, 0) >= 50, f"the client does not hear beta's hold music: {heard}, {other}"
+    assert other < 5 and not heard.get(A), f"the client hears something else too: {heard}, other={other}"
+    a.press("*")
+    wait_until(lambda: "CANCEL" in b.sipp.received_requests(), what="B's CANCEL")
+    time.sleep(0.3)
+    assert_talking(client, a, CLIENT, A)
     assert client.sipp.wait() == 0, client.sipp.describe_failure()
