@@ -68,26 +68,38 @@ class NotificationConsumer:
                 await asyncio.sleep(1.0)
 
     async def apply_batch(self, batch: list[tuple[str, bytes]]) -> None:
-        done = []
+        """Apply a batch: one conversation's notifications in stream order, different conversations
+        concurrently (each waits on Redis, Kamailio and rtpengine, not on the others); then acknowledge."""
+        parsed: list[tuple[str, dict[str, Any]]] = []
         for entry_id, raw in batch:
             try:
                 message = parse_message(raw)
                 if not isinstance(message, Notification) or not isinstance(message.params, dict):
                     raise JsonRpcError(JsonRpcError.INVALID_REQUEST, "expected a notification with object params")
-                await self.apply(message.method, message.params)
+                parsed.append((message.method, message.params))
             except JsonRpcError as exc:
                 self.metrics.errors.labels("notification_malformed").inc()
                 log.warning("dropping malformed notification %s: %s (%.200r)", entry_id, exc.message, raw)
-            done.append(entry_id)
-        await self.store.ack_inbound(done)
+        conversations = await self.store.conversations_for_calls([_call_id(params) for _, params in parsed])
+        groups = group_by_conversation(parsed, conversations)
+        results = await asyncio.gather(*(self._apply_in_order(group) for group in groups), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]  # nothing acknowledged: the batch is read again from our pending entries
+        await self.store.ack_inbound([entry_id for entry_id, _ in batch])
 
-    async def apply(self, method: str, params: dict[str, Any]) -> None:
+    async def _apply_in_order(self, group: list[Routed]) -> None:
+        for method, params, conversation in group:
+            await self.apply(method, params, conversation=conversation)
+
+    async def apply(self, method: str, params: dict[str, Any], *, conversation: str | None = None) -> None:
         self.metrics.notifications.labels(method if method in KNOWN else "other").inc()
         if method not in KNOWN:
             log.warning("ignoring unknown notification %s for %s", method, params.get("call_id"))
             return
-        call_id = str(params.get("call_id", ""))
-        conversation = await self.store.conversation_for_call(call_id) or ""
+        call_id = _call_id(params)
+        if conversation is None:
+            conversation = await self.store.conversation_for_call(call_id) or ""
         if not conversation:
             # the controller never routed it (it was down at the time): keep the record anyway
             await self.store.append_event(method, "", _event_fields(call_id, params))
@@ -125,6 +137,24 @@ class NotificationConsumer:
                 fields["duration_ms"] = ended - int(current["answered_ms"])
             self.metrics.calls.labels(current.get("direction", "unknown"), method.split(".")[1]).inc()
             await self.store.end_conversation(conversation, call_id, fields, event=method)
+
+
+Routed = tuple[str, dict[str, Any], str]  # method, params, conversation ("" when the call has none)
+
+
+def _call_id(params: dict[str, Any]) -> str:
+    return str(params.get("call_id", ""))
+
+
+def group_by_conversation(notifications: list[tuple[str, dict[str, Any]]],
+                          conversations: list[str | None]) -> list[list[Routed]]:
+    """Split a batch into per-conversation runs, each in stream order (a call no conversation knows is
+    a run of its own). `conversations[i]` is the conversation of notification i's call."""
+    groups: dict[str, list[Routed]] = {}
+    for (method, params), conversation in zip(notifications, conversations, strict=True):
+        key = conversation or f"call:{_call_id(params)}"
+        groups.setdefault(key, []).append((method, params, conversation or ""))
+    return list(groups.values())
 
 
 def _event_fields(call_id: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -95,6 +95,13 @@ class ConversationStore:
         value = await self.redis.get(CALL_KEY.format(call_id))
         return value.decode() if isinstance(value, bytes) else value
 
+    async def conversations_for_calls(self, call_ids: list[str]) -> list[str | None]:
+        """conversation_for_call for many calls in one round trip."""
+        if not call_ids:
+            return []
+        values = await self.redis.mget([CALL_KEY.format(call_id) for call_id in call_ids])
+        return [v.decode() if isinstance(v, bytes) else v for v in values]
+
     async def get_conversation(self, conversation_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(CONV_KEY.format(conversation_id))
         return {_text(k): _text(v) for k, v in raw.items()}
