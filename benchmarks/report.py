@@ -390,11 +390,11 @@ def _transfer_time(result: BenchResult, xfer: ModeResult, w) -> None:
                 f"about {cores:.2f} of a core over the {load_s:.0f} s of load (one core is its limit) while Kamailio's "
                 f"notifications ({lagging.notifications_per_call:.1f} per transfer, about "
                 f"{lagging.notifications_per_call * lagging.rate:.0f}/s) piled up to {lagging.max_backlog}. It waits: "
-                "notifications are applied one after another, each after its Redis, rtpengine and Kamailio round "
-                "trips (for a call in a transfer also the state machine, under the conversation's lock that "
-                "the digit handling takes too), so the "
-                "consumer's rate is bounded by latency, not by CPU. Consuming notifications concurrently (per "
-                "conversation in order, different conversations in parallel) is the first thing to change.")
+                "different conversations' notifications apply concurrently, but each conversation's apply one "
+                "after another, each after its Redis, rtpengine and Kamailio round trips (for a call in a transfer "
+                "also the state machine, under the conversation's lock that the digit handling takes too), and a "
+                "batch is acknowledged only when its slowest conversation is done. Fewer round trips per event "
+                "(one snapshot load and save, fewer Kamailio RPCs) is the next thing to change.")
     full = result.modes.get("full")
     best = xfer.rated or min(xfer.steps, key=lambda s: s.rate)
     full_rated = full.rated if full else None

@@ -2,7 +2,10 @@
 
 ``decode`` is strict: input comes from the network, so anything a canonical encoder would not
 produce (leading zeros, "-0", trailing bytes, non-string keys) is rejected rather than guessed at.
-The one leniency: dict keys need not be sorted, because rtpengine emits them in insertion order.
+Two leniencies, both for what rtpengine 10.5 really sends: dict keys need not be sorted (it emits them
+in insertion order), and a repeated key keeps its last value (its `query` reply has listed one tag twice,
+seen under load when a transfer re-paired a party whose hang-up had just been processed; rejecting the
+whole reply would fail every later media command on that call).
 """
 
 from __future__ import annotations
@@ -162,8 +165,7 @@ class _Decoder:
                 raise BencodeError("dict key is not a string", pos)
             raw_key, value_pos = self.raw_string(pos)
             key = _text_or_bytes(raw_key)
-            if key in result:
-                raise BencodeError(f"duplicate dict key {raw_key!r}", pos)
+            result.pop(key, None)  # a repeated key: the last value wins, in its own position
             result[key], pos = self.value(value_pos, depth + 1)
 
 
