@@ -111,7 +111,8 @@ class Callbacks:
             log.warning("INVITE for unknown transfer leg %s (call %s) refused", leg_id, call_id)
             return RouteRejection(404, "Not Found", "unknown_transfer_leg").to_jsonrpc_result()
         return {"action": "route", "conversation": leg["conversation"], "tenant": "", "direction": "transfer",
-                "targets": leg["targets"], "from_user": "", "origin": f"transfer-leg:{leg_id}"}
+                "targets": leg["targets"], "from_user": "", "origin": f"transfer-leg:{leg_id}",
+                "ring_timeout_ms": int(leg.get("ring_timeout_ms") or 0)}
 
     async def _record(self, write: Awaitable[None]) -> None:
         # Redis away must not cost the caller the call: route anyway, count and log loudly

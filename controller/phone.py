@@ -33,8 +33,9 @@ class Phone:
             keys["from"] = caller
         if domain:
             keys["from_domain"] = domain
-        party = SippParty(name, scenario, (ip, port or free_port()), free_port(), log_dir, remote=proxy,
-                          service=service, keys=keys, pause_ms=pause_ms).start()
+        # ports checked free on the phone's own address: another phone's RTP socket there is what collides
+        party = SippParty(name, scenario, (ip, port or free_port(address=ip)), free_port(address=ip), log_dir,
+                          remote=proxy, service=service, keys=keys, pause_ms=pause_ms).start()
         if proxy is None:
             party.wait_bound()
         return cls(party, voice, "SIP/2.0 200" if proxy else "INVITE")

@@ -22,6 +22,8 @@ from controller.store import ConversationStore
 
 log = logging.getLogger(__name__)
 
+RING_TIMEOUT_MARGIN_S = 5.0
+
 
 class SipExecutor:
     def __init__(self, rpc: KamailioRpc, xfer_rpc: KamailioRpc, store: ConversationStore, proxy_hostport: str):
@@ -31,11 +33,15 @@ class SipExecutor:
         self.proxy = proxy_hostport
 
     async def originate(self, *, conversation_id: str, leg_id: str, targets: list[dict[str, Any]],
-                        target_user: str, domain: str, caller_id: str, sdp: str, ng_flags: str) -> str:
-        """INVITE a new leg; returns its SIP Call-ID. Its progress comes back as notifications."""
+                        target_user: str, domain: str, caller_id: str, sdp: str, ng_flags: str,
+                        ring_timeout_s: float) -> str:
+        """INVITE a new leg; returns its SIP Call-ID. Its progress comes back as notifications.
+        Kamailio lets it ring `ring_timeout_s` plus a margin: the state machine's own timer, which
+        CANCELs it, must come first (a tenant may allow longer than Kamailio's default ring time)."""
         request = build_originate(leg_id=leg_id, target_user=target_user, domain=domain, caller_id=caller_id,
                                   proxy=self.proxy, sdp=sdp)
-        await self.store.save_leg(leg_id, conversation_id, request.call_id, targets)
+        ring_ms = round((ring_timeout_s + RING_TIMEOUT_MARGIN_S) * 1000)
+        await self.store.save_leg(leg_id, conversation_id, request.call_id, targets, ring_ms)
         await self.rpc.call("htable.sets", "xfer", f"leg:{request.call_id}", ng_flags)
         await self.rpc.call("tm.t_uac_start", *request.rpc_params())
         return request.call_id

@@ -86,6 +86,7 @@ class StackOptions:
     kamailio_log_level: int = 2  # 1 = errors and warnings only (benchmarks)
     rtpengine_log_level: int = 5
     kamailio_children: int = 4
+    ring_timeout_ms: int = 60_000  # how long an ordinary call rings before Kamailio's 408
     kamailio_shm_mb: int = 256
     baseline_hostport: str = "127.0.0.1:5080"
     controller_log_level: str = "INFO"
@@ -215,6 +216,7 @@ class LocalStack:
             "BASELINE_HOSTPORT": f'"{o.baseline_hostport}"',
             "LOG_LEVEL": str(o.kamailio_log_level),
             "CHILDREN": str(o.kamailio_children),
+            "RING_TIMEOUT_MS": str(o.ring_timeout_ms),
         }
         argv = []
         for key, value in defines.items():

@@ -254,14 +254,14 @@ class TransferEngine:
                     "transfer_id": transfer_id, "origin": origin, "call_id": io.ng_call_id,
                     "targets": len(found.targets) if found else 0})
                 return _resolution(transfer_id, found)
-            case OriginateLeg(leg=leg, target=target, target_kind=kind, caller_id=caller_id):
-                await self._originate(machine, io, leg, [target], kind, caller_id)
-            case RingTransferor(leg=leg, number=number, caller_id=caller_id):
+            case OriginateLeg(leg=leg, target=target, target_kind=kind, caller_id=caller_id, timeout_s=timeout):
+                await self._originate(machine, io, leg, [target], kind, caller_id, timeout)
+            case RingTransferor(leg=leg, number=number, caller_id=caller_id, timeout_s=timeout):
                 found = targets_for_number(self.config, self.config.tenants[io.tenant_id], number)
                 if found is None or not found.targets:
                     return LegFailed(leg, 0)
                 dial = [_dial_string(t.uri, t.lookup) for t in found.targets]
-                await self._originate(machine, io, leg, dial, TargetKind.EXTENSION, caller_id)
+                await self._originate(machine, io, leg, dial, TargetKind.EXTENSION, caller_id, timeout)
             case CancelLeg(leg=leg):
                 if leg in io.legs:
                     await self.sip.cancel(io.legs[leg]["call_id"])
@@ -314,7 +314,7 @@ class TransferEngine:
                                                            exclude=machine.transferor_number))
 
     async def _originate(self, machine: Conversation, io: ConversationIO, leg: str, dial: list[str],
-                         kind: TargetKind, caller_id: str) -> None:
+                         kind: TargetKind, caller_id: str, ring_timeout_s: float) -> None:
         # B's leg is offered from a placeholder tag of its own, not from A: pairing A with a B that has
         # no media yet makes rtpengine drop A's packets, and with them A's `*` while B rings. The
         # placeholder's SDP is the endpoint of whoever B will talk to first, so B's early media reaches
@@ -327,7 +327,7 @@ class TransferEngine:
         call_id = await self.sip.originate(
             conversation_id=io.conversation_id, leg_id=leg, targets=targets, target_user=target_user,
             domain=tenant.domain, caller_id=caller_id, sdp=media.sdp(),
-            ng_flags=f"call-id={io.ng_call_id} from-tag={leg}~origin to-tag={leg}")
+            ng_flags=f"call-id={io.ng_call_id} from-tag={leg}~origin to-tag={leg}", ring_timeout_s=ring_timeout_s)
         io.legs[leg] = {"call_id": call_id, "from_tag": "", "to_tag": "", "kind": str(kind)}
         started = self._digit_at.pop(io.conversation_id, None)
         if started is not None:

@@ -119,7 +119,8 @@ class Stack:
 
     def party(self, name: str, scenario: str, ip: str, port: int | None = None, **kw: Any) -> SippParty:
         unique = f"{name}-{next(_counter)}"
-        return SippParty(unique, scenario, (ip, port or free_port()), free_port(), self.sipp_dir, **kw)
+        return SippParty(unique, scenario, (ip, port or free_port(address=ip)), free_port(address=ip),
+                         self.sipp_dir, **kw)
 
     def employee(self, ext: str, *, ring_ms: int = 200) -> SippParty:
         party = self.party(f"ext{ext}", "employee_answer.xml", PHONES_IP, self.contact_port(ext),

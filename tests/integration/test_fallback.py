@@ -11,13 +11,15 @@ import subprocess
 import sys
 import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from controller.phone import Phone, wait_until
+from controller.stack import StackOptions
 from tests.integration.calls import CLIENT, A, assert_talking, connect, gone, on_hold, sip_call_id, target
-from tests.integration.conftest import BETA_DID, CLIENT_NUMBER, PHONES_IP, SUPPORT_DID, Stack
+from tests.integration.conftest import BETA_DID, CLIENT_NUMBER, PHONES_IP, SUPPORT_DID, Stack, start_stack
 
 GLEB = 0x44  # the support department's other member
 
@@ -165,3 +167,44 @@ def test_decline_with_the_voicemail_rule_records_the_client(stack: Stack, people
     listing = subprocess.run([sys.executable, "-m", "controller.cli", "voicemails", "--json",
                               "--config", str(stack.local.config_path)], capture_output=True, text=True, check=True)
     assert message["id"] in [m["id"] for m in json.loads(listing.stdout)]
+
+
+@pytest.fixture
+def short_ring_stack() -> Iterator[Stack]:
+    """Kamailio gives an ordinary call only 3 s to be answered, less than the tenant's 4 s no-answer time."""
+    local = start_stack("short-ring", options=StackOptions(ring_timeout_ms=3000))
+    try:
+        yield Stack(local)
+    finally:
+        local.stop()
+
+
+def test_b_rings_the_tenants_time_even_beyond_kamailios_default(short_ring_stack: Stack,
+                                                                 people: list[Phone]) -> None:
+    """A tenant may let B ring longer than Kamailio's ring time for ordinary calls: the leg the controller
+    originates carries its own timer, so B rings the full 4 s and the failure is a no-answer, not a 408."""
+    stack = short_ring_stack
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=14000)
+    b = target(stack, people, "boris", "101", "employee_ring_until_cancel.xml")
+    a.press("#101")
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
+    rang_from = time.monotonic()
+    wait_until(lambda: "CANCEL" in b.sipp.received_requests(), timeout=10, what="B's CANCEL")
+    assert time.monotonic() - rang_from >= 3.5, "B was given up on before the tenant's 4 s"
+    event = stack.wait_event(sip_call_id(client), "transfer.returned")
+    assert (event["data"]["cause"], event["data"]["mode"]) == ("no_answer", "transferor_on_line"), event["data"]
+    time.sleep(0.3)
+    assert_talking(client, a, CLIENT, A)
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+
+
+def test_an_ordinary_call_still_rings_only_kamailios_time(short_ring_stack: Stack, people: list[Phone]) -> None:
+    """The other half: a call nobody transfers keeps the node's ring time (3 s here), then a 408."""
+    stack = short_ring_stack
+    anna = target(stack, people, "anna", "100", "employee_ring_until_cancel.xml", A)
+    client = stack.client_call("+74951110000", scenario="client_rejected.xml")
+    wait_until(lambda: "INVITE" in anna.sipp.received_requests(), what="Anna's INVITE")
+    rang_from = time.monotonic()
+    assert client.wait(15) == 0, client.describe_failure()
+    assert 2.0 <= time.monotonic() - rang_from <= 4.5
+    assert 408 in client.received_statuses() and "CANCEL" in anna.sipp.received_requests()
