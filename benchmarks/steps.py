@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +32,18 @@ class StepStart:
 def run_step(env: Environment, settings: Settings, mode: str, rate: float, workdir: Path, *,
              calls: int | None = None, profiler: PySpy | None = None) -> StepResult:
     calls = calls or max(1, round(rate * settings.step_seconds))
-    for attempt in range(2):
+    return with_one_retry(lambda where, prof: _attempt(env, settings, mode, rate, calls, where, prof),
+                          workdir, profiler)
+
+
+def with_one_retry(attempt: Callable[[Path, PySpy | None], StepResult], workdir: Path,
+                   profiler: PySpy | None) -> StepResult:
+    """Run a step; if SIPp placed no call, once more on fresh ports (in `workdir`/retry, unprofiled)."""
+    for where, prof in ((workdir, profiler), (workdir / "retry", None)):
         try:
-            return _attempt(env, settings, mode, rate, calls, workdir, profiler if attempt == 0 else None)
-        except _NoCallPlaced:
-            continue  # once more, on fresh ports
+            return attempt(where, prof)
+        except NoCallPlaced:
+            continue
     raise RuntimeError(f"SIPp placed no call, twice; see {workdir}")
 
 
@@ -57,7 +65,7 @@ def _attempt(env: Environment, settings: Settings, mode: str, rate: float, calls
             uac.kill()
 
 
-class _NoCallPlaced(Exception):
+class NoCallPlaced(Exception):
     """SIPp exited before its first call (e.g. its port was taken between choosing and binding it)."""
 
 
@@ -75,7 +83,7 @@ def _measure(env: Environment, settings: Settings, mode: str, uac: SippUac, befo
     watch = watch_until_done(env, uac, sockets, before.drops, backlog=env.full, on_probe=sample_redis_once_steady)
     sipp = uac.result()
     if sipp.created == 0:
-        raise _NoCallPlaced()
+        raise NoCallPlaced()
     drained = env.settle()
     drops_after = watch.drops | udp_drops(sockets)
     cpu = CpuMeter.usage(before.cpu, env.meter.snapshot())

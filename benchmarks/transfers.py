@@ -20,18 +20,26 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.environment import Environment, bench_config, uac_endpoint
-from benchmarks.probes import ControllerProbe, KamailioProbe, RedisProbe, RedisSample, RtpengineProbe, udp_drops
-from benchmarks.procstat import CpuMeter, CpuSnapshot
+from benchmarks.probes import ControllerProbe, KamailioProbe, RedisProbe, RtpengineProbe, udp_drops
+from benchmarks.procstat import CpuMeter
 from benchmarks.profiling import PySpy
 from benchmarks.promhist import Histogram, counter, samples
 from benchmarks.results import StepResult, TransferFigures
 from benchmarks.settings import DID, PHONES_IP, TARGET, Settings
 from benchmarks.sipp_load import SCENARIOS, Endpoint, SippUac, SippUas, free_media_port
-from benchmarks.steps import controller_latency, judge, ping_summary, setup_percentiles
+from benchmarks.steps import (
+    NoCallPlaced,
+    StepStart,
+    controller_latency,
+    judge,
+    ping_summary,
+    setup_percentiles,
+    with_one_retry,
+)
 from benchmarks.watch import watch_until_done
 from controller.stack import LocalStack, StackOptions, free_port
 
@@ -144,29 +152,10 @@ class TransferEnvironment(Environment):
                 "rtpengine_ng": (node.rtpengine.ng_address, node.rtpengine.ng_port)}
 
 
-@dataclass(frozen=True)
-class _Start:
-    metrics: str
-    media: dict[str, int]
-    redis: RedisSample
-    drops: dict[str, int]
-    cpu: CpuSnapshot
-
-
-class _NoCallPlaced(Exception):
-    pass
-
-
 def run_transfer_step(env: TransferEnvironment, settings: Settings, rate: float, workdir: Path, *,
                       calls: int | None = None, profiler: PySpy | None = None) -> StepResult:
     calls = calls or max(1, round(rate * settings.step_seconds))
-    for attempt in range(2):
-        try:
-            return _attempt(env, settings, rate, calls, workdir if attempt == 0 else workdir / "retry",
-                            profiler if attempt == 0 else None)
-        except _NoCallPlaced:
-            continue  # once more, on fresh ports
-    raise RuntimeError(f"SIPp placed no call, twice; see {workdir}")
+    return with_one_retry(lambda where, prof: _attempt(env, settings, rate, calls, where, prof), workdir, profiler)
 
 
 def _attempt(env: TransferEnvironment, settings: Settings, rate: float, calls: int, workdir: Path,
@@ -178,7 +167,7 @@ def _attempt(env: TransferEnvironment, settings: Settings, rate: float, calls: i
                       max_open_calls=math.ceil(2 * rate * (env.timeline["talk_ms"] / 1000 + 5)) + 10)
         sockets = env.udp_sockets(uac.endpoint)
         meter = CpuMeter(env.stack_pids | {"sipp_a": [a.pid], "sipp_b": [b.pid]})
-        before = _Start(metrics=env.controller.metrics(), media=env.rtpengine.totals(), redis=env.redis.sample(),
+        before = StepStart(metrics=env.controller.metrics(), media=env.rtpengine.totals(), redis=env.redis.sample(),
                         drops=udp_drops(sockets), cpu=meter.snapshot())
         uac.start()
         try:
@@ -205,13 +194,13 @@ def _settled_counts(party: SippUas, timeout: float) -> dict[str, int]:
         time.sleep(0.25)
 
 
-def _measure(env: TransferEnvironment, settings: Settings, uac: SippUac, before: _Start,
+def _measure(env: TransferEnvironment, settings: Settings, uac: SippUac, before: StepStart,
              sockets: dict[str, tuple[str, int]], meter: CpuMeter, a: SippUas, b: SippUas) -> StepResult:
     rate, calls = uac.rate, uac.calls
     watch = watch_until_done(env, uac, sockets, before.drops, backlog=True)
     sipp = uac.result()
     if sipp.created == 0:
-        raise _NoCallPlaced()
+        raise NoCallPlaced()
     drained = env.settle()
     drops_after = watch.drops | udp_drops(sockets)
     a_counts = _settled_counts(a, 3.0)
