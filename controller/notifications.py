@@ -120,10 +120,11 @@ class NotificationConsumer:
             clog.info("call %s answered", call_id)
             to_tag = str(params.get("to_tag", ""))
             # the transfer engine starts a state machine only when the call first needs one (a digit)
-            # answered_uri: the branch that answered, which tells who of a department took the call
-            await self.store.update_conversation(conversation, {"state": "answered", "answered_ms": now_ms(),
-                                                                "to_tag": to_tag,
-                                                                "answered_uri": str(params.get("answered_uri", ""))},
+            answered = {"state": "answered", "answered_ms": now_ms(), "to_tag": to_tag}
+            if params.get("answered_uri"):
+                # the branch that answered a department call: which of its members took the call
+                answered["answered_uri"] = str(params["answered_uri"])
+            await self.store.update_conversation(conversation, answered,
                                                  event="call.answered", event_fields=fields)
             return
         if self.engine is not None:
