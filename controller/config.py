@@ -280,6 +280,10 @@ class TalkOptions(_Model):
     conference: TalkKey = "#"
     interdigit_timeout_ms: int = Field(default=2500, ge=500, le=10000)
     max_digits: int = Field(default=20, ge=1, le=32)
+    # The talk options never reach the other side. Other digits an employee presses (an IVR's menu):
+    # "pass" re-plays them to the other party (rtpengine's DTMF injection puts the tenant's calls
+    # through its transcoding engine, docs/BENCHMARKS.md); "absorb" keeps every digit on the PBX.
+    other_digits: Literal["pass", "absorb"] = "pass"
 
     @model_validator(mode="after")
     def _distinct_keys(self) -> TalkOptions:
@@ -357,6 +361,9 @@ class Tenant(_Model):
     extensions: dict[ExtensionNumber, Extension] = {}
     departments: dict[Name, Department] = {}
     sip_aliases: dict[ExtensionNumber, SipUri] = {}
+    # Short numbers that leave through the trunk although they are as long as the tenant's own
+    # numbers (an unassigned short number is otherwise "unknown", never dialled out)
+    outside_short_numbers: list[ExtensionNumber] = ["112"]
     talk_options: TalkOptions = TalkOptions()
     caller_id: CallerId = CallerId()
     hold_music: Path | None = None  # None: the system melody
@@ -365,10 +372,18 @@ class Tenant(_Model):
     resolve_hold_music = field_validator("hold_music")(_existing_file)
 
     _departments_by_number: dict[str, tuple[str, Department]] = PrivateAttr(default_factory=dict)
+    _internal_lengths: frozenset[int] = PrivateAttr(default_factory=frozenset)
 
     def department_by_number(self, number: str) -> tuple[str, Department] | None:
         """The department (id, model) whose internal short number is ``number``."""
         return self._departments_by_number.get(number)
+
+    def is_unassigned_internal(self, number: str) -> bool:
+        """All digits, as long as the tenant's own short numbers, and none of them: an unknown
+        number, never an outside one (`#104` with no extension 104 is a mistake, not a call out)."""
+        return number.isdigit() and len(number) in self._internal_lengths and not (
+            number in self.extensions or number in self._departments_by_number or number in self.sip_aliases
+            or number in self.outside_short_numbers)
 
     @model_validator(mode="after")
     def _references(self) -> Tenant:
@@ -393,6 +408,7 @@ class Tenant(_Model):
             (("departments", dept_id, "number"), dept.number) for dept_id, dept in self.departments.items()
         ]
         numbered += [(("sip_aliases", number), number) for number in self.sip_aliases]
+        numbered += [(("outside_short_numbers", i), number) for i, number in enumerate(self.outside_short_numbers)]
         for path, number in numbered:
             if number in owner:
                 problems.append((path, f"number {number!r} is already used by {owner[number]}"))
@@ -400,6 +416,8 @@ class Tenant(_Model):
                 owner[number] = ".".join(map(str, path[:-1] if path[-1] == "number" else path))
         _raise_problems(problems)
         self._departments_by_number = {dept.number: (key, dept) for key, dept in self.departments.items()}
+        own = [*self.extensions, *self._departments_by_number, *self.sip_aliases]
+        self._internal_lengths = frozenset(len(number) for number in own)
         return self
 
 

@@ -9,6 +9,7 @@ tests/integration/test_rtpengine_media_moves.py for the rtpengine behaviour this
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,12 @@ from controller.core import (
     BlockDtmf,
     BlockMedia,
     BridgeMedia,
+    PassDigit,
     PlayHoldMusic,
     PlayPrompt,
     PlayRingback,
     StartConference,
     StopMedia,
-    UnblockDtmf,
     UnblockMedia,
 )
 from controller.errors import RtpengineError
@@ -34,6 +35,10 @@ from controller.tenant_settings import prompt_source
 log = logging.getLogger(__name__)
 
 LOOP_FOREVER = 10_000  # rtpengine's repeat-times for music and ringback; stopped explicitly
+PASSED_DIGIT_MS = 160  # a passed-on digit lasts as long as a short key press (RFC 4733 events of 8 x 20 ms)
+
+#: Told when a digit is re-played: rtpengine reports it in its DTMF log as if the party had pressed it.
+DigitPassed = Callable[[str, str, str], None]  # (call-id, tag, digit)
 
 
 class MediaUnsupported(RuntimeError):
@@ -50,9 +55,10 @@ class PromptStarted:
 
 
 class MediaExecutor:
-    def __init__(self, ng: RtpengineNg, prompts: PromptLibrary):
+    def __init__(self, ng: RtpengineNg, prompts: PromptLibrary, on_digit_passed: DigitPassed | None = None):
         self.ng = ng
         self.prompts = prompts
+        self._on_digit_passed = on_digit_passed
 
     def prompt(self, name: str) -> Prompt:
         """The audio for a prompt name; a tenant's file or text that cannot be produced (missing or
@@ -90,8 +96,12 @@ class MediaExecutor:
                 await ng.unblock_media(call_id, source)
             case BlockDtmf(leg=leg):
                 await ng.request("block DTMF", call_id=call_id, from_tag=leg)
-            case UnblockDtmf(leg=leg):
-                await ng.request("unblock DTMF", call_id=call_id, from_tag=leg)
+            case PassDigit(leg=leg, digit=digit):
+                # the call was offered with rtpengine's `inject DTMF` (Kamailio, for tenants that pass
+                # digits); "from-tag" is the party the digit comes from, its partner hears it
+                if self._on_digit_passed is not None:
+                    self._on_digit_passed(call_id, leg, digit)
+                await ng.request("play DTMF", call_id=call_id, from_tag=leg, code=digit, duration=PASSED_DIGIT_MS)
             case BridgeMedia(leg_a=a, leg_b=b):
                 await self.bridge(call_id, a, b)
             case StartConference():

@@ -121,9 +121,9 @@ class NotificationConsumer:
             to_tag = str(params.get("to_tag", ""))
             # the transfer engine starts a state machine only when the call first needs one (a digit)
             answered = {"state": "answered", "answered_ms": now_ms(), "to_tag": to_tag}
-            if params.get("answered_uri"):
-                # the branch that answered a department call: which of its members took the call
-                answered["answered_uri"] = str(params["answered_uri"])
+            if params.get("answered_ext"):
+                # a department call: Kamailio tagged each branch with its member, and says which answered
+                answered["employee"] = fields["employee"] = str(params["answered_ext"])[:16]
             await self.store.update_conversation(conversation, answered,
                                                  event="call.answered", event_fields=fields)
             return

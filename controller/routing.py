@@ -40,10 +40,12 @@ class InviteFacts:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One destination to ring; ``lookup`` asks Kamailio to resolve the AOR in its location table."""
+    """One destination to ring; ``lookup`` asks Kamailio to resolve the AOR in its location table.
+    ``extension``: the employee it rings, so that Kamailio can say who answered a department call."""
 
     uri: str
     lookup: bool
+    extension: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,15 @@ class RouteDecision:
     from_user: str | None  # caller id towards the callee; None leaves From/PAI unchanged
     origin: str
 
+    #: whether the tenant's employees' digits that are no talk option are re-played (rtpengine injection)
+    pass_digits: bool = True
+
+    @property
+    def employee_side(self) -> str:
+        """The SIP side the employee is on, whose DTMF rtpengine blocks from the answer on: the talk
+        options never reach the client. Internal calls have no client and keep their digits."""
+        return {"incoming": "callee", "outgoing": "caller"}.get(self.direction, "")
+
     def to_jsonrpc_result(self) -> dict[str, Any]:
         # Ints and "" instead of bools and null: Kamailio's jansson_get reads them more easily.
         return {
@@ -65,9 +76,12 @@ class RouteDecision:
             "conversation": self.conversation_id,
             "tenant": self.tenant_id,
             "direction": self.direction,
-            "targets": [{"uri": target.uri, "lookup": int(target.lookup)} for target in self.targets],
+            "targets": [{"uri": target.uri, "lookup": int(target.lookup), "ext": target.extension or ""}
+                        for target in self.targets],
             "from_user": self.from_user or "",
             "origin": self.origin,
+            "dtmf_block": self.employee_side,
+            "dtmf_inject": int(self.pass_digits and bool(self.employee_side)),
         }
 
 
@@ -91,8 +105,8 @@ def extension_target(tenant: Tenant, extension: str) -> Target:
     """A static contact is rung directly; otherwise the phone's registration is looked up."""
     contact = tenant.extensions[extension].contact
     if contact is not None:
-        return Target(contact, lookup=False)
-    return Target(f"sip:{extension}@{tenant.domain}", lookup=True)
+        return Target(contact, lookup=False, extension=extension)
+    return Target(f"sip:{extension}@{tenant.domain}", lookup=True, extension=extension)
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,8 @@ def targets_for_number(config: Config, tenant: Tenant, dialled: str, *,
         return _department_targets(tenant, department[0], exclude)
     if dialled in tenant.sip_aliases:
         return NumberTargets("sip_uri", (Target(tenant.sip_aliases[dialled], lookup=False),), f"alias:{dialled}")
+    if tenant.is_unassigned_internal(dialled):
+        return None
     if PHONE_NUMBER_RE.fullmatch(dialled):
         trunk = config.trunks[tenant.outbound_trunk]
         uri = f"sip:{dialled}@{trunk.hostport}" + (";transport=tcp" if trunk.transport == "tcp" else "")
@@ -143,21 +159,6 @@ def targets_for_origin(tenant: Tenant, origin: str, *, exclude: str | None = Non
     if kind == "department" and name in tenant.departments:
         return _department_targets(tenant, name, exclude)
     return None
-
-
-def extension_for_uri(tenant: Tenant, uri: str) -> str | None:
-    """Which extension answered, from the URI of the branch that answered (a department rings several
-    phones). A static contact is matched exactly; a registered phone by the user part of its contact,
-    which phones set to their extension when they register. None when it cannot be told."""
-    if not uri:
-        return None
-    bare = uri.split(";", 1)[0]
-    for number, extension in tenant.extensions.items():
-        if extension.contact is not None and extension.contact.split(";", 1)[0] == bare:
-            return number
-    user = bare.split(":", 1)[-1].split("@", 1)[0] if "@" in bare else ""
-    extension = tenant.extensions.get(user)
-    return user if extension is not None and extension.contact is None else None
 
 
 def decide_route(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
@@ -192,6 +193,7 @@ def _incoming(config: Config, facts: InviteFacts) -> RouteDecision | RouteReject
         targets=targets,
         from_user=None,  # the employee sees the client's own number
         origin=origin,
+        pass_digits=tenant.talk_options.other_digits == "pass",
     )
 
 
@@ -225,4 +227,5 @@ def _from_employee(config: Config, facts: InviteFacts) -> RouteDecision | RouteR
         targets=targets,
         from_user=from_user,
         origin=origin,
+        pass_digits=tenant.talk_options.other_digits == "pass",
     )

@@ -1,5 +1,9 @@
 """A minimal RTP party for media tests and the demo: it sends G.711 A-law packets whose payload is a byte
-that names the sender, and counts what it receives by that byte, so one can say exactly who heard whom."""
+that names the sender, and counts what it receives by that byte, so one can say exactly who heard whom.
+
+It also keeps what a phone would notice beyond the voices: how many distinct RTP streams (SSRCs) reached
+it (a phone fed two streams from one port plays a choppy mix of both), and which RFC 4733 telephone
+events it received, one per key press."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import time
 PCMA = 8
 TELEPHONE_EVENT = 101
 DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+EVENT_DIGITS = {code: digit for digit, code in DTMF_EVENTS.items()}
 SILENCE_PCMA = 0xD5  # A-law encoding of zero amplitude
 
 
@@ -26,6 +31,9 @@ class RtpParty:
         self.address = self.sock.getsockname()
         self.heard: collections.Counter[int] = collections.Counter()  # payload marker -> packets
         self.other = 0  # packets whose payload is not a single repeated byte (e.g. music)
+        self.streams: collections.Counter[int] = collections.Counter()  # audio packets per SSRC
+        self.digits: list[str] = []  # every telephone event received in the call, one per key press
+        self._last_event: tuple[int, int] | None = None  # (ssrc, timestamp) of the last event seen
         self._seq = random.randint(0, 60000)
         self._ts = random.randint(0, 1 << 30)
         self._ssrc = random.getrandbits(32)
@@ -73,10 +81,16 @@ class RtpParty:
         with self._lock:
             self.heard.clear()
             self.other = 0
+            self.streams.clear()
 
     def snapshot(self) -> tuple[dict[int, int], int]:
         with self._lock:
             return dict(self.heard), self.other
+
+    def received(self) -> tuple[dict[int, int], list[str]]:
+        """(audio packets per RTP stream since the last reset, every telephone event of the call)."""
+        with self._lock:
+            return dict(self.streams), list(self.digits)
 
     def close(self) -> None:
         self._running = False
@@ -89,14 +103,34 @@ class RtpParty:
                 data, _ = self.sock.recvfrom(2048)
             except (TimeoutError, OSError):
                 continue
-            if len(data) < 13 or data[1] & 0x7F != PCMA:
+            if len(data) < 13:
                 continue
-            payload = data[12:]
+            payload_type, payload = data[1] & 0x7F, data[12:]
+            timestamp, ssrc = struct.unpack("!II", data[4:12])
+            if payload_type == TELEPHONE_EVENT:
+                self._on_event(ssrc, timestamp, payload)
+                continue
+            if payload_type != PCMA:
+                continue
             with self._lock:
+                self.streams[ssrc] += 1
                 if len(set(payload)) == 1:
-                    self.heard[payload[0]] += 1
+                    if payload[0] != SILENCE_PCMA:  # silence is nobody's voice
+                        self.heard[payload[0]] += 1
                 elif any(b != SILENCE_PCMA for b in payload):
                     self.other += 1
+
+
+    def _on_event(self, ssrc: int, timestamp: int, payload: bytes) -> None:
+        # RFC 4733 section 2.5.1: all packets of one event share its timestamp; a new timestamp (or a new
+        # sender) is a new key press
+        if len(payload) < 4:
+            return
+        with self._lock:
+            if self._last_event != (ssrc, timestamp):
+                self._last_event = (ssrc, timestamp)
+                self.digits.append(EVENT_DIGITS.get(payload[0], "?"))
+
 
 
 def media_port(sdp: str) -> int:

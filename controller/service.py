@@ -23,7 +23,7 @@ import uvloop
 from aiohttp import web
 from redis.asyncio import Redis
 
-from controller.adapters.dtmf import DtmfEvent, start_dtmf_listener
+from controller.adapters.dtmf import DtmfDeduplicator, DtmfEvent, start_dtmf_listener
 from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.rtpengine_ng import RtpengineNg
 from controller.callbacks import Callbacks
@@ -96,8 +96,9 @@ async def on_startup(app: web.Application) -> None:
     kamailio_xfer = KamailioRpc(rpc_base + "/xfer")
     timers = TimerStore(redis)
     voicemail = VoicemailBox(ng, redis, app[VOICEMAIL_DIR_KEY], node.controller.address)
+    dedup = DtmfDeduplicator()
     engine = TransferEngine(
-        config, store, MediaExecutor(ng, PromptLibrary(app[CACHE_DIR_KEY] / "prompts")),
+        config, store, MediaExecutor(ng, PromptLibrary(app[CACHE_DIR_KEY] / "prompts"), dedup.expect_echo),
         SipExecutor(kamailio, kamailio_xfer, store, f"{node.sip.address}:{node.sip.port}"), timers, metrics,
         voicemail)
     background: set[asyncio.Task[None]] = set()
@@ -115,7 +116,7 @@ async def on_startup(app: web.Application) -> None:
         task.add_done_callback(_finished(background, "DTMF"))
 
     dtmf_transport, _ = await start_dtmf_listener(
-        (node.dtmf.address, node.dtmf.port), on_digit,
+        (node.dtmf.address, node.dtmf.port), on_digit, dedup=dedup,
         on_malformed=lambda data, why: metrics.errors.labels("dtmf_malformed").inc())
 
     consumer = NotificationConsumer(store, metrics, consumer=f"{socket.gethostname()}-{node.name}", engine=engine)

@@ -71,6 +71,7 @@ def settings_for(config: Config, tenant: Tenant, direction: str) -> Settings:
         fallback_incoming=_fallback(rules.incoming),
         fallback_outgoing=_fallback(rules.outgoing),
         known_extensions=frozenset(tenant.extensions),
+        pass_other_digits=talk.other_digits == "pass",
         hold_music=f"file:default:{tenant.hold_music}" if tenant.hold_music else "system:default",
         prompts=Prompts(
             unknown_number="system:transfer_unknown_number",

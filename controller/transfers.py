@@ -60,7 +60,7 @@ from controller.logs import call_logger
 from controller.media_executor import MediaExecutor, PromptStarted
 from controller.metrics import Metrics
 from controller.prompts import PromptError
-from controller.routing import NumberTargets, extension_for_uri, targets_for_number, targets_for_origin
+from controller.routing import NumberTargets, targets_for_number, targets_for_origin
 from controller.sip_executor import SipExecutor
 from controller.store import ConversationStore, now_ms
 from controller.tenant_settings import settings_for
@@ -146,8 +146,7 @@ class TransferEngine:
                                 from_tag, to_tag, started_ms=now_ms())
             await self._save(Conversation(conversation_id, settings_for(self.config, tenant, direction)), io)
             # a call routed to a department learns its employee when one of them answers
-            employee = fields.get("employee") or (
-                extension_for_uri(tenant, fields.get("answered_uri", "")) if direction == "incoming" else None)
+            employee = fields.get("employee") if fields.get("employee") in tenant.extensions else None
             await self._feed_locked(conversation_id, [ConversationStarted(
                 direction=direction, client_leg=client, transferor_leg=transferor,
                 client_number=fields.get("client_number") or None, transferor_number=employee,
@@ -327,7 +326,8 @@ class TransferEngine:
         call_id = await self.sip.originate(
             conversation_id=io.conversation_id, leg_id=leg, targets=targets, target_user=target_user,
             domain=tenant.domain, caller_id=caller_id, sdp=media.sdp(),
-            ng_flags=f"call-id={io.ng_call_id} from-tag={leg}~origin to-tag={leg}", ring_timeout_s=ring_timeout_s)
+            ng_flags=_leg_ng_flags(io.ng_call_id, leg, tenant.talk_options.other_digits == "pass"),
+            ring_timeout_s=ring_timeout_s)
         io.legs[leg] = {"call_id": call_id, "from_tag": "", "to_tag": "", "kind": str(kind)}
         started = self._digit_at.pop(io.conversation_id, None)
         if started is not None:
@@ -441,6 +441,14 @@ def _resolution(transfer_id: str, found: NumberTargets | None) -> Event:
         return TargetRejected(transfer_id, RejectReason.FORBIDDEN)  # only A (their own extension) was left
     dial = tuple(_dial_string(t.uri, t.lookup) for t in found.targets)
     return TargetResolved(transfer_id, dial, TargetKind(found.kind))
+
+
+def _leg_ng_flags(ng_call_id: str, leg: str, inject_dtmf: bool) -> str:
+    """How Kamailio offers an originated leg: into the conversation's rtpengine call, from a placeholder
+    tag; with DTMF injection when the tenant passes digits on (the leg may become the transferor, whose
+    other digits are re-played; rtpengine 10.5 only injects into a call offered with the flag)."""
+    flags = f"call-id={ng_call_id} from-tag={leg}~origin to-tag={leg}"
+    return flags + " inject-DTMF" if inject_dtmf else flags
 
 
 def _dial_string(uri: str, lookup: bool) -> str:

@@ -114,7 +114,11 @@ class DtmfDeduplicator:
     2. When a call's media is looped back, the same digit shows up again under the other leg's
        tag: if (call_id, digit) was accepted from another source_tag less than ``window_s`` ago,
        the event is an echo (the first source wins).
-    3. Anything else is accepted.
+    3. A digit the controller re-played itself (rtpengine's ``play DTMF``, announced with
+       ``expect_echo``) is reported by rtpengine as if the party had pressed it: one report per
+       re-play, within ``echo_window_s``, is dropped. Each real press yields one re-play and one
+       report, so which of two identical digits is dropped does not matter.
+    4. Anything else is accepted.
 
     Memory is bounded: on every call, entries older than ``max(window_s, 5 s)`` are pruned, so a
     duplicate arriving later than that is accepted again. Nothing else is kept per call.
@@ -123,7 +127,7 @@ class DtmfDeduplicator:
     MIN_RETENTION_S = 5.0
 
     def __init__(self, window_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
-                 duplicate_window_s: float = 0.05) -> None:
+                 duplicate_window_s: float = 0.05, echo_window_s: float = 2.0) -> None:
         if window_s < 0 or duplicate_window_s < 0:
             raise ValueError("windows must not be negative")
         self.window_s = window_s
@@ -133,14 +137,26 @@ class DtmfDeduplicator:
         # Insertion-ordered, hence oldest first: pruning stops at the first young entry.
         self._seen: dict[tuple[str, str, int, str], float] = {}
         self._last_accepted: dict[tuple[str, str], tuple[str, float]] = {}
+        self.echo_window_s = echo_window_s
+        # re-plays still to be reported back, oldest first: (call_id, tag, digit) -> when re-played
+        self._echoes: list[tuple[tuple[str, str, str], float]] = []
 
     def __len__(self) -> int:
         """Entries currently remembered (for tests and metrics)."""
-        return len(self._seen) + len(self._last_accepted)
+        return len(self._seen) + len(self._last_accepted) + len(self._echoes)
+
+    def expect_echo(self, call_id: str, tag: str, digit: str) -> None:
+        """The controller re-played `digit` from `tag`: rtpengine will report it once more."""
+        self._echoes.append(((call_id, tag, digit), self._clock()))
 
     def accept(self, event: DtmfEvent) -> bool:
         now = self._clock()
         self._prune(now)
+        echo = (event.call_id, event.source_tag, event.digit)
+        for index, (expected, _) in enumerate(self._echoes):
+            if expected == echo:
+                del self._echoes[index]
+                return False
 
         key = (event.call_id, event.source_tag, event.timestamp, event.digit)
         seen_at = self._seen.pop(key, None)
@@ -165,6 +181,9 @@ class DtmfDeduplicator:
             del seen[oldest]
         while last and last[oldest_digit := next(iter(last))][1] < horizon:
             del last[oldest_digit]
+        echoes, echo_horizon = self._echoes, now - self.echo_window_s
+        while echoes and echoes[0][1] < echo_horizon:
+            del echoes[0]
 
 
 class DtmfListener(asyncio.DatagramProtocol):

@@ -14,6 +14,7 @@ from .actions import (
     EndConversation,
     EndLeg,
     OriginateLeg,
+    PassDigit,
     PlayHoldMusic,
     PlayPrompt,
     PlayRingback,
@@ -27,7 +28,6 @@ from .actions import (
     StopMedia,
     StopRecording,
     TransferRefused,
-    UnblockDtmf,
     UnblockMedia,
 )
 from .callerid import caller_id_for_target
@@ -108,6 +108,7 @@ __all__ = [
     "MediaFailed",
     "OriginateLeg",
     "OutcomeKind",
+    "PassDigit",
     "PlayHoldMusic",
     "PlayPrompt",
     "PlayRingback",
@@ -136,7 +137,6 @@ __all__ = [
     "TransferState",
     "TransferTrigger",
     "TransitionTableError",
-    "UnblockDtmf",
     "UnblockMedia",
     "caller_id_for_target",
     "failure_cause",

@@ -12,9 +12,13 @@ Media vocabulary (what the parties *hear*; the service maps it to rtpengine):
 * ``PlayHoldMusic`` / ``PlayRingback`` / ``PlayPrompt``: ``leg`` hears the
   given media instead of its partner until ``StopMedia(leg)`` (prompts also
   end by themselves and are reported with ``PromptFinished``).
-* ``BlockMedia(from_leg, to_leg)``: ``to_leg`` no longer hears ``from_leg``.
+* ``BlockMedia(from_leg, to_leg)``: ``to_leg`` no longer hears ``from_leg``
+  (rtpengine 10.5 drops everything ``from_leg`` sends, so nobody does; a
+  ``BridgeMedia`` of ``from_leg`` lifts it).
 * ``BlockDtmf(leg)``: DTMF from ``leg`` is still detected and reported but no
   longer forwarded to the other parties.
+* ``PassDigit(leg, digit)``: ``leg``'s partner hears ``digit`` as if ``leg``
+  had sent it (a digit of a blocked transferor that is no talk option).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = [
     "EndConversation",
     "EndLeg",
     "OriginateLeg",
+    "PassDigit",
     "PlayHoldMusic",
     "PlayPrompt",
     "PlayRingback",
@@ -47,7 +52,6 @@ __all__ = [
     "StopMedia",
     "StopRecording",
     "TransferRefused",
-    "UnblockDtmf",
     "UnblockMedia",
 ]
 
@@ -108,8 +112,11 @@ class BlockDtmf(Action):
 
 
 @dataclass(frozen=True)
-class UnblockDtmf(Action):
+class PassDigit(Action):
+    """``leg``'s partner hears ``digit`` from ``leg``, whose own DTMF rtpengine blocks."""
+
     leg: str
+    digit: str
 
 
 @dataclass(frozen=True)

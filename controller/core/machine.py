@@ -57,17 +57,22 @@ starts digit collection; the number ends after the inter-digit timeout or as
 soon as it equals a known extension that no longer extension starts with.  A
 complete number is handled exactly like a ``TransferRequested`` event, which is
 also what a REFER (RFC 3515) or the Call API produce: the client hears hold
-music and no longer hears A, A's DTMF is no longer forwarded, and the service
-is asked to resolve the number.  While a transfer is in progress the transfer
+music and nothing else (neither side hears the other), and the service is
+asked to resolve the number.  While a transfer is in progress the transfer
 key is not active: a second ``#`` is silently ignored (key mashing is common
 and harmless), whereas a second *TransferRequested* gets a
 ``TransferRefused`` action because a REFER or an API call must be answered.
 ``*`` returns to the client from any point before completion (cancelling or
-hanging up B); ``#`` after B answered starts a three-way conference.  The
-digits A dials after ``#`` still reach the client in-band (blocking starts once
-the number is complete, as the domain asks); a transfer to A's own number or
-to the client's is refused like a forbidden target, and a department never
-rings A.
+hanging up B); ``#`` after B answered starts a three-way conference.
+
+The talk options are the PBX's own keys and never reach the other side: the
+transferor's RFC 4733 events are blocked in rtpengine for the whole call (Kamailio
+blocks A's at answer; the machine blocks every later transferor's when it takes
+over), and rtpengine still reports them.  A digit that is no talk option is
+passed on by the machine (``PassDigit``: rtpengine re-plays it from the
+transferor towards their partner) while A talks to a person, unless the tenant
+absorbs every digit.  A transfer to A's own number or to the client's is
+refused like a forbidden target, and a department never rings A.
 
 After the transfer
 ------------------
@@ -155,6 +160,7 @@ from .actions import (
     EndConversation,
     EndLeg,
     OriginateLeg,
+    PassDigit,
     PlayHoldMusic,
     PlayPrompt,
     PlayRingback,
@@ -168,7 +174,6 @@ from .actions import (
     StopMedia,
     StopRecording,
     TransferRefused,
-    UnblockDtmf,
     UnblockMedia,
 )
 from .callerid import caller_id_for_target
@@ -239,6 +244,8 @@ _ACTIVE_KEYS: Mapping[State, tuple[str, ...]] = {
     _C.CONFERENCE: ("back",),
 }
 _KEY_STIMULUS = {"transfer": _S.TRANSFER_KEY, "back": _S.BACK_KEY, "conference": _S.CONFERENCE_KEY}
+#: States in which the transferor talks to a person, who should get the digits that are no talk option.
+_PASSES_DIGITS = frozenset({_C.TALKING, _T.CONSULTING})
 
 # Timer purposes.
 _INTERDIGIT = "interdigit"
@@ -413,8 +420,10 @@ class Transfer:
             self.cause = "self_target"
             self.finish(OutcomeKind.REFUSED, cause=self.cause)
             return _C.TALKING
+        # on hold means on hold: the client hears the music and nobody hears the client
         conv.play_hold(self._client)
         conv.block(self._a, self._client)
+        conv.block(self._client, self._a)
         conv.block_dtmf(self._a)
         conv.emit(ResolveTarget(self.id, number))
         conv.start_timer(_RESOLVE, conv.settings.resolve_timeout_s)
@@ -566,6 +575,7 @@ class Transfer:
         assert b is not None
         conv.stop_media(client)
         conv.unblock(a, client)
+        conv.unblock(client, a)
         # A's DTMF stays blocked: A may still press the back key.
         conv.start_conference((client, a, b))
         conv.legs[b].role = LegRole.PEER
@@ -580,8 +590,9 @@ class Transfer:
         assert b is not None
         conv.stop_media(self._client)
         conv.bridge(self._client, b)
+        state = conv.promote(b)  # media first, then the outcome (the action-list convention)
         self.finish(kind, **outcome)
-        return conv.promote(b)
+        return state
 
     # -- back key, hang-ups, requests, media ---------------------------------------------
 
@@ -668,12 +679,13 @@ class Transfer:
             return self._reconnected()
         a, client = self._a, self._client
         # Nobody waits in silence while the warnings play: A is paired with the
-        # client again (A's voice still blocked towards the client) and the
-        # prompts play on top.
+        # client again (each still blocked towards the other, so both hear their
+        # warning and nothing else) and the prompts play on top.
         conv.stop_media(a)
         if conv.partner_of(a) != client or conv.partner_of(client) != a:
             conv.bridge(client, a)
         conv.block(a, client)
+        conv.block(client, a)
         if warn_a:
             self._play_awaited(a, warn_a)
         if warn_client:
@@ -796,6 +808,7 @@ class Transfer:
     def _start_recording(self) -> State:
         conv = self.conv
         assert self.number is not None
+        conv.unmute(self._client)  # rtpengine's block would keep the client's voice from the recorder too
         conv.start_recording(self._client, self.number)
         conv.start_timer(_RECORDING, conv.policy.voicemail_max_s)
         return _T.VOICEMAIL_RECORDING
@@ -1084,10 +1097,15 @@ class Conversation:
         keys = {name: getattr(options, name) for name in _ACTIVE_KEYS.get(self.effective_state, ())}
         tokens, self._dtmf_buffer = match_digits(self._dtmf_buffer, event.digit, keys)
         for token in tokens:
+            state = self.effective_state
             if token.key is not None:
                 self._fire(_KEY_STIMULUS[token.key], event)
-            elif self.effective_state is _T.COLLECTING and token.digit in _NUMBER_DIGITS:
+            elif state is _T.COLLECTING and token.digit in _NUMBER_DIGITS:
                 self._fire(_S.NUMBER_DIGIT, event, token.digit)
+            elif state in _PASSES_DIGITS and self.settings.pass_other_digits:
+                # rtpengine absorbed it with the rest of A's DTMF: the person A talks to still gets it
+                assert token.digit is not None
+                self.emit(PassDigit(event.leg, token.digit))
 
     def _on_resolution(self, event: TargetResolved | TargetRejected) -> None:
         match = _TRANSFER_ID.fullmatch(event.transfer_id)
@@ -1133,9 +1151,11 @@ class Conversation:
                 event.transferor_kind,
             )
         )
-        # The service sets the call up with client and A paired.
+        # The service sets the call up with client and A paired, and A's DTMF blocked in rtpengine
+        # (Kamailio does it when A's side answers): the talk options never reach the client.
         self._partner[event.client_leg] = event.transferor_leg
         self._partner[event.transferor_leg] = event.client_leg
+        self._dtmf_blocked.add(event.transferor_leg)
         return _C.TALKING
 
     def _new_transfer(self, trigger: TransferTrigger) -> Transfer:
@@ -1269,6 +1289,7 @@ class Conversation:
         """A answered the recall: the new leg is the transferor from now on."""
         self._legs[leg_id].role = LegRole.TRANSFEROR
         self.transferor_leg = leg_id
+        self.block_dtmf(leg_id)
 
     def promote(self, leg_id: str) -> State:
         """B is now the client's party: with talk options if internal, without if outside."""
@@ -1281,6 +1302,7 @@ class Conversation:
             return _C.BRIDGED
         leg.role = LegRole.TRANSFEROR
         self.transferor_leg = leg_id
+        self.block_dtmf(leg_id)  # their talk options are the PBX's keys too
         self.transferor_number = leg.number
         self.transferor_kind = leg.kind or TargetKind.EXTENSION
         self.peer_leg = None
@@ -1324,6 +1346,8 @@ class Conversation:
                 del self._partner[old]
         self._partner[leg_a] = leg_b
         self._partner[leg_b] = leg_a
+        # a re-pairing lifts rtpengine's blocks on both tags (see BridgeMedia)
+        self._blocked = {pair for pair in self._blocked if pair[0] not in (leg_a, leg_b)}
         self.emit(BridgeMedia(leg_a, leg_b))
 
     def start_conference(self, legs: tuple[str, ...]) -> None:
@@ -1341,15 +1365,16 @@ class Conversation:
             self._blocked.discard((from_leg, to_leg))
             self.emit(UnblockMedia(from_leg, to_leg))
 
+    def unmute(self, leg: str) -> None:
+        """Lift every block on what ``leg`` says (rtpengine 10.5 blocks a tag towards everybody)."""
+        for from_leg, to_leg in sorted(self._blocked):
+            if from_leg == leg:
+                self.unblock(from_leg, to_leg)
+
     def block_dtmf(self, leg: str) -> None:
         if leg not in self._dtmf_blocked:
             self._dtmf_blocked.add(leg)
             self.emit(BlockDtmf(leg))
-
-    def unblock_dtmf(self, leg: str) -> None:
-        if leg in self._dtmf_blocked:
-            self._dtmf_blocked.discard(leg)
-            self.emit(UnblockDtmf(leg))
 
     def start_recording(self, leg: str, mailbox: str) -> None:
         self._recording = leg
@@ -1372,21 +1397,25 @@ class Conversation:
                 self.stop_media(leg)
         if force or self._partner.get(client) != a or self._partner.get(a) != client:
             self.bridge(client, a)
+        # A's DTMF stays blocked: the talk options remain the PBX's own keys
         if force:
-            self._blocked.discard((a, client))
-            self._dtmf_blocked.discard(a)
+            self._blocked -= {(a, client), (client, a)}
+            self._dtmf_blocked.add(a)
             self.emit(UnblockMedia(a, client))
-            self.emit(UnblockDtmf(a))
+            self.emit(UnblockMedia(client, a))
+            self.emit(BlockDtmf(a))
         else:
             self.unblock(a, client)
-            self.unblock_dtmf(a)
+            self.unblock(client, a)
+            self.block_dtmf(a)
 
     def _forget_media(self, leg: str) -> None:
         """A leg is gone: drop its own media state (others may still point at it)."""
         self._overlay.pop(leg, None)
         self._partner.pop(leg, None)
         self._dtmf_blocked.discard(leg)
-        self._blocked = {pair for pair in self._blocked if leg not in pair}
+        # its own blocks go with it; a block on a party who still talks stays in rtpengine
+        self._blocked = {pair for pair in self._blocked if pair[0] != leg}
 
     # -- serialisation -------------------------------------------------------------------
 

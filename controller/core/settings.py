@@ -105,6 +105,9 @@ class Settings:
     prompts: Prompts = field(default_factory=Prompts)
     #: Longest number collected after the transfer key; further digits are ignored.
     max_number_length: int = 32
+    #: Digits the transferor presses that are no talk option reach their partner (``PassDigit``);
+    #: False: every digit stays with the PBX.
+    pass_other_digits: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "caller_id_policy", CallerIdPolicy(self.caller_id_policy))
@@ -152,6 +155,7 @@ class Settings:
             "hold_music": self.hold_music,
             "prompts": dict(vars(self.prompts)),
             "max_number_length": self.max_number_length,
+            "pass_other_digits": self.pass_other_digits,
         }
 
     @classmethod
@@ -171,6 +175,8 @@ class Settings:
             hold_music=d["hold_music"],
             prompts=Prompts(**d["prompts"]),
             max_number_length=d["max_number_length"],
+            # snapshots written before the option existed passed nothing on
+            pass_other_digits=d.get("pass_other_digits", False),
         )
 
 

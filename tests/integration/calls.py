@@ -4,6 +4,8 @@ direction, add targets, and assert who hears whom."""
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 
 from controller.phone import Phone, exchange, wait_until
 from tests.integration.conftest import CLIENT_NUMBER, PHONES_IP, TRUNK_IP, Stack
@@ -61,16 +63,61 @@ def target(stack: Stack, people: list[Phone], name: str, ext: str, scenario: str
     return b
 
 
-def assert_talking(x: Phone, y: Phone, mx: int, my: int) -> None:
-    exchange(x, y, packets=25)
-    assert x.voice.snapshot()[0].get(my, 0) >= 10, f"{x.voice.name} does not hear {y.voice.name}: {x.voice.snapshot()}"
-    assert y.voice.snapshot()[0].get(mx, 0) >= 10, f"{y.voice.name} does not hear {x.voice.name}: {y.voice.snapshot()}"
+def hears_only(p: Phone, voice: int | None = None, *, audio: bool = False, what: str = "") -> None:
+    """What `p` heard during the last exchange, as the person on the phone notices it: exactly the voice
+    `voice` (or no voice at all), other audio (music, ringback, a prompt) only when `audio`, and all of it
+    as ONE RTP stream: two streams from one port are a choppy mix of two sources on a real phone."""
+    heard, other = p.voice.snapshot()
+    streams, _ = p.voice.received()
+    got = f"{p.voice.name} ({what}) heard voices {heard}, other audio {other}, streams {streams}"
+    if voice is None:
+        assert not heard, got
+    else:
+        assert set(heard) == {voice} and heard[voice] >= 10, got
+    assert other >= 5 if audio else other == 0, got
+    assert len(streams) == 1, got
 
 
-def on_hold(client: Phone, *others: int) -> None:
-    heard, music = client.hears(1.0)
-    assert not any(heard.get(m, 0) for m in others), f"the client on hold hears a party: {heard}"
-    assert music > 5, f"the client hears no hold music: {heard}, music={music}"
+def assert_talking(x: Phone, y: Phone, mx: int, my: int, *bystanders: Phone) -> None:
+    """x and y hear each other and nobody else, while everyone in `bystanders` talks too (so that a leak
+    would show; what the bystanders heard is theirs to check)."""
+    exchange(x, y, *bystanders, packets=25)
+    hears_only(x, my, what=f"talking to {y.voice.name}")
+    hears_only(y, mx, what=f"talking to {x.voice.name}")
+
+
+def on_hold(client: Phone, *others: Phone, music_marker: int | None = None) -> None:
+    """The client hears the hold music and nothing else, and nobody hears the client, while everyone
+    talks for a second. `music_marker`: the music is a constant signal heard like a voice (tenant beta)."""
+    exchange(client, *others, packets=50)
+    hears_only(client, music_marker, audio=music_marker is None, what="on hold")
+    for other in others:
+        assert CLIENT not in other.voice.snapshot()[0], f"{other.voice.name} hears the client on hold"
+
+
+def waits_for_b(a: Phone, client: Phone) -> None:
+    """While B rings, A hears the ringback and no voice, and the client (on hold) does not hear A."""
+    exchange(a, client, packets=50)
+    hears_only(a, audio=True, what="while B rings")
+    assert A not in client.voice.snapshot()[0], "the client on hold hears A"
+
+
+def no_digits(p: Phone) -> None:
+    """No telephone event reached this phone during the call: the talk options are the PBX's own keys."""
+    assert p.voice.digits == [], f"{p.voice.name} received DTMF {p.voice.digits}"
+
+
+def eventually(check: Callable[[], None], timeout: float = 5.0) -> None:
+    """Run `check` (assertions about what people hear) until it passes: media settles a moment after the
+    signalling that changed it. A lasting leak still fails, with the last check's message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
 
 
 def gone(p: Phone) -> bool:

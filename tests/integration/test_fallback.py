@@ -16,9 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from controller.phone import Phone, wait_until
+from controller.phone import Phone, exchange, wait_until
 from controller.stack import StackOptions
-from tests.integration.calls import CLIENT, A, assert_talking, connect, gone, on_hold, sip_call_id, target
+from tests.integration.calls import (
+    CLIENT,
+    A,
+    assert_talking,
+    connect,
+    eventually,
+    gone,
+    hears_only,
+    on_hold,
+    sip_call_id,
+    target,
+)
 from tests.integration.conftest import BETA_DID, CLIENT_NUMBER, PHONES_IP, SUPPORT_DID, Stack, start_stack
 
 GLEB = 0x44  # the support department's other member
@@ -37,19 +48,18 @@ def test_no_answer_on_an_incoming_call_returns_to_a_with_warnings(stack: Stack, 
     a_again = Phone.start("anna-again", "employee_answer.xml", A, stack.sipp_dir, ip=PHONES_IP,
                           port=stack.contact_port("100"), pause_ms=300)
     people.append(a_again)
-    heard, music = client.hears(1.0)
-    assert music > 5 and not heard, f"the client is not on hold while B rings: {heard}, {music}"
+    on_hold(client)  # B rings alone: the client hears the music and nothing else
 
     # B does not answer within 4 s: B's phone is cancelled and A's phone rings again
     wait_until(lambda: "CANCEL" in b.sipp.received_requests(), timeout=8, what="B's CANCEL")
     wait_until(lambda: "ACK" in a_again.sipp.received_requests(), timeout=8, what="A to answer again")
-    # the warnings: A hears that the transfer failed, the client that it could not be made
-    heard_a, prompt_a = a_again.hears(1.0)
-    heard_c, prompt_c = client.voice.snapshot()
-    assert prompt_a > 10, f"A heard no warning: {heard_a}, {prompt_a}"
-    assert prompt_c > 10, f"the client heard no warning: {heard_c}, {prompt_c}"
-    time.sleep(3.5)  # the warnings end (about 3 s) and A and the client are reconnected
-    assert_talking(client, a_again, CLIENT, A)
+    # the warnings: A hears that the transfer failed, the client that it could not be made; each hears
+    # their warning and nothing else, though both talk
+    exchange(client, a_again, packets=50)
+    hears_only(a_again, audio=True, what="the transferor's warning")
+    hears_only(client, audio=True, what="the client's warning")
+    # the warnings end (about 3 s) and A and the client hear each other, and nothing else
+    eventually(lambda: assert_talking(client, a_again, CLIENT, A), timeout=8)
     event = stack.wait_event(sip_call_id(client), "transfer.returned")
     assert event["data"]["cause"] == "no_answer" and event["data"]["rule"] == "return_to_transferor"
     # how long each step took: B rang its 4 s (with A, then alone), A's phone rang, the warnings played
@@ -74,20 +84,18 @@ def test_a_does_not_answer_either_the_department_the_call_came_through_gets_it(
     wait_until(lambda: gone(boris), timeout=10, what="Boris to leave")
     boris_again = target(stack, people, "boris-again", "101", "employee_ring_until_cancel.xml", A)
     gleb_again = target(stack, people, "gleb-again", "103", "employee_answer.xml", GLEB, pause_ms=300)
-    on_hold(client, A)
+    on_hold(client)
 
     # Anna gives up after 4 s, then Boris's phone rings 4 s unanswered (the client keeps the music)
     wait_until(lambda: "CANCEL" in anna.sipp.received_requests(), timeout=8, what="Anna's CANCEL")
     wait_until(lambda: "INVITE" in boris_again.sipp.received_requests(), timeout=5, what="the recall to Boris")
-    on_hold(client, A, GLEB)
+    on_hold(client)
     wait_until(lambda: "CANCEL" in boris_again.sipp.received_requests(), timeout=8, what="the recall's CANCEL")
     # the department again, without Boris: Gleb's phone rings, showing the client's number as the first time
     wait_until(lambda: "ACK" in gleb_again.sipp.received_requests(), timeout=8, what="Gleb to answer")
     seen = gleb_again.sipp.received_header("INVITE", "From")
     assert seen and f"sip:{CLIENT_NUMBER}@" in seen[0], f"Gleb saw From: {seen}"
-    time.sleep(0.3)
-    assert_talking(client, gleb_again, CLIENT, GLEB)
-    assert client.voice.snapshot()[1] == 0, "the client still hears hold music"
+    eventually(lambda: assert_talking(client, gleb_again, CLIENT, GLEB))
 
     event = stack.wait_event(sip_call_id(client), "transfer.failed")
     assert (event["data"]["cause"], event["data"]["rule"], event["data"]["mode"]) == (
@@ -193,8 +201,7 @@ def test_b_rings_the_tenants_time_even_beyond_kamailios_default(short_ring_stack
     assert time.monotonic() - rang_from >= 3.5, "B was given up on before the tenant's 4 s"
     event = stack.wait_event(sip_call_id(client), "transfer.returned")
     assert (event["data"]["cause"], event["data"]["mode"]) == ("no_answer", "transferor_on_line"), event["data"]
-    time.sleep(0.3)
-    assert_talking(client, a, CLIENT, A)
+    eventually(lambda: assert_talking(client, a, CLIENT, A))
     assert client.sipp.wait() == 0, client.sipp.describe_failure()
 
 

@@ -232,6 +232,35 @@ def test_memory_stays_bounded_over_a_long_run(clock: FakeClock) -> None:
     assert len(dedup) <= 2 * 502
 
 
+def test_a_digit_the_controller_re_played_is_not_pressed_again(clock: FakeClock) -> None:
+    """rtpengine reports a `play DTMF` digit as if the party had pressed it: one report per re-play is
+    dropped, so A's 5 passed on to the client never comes back as a second 5 (nor loops)."""
+    dedup = DtmfDeduplicator(clock=clock)
+    assert dedup.accept(event("5", tag="tagA", ts=100)) is True  # A pressed 5
+    dedup.expect_echo("abc", "tagA", "5")  # ...and the controller re-played it
+    clock.now += 0.4
+    assert dedup.accept(event("5", tag="tagA", ts=100)) is False  # the re-play's report
+    clock.now += 0.4
+    assert dedup.accept(event("5", tag="tagA", ts=101)) is True  # A presses 5 again: a real press
+
+
+def test_an_expected_re_play_report_only_swallows_its_own_digit_and_tag(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(clock=clock)
+    dedup.expect_echo("abc", "tagA", "5")
+    clock.now += 0.1
+    assert dedup.accept(event("6", tag="tagA", ts=100)) is True
+    assert dedup.accept(event("5", tag="tagB", ts=100)) is True
+    assert dedup.accept(event("5", call="call2", tag="tagA", ts=100)) is True
+
+
+def test_a_re_play_that_is_never_reported_expires(clock: FakeClock) -> None:
+    dedup = DtmfDeduplicator(clock=clock, echo_window_s=2.0)
+    dedup.expect_echo("abc", "tagA", "5")
+    clock.now += 2.5
+    assert dedup.accept(event("5", tag="tagA", ts=100)) is True  # a real press later is not swallowed
+    assert len(dedup) == 2  # the expectation is gone
+
+
 def test_negative_window_rejected() -> None:
     with pytest.raises(ValueError):
         DtmfDeduplicator(window_s=-1)

@@ -14,22 +14,23 @@ from hypothesis import strategies as st
 
 from controller.config import Config, load_config, parse_config
 from controller.routing import (
+    UNKNOWN_NUMBER,
     InviteFacts,
     NumberTargets,
     RouteDecision,
     RouteRejection,
     Target,
     decide_route,
-    extension_for_uri,
+    targets_for_number,
     targets_for_origin,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 CONFIG = load_config(EXAMPLE)
 
-ANNA = Target("sip:100@127.0.0.3:5080", lookup=False)  # static contacts
-BORIS = Target("sip:101@127.0.0.3:5081", lookup=False)
-VERA = Target("sip:102@acme.test", lookup=True)  # registers
+ANNA = Target("sip:100@127.0.0.3:5080", lookup=False, extension="100")  # static contacts
+BORIS = Target("sip:101@127.0.0.3:5081", lookup=False, extension="101")
+VERA = Target("sip:102@acme.test", lookup=True, extension="102")  # registers
 COMPANY = "+74950000000"
 
 
@@ -251,9 +252,11 @@ def test_decision_jsonrpc_result() -> None:
         "conversation": "conv-1",
         "tenant": "acme",
         "direction": "incoming",
-        "targets": [{"uri": BORIS.uri, "lookup": 0}, {"uri": VERA.uri, "lookup": 1}],
+        "targets": [{"uri": BORIS.uri, "lookup": 0, "ext": "101"}, {"uri": VERA.uri, "lookup": 1, "ext": "102"}],
         "from_user": "",
         "origin": "did:+74951110001->department:sales",
+        "dtmf_block": "callee",  # the employee's side: the talk options never reach the client
+        "dtmf_inject": 1,  # acme passes the other digits on
     }
     # ints, not bools: jansson tells them apart
     assert all(type(target["lookup"]) is int for target in result["targets"])
@@ -266,7 +269,7 @@ def test_outgoing_decision_jsonrpc_result_has_the_caller_id() -> None:
         COMPANY,
         "trunk:carrier",
     )
-    assert result["targets"] == [{"uri": "sip:+79161234567@127.0.0.2:5060", "lookup": 0}]
+    assert result["targets"] == [{"uri": "sip:+79161234567@127.0.0.2:5060", "lookup": 0, "ext": ""}]
 
 
 def test_rejection_jsonrpc_result() -> None:
@@ -312,6 +315,8 @@ def test_dialled_phone_numbers_leave_through_the_trunk_unless_configured(number:
     if number in {"100", "101", "102", "200", "300"}:
         assert isinstance(result, RouteDecision | RouteRejection)
         assert getattr(result, "direction", "internal") != "outgoing" or number == "300"
+    elif len(number) == 3 and number != "112":
+        assert result == UNKNOWN_NUMBER  # as long as acme's own numbers, and none of them
     else:
         assert isinstance(result, RouteDecision)
         assert result.direction == "outgoing" and result.origin == "trunk:carrier"
@@ -354,17 +359,37 @@ def test_every_route_decision_origin_resolves_back_to_its_targets() -> None:
         assert found is not None and found.targets == decision.targets
 
 
-@pytest.mark.parametrize(
-    ("uri", "expected"),
-    [
-        ("sip:101@127.0.0.3:5081", "101"),  # a static contact, exactly
-        ("sip:101@127.0.0.3:5081;transport=udp", "101"),
-        ("sip:102@10.0.0.7:5062;ob", "102"),  # a registered phone: its contact's user is its extension
-        ("sip:101@10.0.0.7:5062", None),  # 101 has a static contact elsewhere: not 101
-        ("sip:999@10.0.0.7", None),
-        ("sip:10.0.0.7:5062", None),
-        ("", None),
-    ],
-)
-def test_extension_for_the_uri_that_answered(uri: str, expected: str | None) -> None:
-    assert extension_for_uri(CONFIG.tenants["acme"], uri) == expected
+def test_every_target_names_the_employee_it_rings() -> None:
+    """Kamailio tags each branch of a department call with its member, so it can say who answered
+    whatever the phone put in its Contact."""
+    decision = decide_route(CONFIG, from_trunk("+74951110001"))
+    assert isinstance(decision, RouteDecision)
+    members = CONFIG.tenants["acme"].departments["sales"].members
+    assert [t.extension for t in decision.targets] == list(members)
+    assert [t["ext"] for t in decision.to_jsonrpc_result()["targets"]] == list(members)
+
+
+@pytest.mark.parametrize(("facts", "side", "inject"), [
+    ("incoming", "callee", 1), ("outgoing", "caller", 1), ("internal", "", 0)])
+def test_the_employees_side_has_its_dtmf_blocked(facts: str, side: str, inject: int) -> None:
+    decision = decide_route(CONFIG, {
+        "incoming": lambda: from_trunk("+74951110000"),
+        "outgoing": lambda: from_phone("100", "79161234567"),
+        "internal": lambda: from_phone("100", "101"),
+    }[facts]())
+    assert isinstance(decision, RouteDecision) and decision.direction == facts
+    result = decision.to_jsonrpc_result()
+    assert (result["dtmf_block"], result["dtmf_inject"]) == (side, inject)
+
+
+@pytest.mark.parametrize("number", ["104", "109", "999"])
+def test_an_unassigned_number_of_extension_length_is_unknown_never_dialled_out(number: str) -> None:
+    tenant = CONFIG.tenants["acme"]
+    assert targets_for_number(CONFIG, tenant, number) is None
+    assert decide_route(CONFIG, from_phone("100", number)) == UNKNOWN_NUMBER
+
+
+@pytest.mark.parametrize("number", ["1040", "79161234567", "+79161234567"])
+def test_numbers_of_other_lengths_still_go_out(number: str) -> None:
+    found = targets_for_number(CONFIG, CONFIG.tenants["acme"], number)
+    assert found is not None and found.kind == "trunk"

@@ -13,11 +13,15 @@ from controller.core import (
     CancelTimer,
     DigitPressed,
     InvalidTransition,
+    LegAnswered,
     OutcomeKind,
+    PassDigit,
     ResolveTarget,
     Settings,
     StartTimer,
     TalkOptions,
+    TargetKind,
+    TargetResolved,
     TimerFired,
     TransferState,
 )
@@ -27,6 +31,7 @@ from controller.core.states import ConversationState
 from ._helpers import (
     CLIENT,
     DIRECTIONS,
+    A,
     fire,
     make_settings,
     norm,
@@ -188,9 +193,35 @@ def test_digits_from_the_client_are_ignored(direction):
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_digits_that_are_not_talk_options_are_ignored(direction):
+def test_digits_that_are_not_talk_options_reach_the_client(direction):
+    # rtpengine absorbs all of A's DTMF; what is no talk option is re-played towards the client
     conv = start(direction)
+    assert press(conv, "0123456789*ABCD") == [PassDigit(A, d) for d in "0123456789*ABCD"]
+    assert conv.state is TALKING
+
+
+def test_a_tenant_may_absorb_every_digit(direction):
+    conv = start(direction, settings=Settings(pass_other_digits=False, known_extensions=frozenset({"201"})))
     assert press(conv, "0123456789*ABCD") == []
+    press(conv, "#201")
+    assert conv.effective_state is RESOLVING
+
+
+def test_digits_during_consultation_reach_b_but_not_while_b_rings(direction):
+    conv = start(direction, settings=Settings(known_extensions=frozenset({"201"})))
+    press(conv, "#201")
+    leg = f"{conv.id}.t1.b1"
+    conv.handle(TargetResolved("t1", ("201",), TargetKind.EXTENSION))
+    assert press(conv, "5") == []  # B rings: nobody to hear it
+    conv.handle(LegAnswered(leg))
+    assert press(conv, "5") == [PassDigit(A, "5")]
+
+
+def test_the_talk_option_digits_themselves_are_never_passed(direction):
+    conv = start(direction, settings=Settings(known_extensions=frozenset({"201"})))
+    actions = press(conv, "#201")
+    assert not [a for a in actions if isinstance(a, PassDigit)], actions
+    assert press(conv, "*")  # back to the client
     assert conv.state is TALKING
 
 
@@ -222,8 +253,8 @@ def test_garbled_streams(stream, state):
 def test_multi_symbol_talk_options():
     options = TalkOptions(transfer="*2", back="##", conference="*3")
     conv = start(settings=Settings(talk_options=options, known_extensions=frozenset({"201"})))
-    assert press(conv, "*") == []
-    assert press(conv, "5") == []  # "*5" is nobody's key: released as plain digits, ignored
+    assert press(conv, "*") == []  # pending: could become "*2"
+    assert press(conv, "5") == [PassDigit(A, "*"), PassDigit(A, "5")]  # "*5" is nobody's key: passed on
     assert conv.state is TALKING
     press(conv, "*2")
     assert conv.effective_state is COLLECTING

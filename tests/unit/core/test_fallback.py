@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from controller.core import (
+    BlockDtmf,
     BlockMedia,
     BridgeMedia,
     CancelLeg,
@@ -40,7 +41,6 @@ from controller.core import (
     TargetResolved,
     TransferState,
     TransferTrigger,
-    UnblockDtmf,
     UnblockMedia,
 )
 
@@ -135,6 +135,7 @@ def test_return_to_transferor_rings_a_again(direction, how, status, cause):
     actions = conv.handle(LegAnswered(R1))
     assert norm(actions) == [
         CancelTimer("recall"),
+        BlockDtmf(R1),
         StopMedia(CLIENT),
         BridgeMedia(CLIENT, R1),
         returned(cause, RULE, "recalled"),
@@ -160,8 +161,10 @@ def test_recall_with_warning_prompts(direction):
     actions = conv.handle(LegAnswered(R1))
     assert norm(actions) == [
         CancelTimer("recall"),
+        BlockDtmf(R1),  # A, rung again, is the transferor: their talk options stay the PBX's keys
         BridgeMedia(CLIENT, R1),
-        BlockMedia(R1, CLIENT),
+        BlockMedia(R1, CLIENT),  # each hears their warning and nothing else
+        BlockMedia(CLIENT, R1),
         PlayPrompt(R1, "warn_a"),
         StopMedia(CLIENT),
         PlayPrompt(CLIENT, "warn_c"),
@@ -171,7 +174,8 @@ def test_recall_with_warning_prompts(direction):
     assert conv.handle(PromptFinished(CLIENT, "warn_c")) == []
     assert conv.handle(PromptFinished(CLIENT, "warn_c")) == []  # duplicate: stale
     actions = conv.handle(PromptFinished(R1, "warn_a"))
-    assert norm(actions) == [CancelTimer("prompt"), UnblockMedia(R1, CLIENT), returned("busy", RULE, "recalled")]
+    assert norm(actions) == [CancelTimer("prompt"), UnblockMedia(R1, CLIENT), UnblockMedia(CLIENT, R1),
+                             returned("busy", RULE, "recalled")]
     assert conv.state is C.TALKING
 
 
@@ -264,6 +268,7 @@ def test_the_first_member_to_answer_takes_the_client_and_the_talk_options(direct
         CancelLeg(O1),
         StopMedia(CLIENT),
         BridgeMedia(CLIENT, O2),
+        BlockDtmf(O2),
         failed("no_answer", RULE, "origin"),
     ]
     assert conv.state is C.TALKING
@@ -403,7 +408,9 @@ def test_voicemail(direction, how, status, cause):
     actions = conv.handle(PromptFinished(CLIENT, "voicemail_greeting"))
     assert norm(actions) == [CancelTimer("prompt"), PlayPrompt(CLIENT, "beep"), StartTimer("prompt", 60.0)]
     actions = conv.handle(PromptFinished(CLIENT, "beep"))
-    assert norm(actions) == [CancelTimer("prompt"), StartRecording(CLIENT, "201"), StartTimer("recording", 90)]
+    # the client, blocked while on hold, must be heard by the recorder
+    assert norm(actions) == [CancelTimer("prompt"), UnblockMedia(CLIENT, A), StartRecording(CLIENT, "201"),
+                             StartTimer("recording", 90)]
     assert conv.effective_state is T.VOICEMAIL_RECORDING
     actions = conv.handle(LegHungUp(CLIENT))
     assert norm(actions) == [
@@ -432,7 +439,8 @@ def test_voicemail_greeting_guard_starts_recording(direction):
     conv = blind_ringing(direction, rule="voicemail")
     conv.handle(LegFailed(B1, 486))
     actions = fire(conv, "prompt")
-    assert norm(actions) == [StopMedia(CLIENT), StartRecording(CLIENT, "201"), StartTimer("recording", 120.0)]
+    assert norm(actions) == [StopMedia(CLIENT), UnblockMedia(CLIENT, A), StartRecording(CLIENT, "201"),
+                             StartTimer("recording", 120.0)]
 
 
 # -- A still on the line: always reconnected ----------------------------------------------------------
@@ -467,7 +475,7 @@ def test_warning_prompts_while_a_is_on_the_line(direction):
     assert norm(actions) == [
         CancelTimer("prompt"),
         UnblockMedia(A, CLIENT),
-        UnblockDtmf(A),
+        UnblockMedia(CLIENT, A),
         returned("busy", None, "transferor_on_line"),
     ]
 
@@ -477,7 +485,7 @@ def test_warning_prompt_guard_reconnects(direction):
     to_ringing(conv)
     conv.handle(LegFailed(B1, 486))
     actions = fire(conv, "prompt")
-    assert actions == [StopMedia(CLIENT), UnblockMedia(A, CLIENT), UnblockDtmf(A),
+    assert actions == [StopMedia(CLIENT), UnblockMedia(A, CLIENT), UnblockMedia(CLIENT, A),
                        returned("busy", None, "transferor_on_line")]
 
 

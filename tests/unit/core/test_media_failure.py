@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.core import (
+    BlockDtmf,
     BridgeMedia,
     CancelLeg,
     CancelTimer,
@@ -23,7 +24,6 @@ from controller.core import (
     StopRecording,
     TargetKind,
     TargetResolved,
-    UnblockDtmf,
     UnblockMedia,
 )
 
@@ -44,7 +44,8 @@ from ._helpers import (
 C = ConversationState
 B1 = leg_b(1)
 FAIL = MediaFailed(CLIENT, "play media", "no such call")
-FORCED = [StopMedia(A), StopMedia(CLIENT), BridgeMedia(CLIENT, A), UnblockMedia(A, CLIENT), UnblockDtmf(A)]
+FORCED = [StopMedia(A), StopMedia(CLIENT), BridgeMedia(CLIENT, A), UnblockMedia(A, CLIENT), UnblockMedia(CLIENT, A),
+          BlockDtmf(A)]
 
 
 def test_first_failure_while_talking_reasserts_the_call(direction):

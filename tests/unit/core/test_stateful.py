@@ -12,6 +12,10 @@ media overlays and pairings, then checks the promises of the design:
 * every OriginateLeg / RingTransferor is answered, cancelled or failed by then;
 * in TALKING / BRIDGED / CONFERENCE the media is exactly the plain call (no hold
   music, no blocks, right pairing); the client is never left in silence;
+* on hold means on hold: a client hearing hold music is heard by nobody, and a
+  live party without a partner (whose stale pairing rtpengine keeps) is blocked;
+* the transferor's DTMF is always blocked in rtpengine, and a digit is passed on
+  only from a transferor towards the person they talk to;
 * every leg is ended or cancelled once the conversation ends;
 * exactly one RecordOutcome per transfer;
 * ``to_dict`` / ``from_dict`` round-trips through JSON at every step, and the
@@ -58,6 +62,7 @@ from controller.core import (
     LegState,
     MediaFailed,
     OriginateLeg,
+    PassDigit,
     PlayHoldMusic,
     PlayPrompt,
     PlayRingback,
@@ -79,7 +84,6 @@ from controller.core import (
     TransferRequested,
     TransferState,
     TransferTrigger,
-    UnblockDtmf,
     UnblockMedia,
 )
 
@@ -133,8 +137,9 @@ class ActionModel:
         self.settled: set[str] = set()  # answered, cancelled or failed
         self.partner: dict[str, str] = {CLIENT: A, A: CLIENT}
         self.overlay: dict[str, str] = {}
-        self.blocked: set[tuple[str, str]] = set()
-        self.dtmf_blocked: set[str] = set()
+        # rtpengine 10.5 semantics: a block drops everything a tag sends; a re-pairing lifts it
+        self.blocked: set[str] = set()
+        self.dtmf_blocked: set[str] = {A}  # Kamailio blocks A's DTMF when A's side answers
         self.recording: set[str] = set()
         self.gone: set[str] = set()
         self.answered: set[str] = set()
@@ -195,17 +200,25 @@ class ActionModel:
                     del self.partner[old]
             self.partner[action.leg_a] = action.leg_b
             self.partner[action.leg_b] = action.leg_a
+            self.blocked -= {action.leg_a, action.leg_b}
         elif isinstance(action, StartConference):
             for leg in action.legs:
                 self.partner[leg] = "conference"
         elif isinstance(action, BlockMedia):
-            self.blocked.add((action.from_leg, action.to_leg))
+            self.blocked.add(action.from_leg)
         elif isinstance(action, UnblockMedia):
-            self.blocked.discard((action.from_leg, action.to_leg))
+            self.blocked.discard(action.from_leg)
         elif isinstance(action, BlockDtmf):
             self.dtmf_blocked.add(action.leg)
-        elif isinstance(action, UnblockDtmf):
-            self.dtmf_blocked.discard(action.leg)
+        elif isinstance(action, PassDigit):
+            # only a blocked transferor's digit is re-played (anything else would reach the peer twice),
+            # and only towards a party they are paired with
+            assert action.leg in self.dtmf_blocked, action
+            partner = self.partner.get(action.leg)
+            assert partner not in (None, "conference"), (action, self.partner)
+            # never to a client on hold, and never while A only hears B's ringing
+            assert self.overlay.get(partner) != "hold" and self.overlay.get(action.leg) != "ringback", (
+                action, self.overlay)
         elif isinstance(action, StartRecording):
             self.recording.add(action.leg)
         elif isinstance(action, StopRecording):
@@ -410,8 +423,8 @@ class ConversationMachine(RuleBasedStateMachine):
             a = conv.transferor_leg
             assert legs[a].state is LegState.UP
             assert model.partner.get(client) == a and model.partner.get(a) == client
-            assert (a, client) not in model.blocked
-            assert a not in model.dtmf_blocked
+            assert a not in model.blocked and client not in model.blocked, model.blocked
+            assert a in model.dtmf_blocked
             assert model.overlay.get(a, "prompt").startswith("prompt")
         elif state is ConversationState.BRIDGED:
             peer = conv.peer_leg
@@ -422,7 +435,16 @@ class ConversationMachine(RuleBasedStateMachine):
             for leg in (client, a, peer):
                 assert legs[leg].state is LegState.UP
                 assert model.partner.get(leg) == "conference"
-            assert (a, client) not in model.blocked
+            assert a not in model.blocked and client not in model.blocked, model.blocked
+        # On hold means on hold: nobody hears a client who hears the hold music, and a live party whose
+        # partner moved on (rtpengine still forwards to the old pairing) is blocked, unless recorded.
+        if model.overlay.get(client) == "hold":
+            assert client in model.blocked, (conv, model.blocked)
+        for leg_id, leg in legs.items():
+            if leg.state is LegState.UP and leg_id not in model.partner and leg_id not in model.recording:
+                assert leg_id in model.blocked, (conv, leg_id, model.partner, model.blocked)
+        if conv.transferor_leg is not None and legs[conv.transferor_leg].state is LegState.UP:
+            assert conv.transferor_leg in model.dtmf_blocked
         # The client always hears something while the conversation lasts.
         partner = model.partner.get(client)
         hears_party = partner == "conference" or (

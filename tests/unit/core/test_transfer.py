@@ -38,7 +38,6 @@ from controller.core import (
     TransferRequested,
     TransferState,
     TransferTrigger,
-    UnblockDtmf,
     UnblockMedia,
 )
 
@@ -75,8 +74,9 @@ def done(kind, cause=None, *, number="201", trigger=DTMF, rule=None, mode=None, 
     return RecordOutcome(transfer, kind, number, trigger, cause, rule, mode)
 
 
-HOLD = [PlayHoldMusic(CLIENT), BlockMedia(A, CLIENT), BlockDtmf(A)]
-RECONNECT = [StopMedia(CLIENT), UnblockMedia(A, CLIENT), UnblockDtmf(A)]
+# on hold means on hold: neither hears the other (A's DTMF is blocked from the start of the call)
+HOLD = [PlayHoldMusic(CLIENT), BlockMedia(A, CLIENT), BlockMedia(CLIENT, A)]
+RECONNECT = [StopMedia(CLIENT), UnblockMedia(A, CLIENT), UnblockMedia(CLIENT, A)]
 
 
 # -- starting a transfer ----------------------------------------------------------------
@@ -188,7 +188,9 @@ def test_attended_transfer_completes_when_a_hangs_up(direction):
     conv = start(direction)
     to_consulting(conv)
     actions = conv.handle(LegHungUp(A))
-    assert actions == [StopMedia(CLIENT), BridgeMedia(CLIENT, B1), done(OutcomeKind.COMPLETED, mode="attended")]
+    # B is the transferor now: their talk options are the PBX's keys too
+    assert actions == [StopMedia(CLIENT), BridgeMedia(CLIENT, B1), BlockDtmf(B1),
+                       done(OutcomeKind.COMPLETED, mode="attended")]
     assert conv.state is C.TALKING
     assert conv.transfer is None
     # B is an extension: B now has the talk options (chained transfers)
@@ -253,6 +255,7 @@ def test_blind_transfer_when_a_hangs_up_before_b_answers(direction):
         CancelTimer("no_answer"),
         StopMedia(CLIENT),
         BridgeMedia(CLIENT, B1),
+        BlockDtmf(B1),
         done(OutcomeKind.COMPLETED, mode="blind"),
     ]
     assert conv.state is C.TALKING and conv.transferor_leg == B1
@@ -327,9 +330,7 @@ def test_back_key_after_early_media_re_pairs_a_with_the_client(direction):
         CancelTimer("no_answer"),
         CancelLeg(B1),
         StopMedia(CLIENT),
-        BridgeMedia(CLIENT, A),
-        UnblockMedia(A, CLIENT),
-        UnblockDtmf(A),
+        BridgeMedia(CLIENT, A),  # a re-pairing lifts both blocks
         done(OutcomeKind.CANCELLED, "transferor_returned"),
     ]
 
@@ -341,9 +342,7 @@ def test_back_key_after_b_answered_hangs_up_b(direction):
     assert actions == [
         EndLeg(B1, "transferor_returned"),
         StopMedia(CLIENT),
-        BridgeMedia(CLIENT, A),
-        UnblockMedia(A, CLIENT),
-        UnblockDtmf(A),
+        BridgeMedia(CLIENT, A),  # a re-pairing lifts both blocks
         done(OutcomeKind.CANCELLED, "transferor_returned"),
     ]
     assert conv.state is C.TALKING and conv.transferor_leg == A
@@ -366,8 +365,6 @@ def test_b_hangs_up_during_consultation(direction):
     assert actions == [
         StopMedia(CLIENT),
         BridgeMedia(CLIENT, A),
-        UnblockMedia(A, CLIENT),
-        UnblockDtmf(A),
         done(OutcomeKind.RETURNED, "target_hung_up", mode="transferor_on_line"),
     ]
     assert conv.state is C.TALKING
@@ -387,7 +384,7 @@ def test_hash_after_answer_starts_a_conference(direction):
     conv, actions = to_conference(direction)
     assert actions == [
         StopMedia(CLIENT),
-        UnblockMedia(A, CLIENT),
+        UnblockMedia(CLIENT, A),  # A's own block went with A's re-pairing to B
         StartConference((CLIENT, A, B1)),
         done(OutcomeKind.CONFERENCED),
     ]
@@ -400,19 +397,19 @@ def test_hash_after_answer_starts_a_conference(direction):
 
 def test_back_key_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert press(conv, "*") == [EndLeg(B1, "transferor_returned"), BridgeMedia(CLIENT, A), UnblockDtmf(A)]
+    assert press(conv, "*") == [EndLeg(B1, "transferor_returned"), BridgeMedia(CLIENT, A)]
     assert conv.state is C.TALKING
 
 
 def test_third_party_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert conv.handle(LegHungUp(B1)) == [BridgeMedia(CLIENT, A), UnblockDtmf(A)]
+    assert conv.handle(LegHungUp(B1)) == [BridgeMedia(CLIENT, A)]
     assert conv.state is C.TALKING
 
 
 def test_a_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1)]
+    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), BlockDtmf(B1)]
     assert conv.state is C.TALKING and conv.transferor_leg == B1
 
 
@@ -422,6 +419,7 @@ def test_a_leaves_a_conference_with_an_outside_party(direction):
     conv.handle(TargetResolved("t1", ("+49301234",), TargetKind.TRUNK))
     conv.handle(LegAnswered(B1))
     press(conv, "#")
+    # an outside party has no talk options: their digits pass as they are
     assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1)]
     assert conv.state is C.BRIDGED
 
