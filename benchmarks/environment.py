@@ -20,13 +20,15 @@ from controller.stack import REPO_ROOT, LocalStack, StackOptions, free_port, wit
 
 
 def bench_config(uas: Endpoint, settings: Settings) -> dict[str, Any]:
-    """config/example.yaml on free ports, with extension 100 at the UAS and a media range sized for load."""
+    """config/example.yaml on free ports, with extension 100 at the UAS, a media range sized for load, and
+    the run's choice of what happens to an employee's digits that are no talk option."""
     data = with_free_ports(yaml.safe_load((REPO_ROOT / "config" / "example.yaml").read_text()))
     node = data["node"]
     node["rtpengine"]["port_min"], node["rtpengine"]["port_max"] = settings.rtp_ports
     # the default keeps a call's keys 60 s after it ends; 1 s lets a step reach a steady state
     node["call_keys_ttl_after_end_s"] = 1
     data["tenants"]["acme"]["extensions"][EXTENSION]["contact"] = f"sip:{EXTENSION}@{uas.ip}:{uas.port}"
+    data["tenants"]["acme"].setdefault("talk_options", {})["other_digits"] = settings.other_digits
     return data
 
 

@@ -294,6 +294,9 @@ def parse_args(argv: list[str] | None) -> Settings:
                    help="blind: A hangs up while B rings; attended: B answers while A is still there")
     p.add_argument("--transfer-budget-seconds", type=float, default=240,
                    help="start no transfer step after this long into the transfer ladder (its own budget)")
+    p.add_argument("--other-digits", choices=("pass", "absorb"), default="pass",
+                   help="the tenant's talk_options.other_digits for the full stack and transfers (pass: rtpengine "
+                        "injects DTMF, its transcoding engine on every call; absorb: plain forwarding)")
     p.add_argument("--run-dir", type=Path, help="where logs and results go (default run/bench/<time>)")
     p.add_argument("--carry-over", type=Path, metavar="RESULTS_JSON",
                    help="an earlier run's results.json: the report shows its results for the modes this run "
@@ -332,7 +335,8 @@ def parse_args(argv: list[str] | None) -> Settings:
                     budget_s=budget, warmup=warmup, profile=profile, modes=modes, run_dir=run_dir, doc=doc,
                     smoke=args.smoke, transfer_rates=transfer_rates, transfer_call_seconds=transfer_call_s,
                     transfer_budget_s=transfer_budget, transfer_kind=args.transfer_kind,
-                    transfer_timeline_ms=transfer_timeline, carry_over=args.carry_over)
+                    transfer_timeline_ms=transfer_timeline, carry_over=args.carry_over,
+                    other_digits=args.other_digits)
 
 
 def carry_over(settings: Settings, modes: dict[str, ModeResult]) -> list[str]:

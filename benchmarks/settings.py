@@ -47,6 +47,9 @@ class Settings:
     transfer_kind: str = "blind"  # blind: A hangs up while B rings; attended: after B answered
     transfer_timeline_ms: dict[str, int] = field(default_factory=dict)
     carry_over: Path | None = None  # an earlier results.json for the modes this run leaves out
+    # the tenant's talk_options.other_digits: "pass" re-plays an employee's other digits (rtpengine's DTMF
+    # injection, its transcoding engine on every call); "absorb" keeps them (plain forwarding)
+    other_digits: str = "pass"
 
     def transfer_port_limit(self) -> float:
         size = self.rtp_ports[1] - self.rtp_ports[0] + 1
@@ -74,4 +77,4 @@ class Settings:
                 "profile": self.profile, "run_dir": str(self.run_dir), "transfer_rates": self.transfer_rates,
                 "transfer_call_seconds": self.transfer_call_seconds, "transfer_budget_seconds": self.transfer_budget_s,
                 "transfer_kind": self.transfer_kind, "transfer_timeline_ms": self.transfer_timeline_ms,
-                "carry_over": str(self.carry_over) if self.carry_over else None}
+                "carry_over": str(self.carry_over) if self.carry_over else None, "other_digits": self.other_digits}
