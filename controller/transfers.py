@@ -16,7 +16,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from controller.config import Config
+from redis.exceptions import RedisError
+
+from controller.config import Config, Tenant
 from controller.core import (
     Action,
     BridgeMedia,
@@ -53,9 +55,10 @@ from controller.core import (
     TransferRefused,
 )
 from controller.core.states import State, TransferState
-from controller.core.types import RejectReason, TargetKind
+from controller.core.types import LegState, OutcomeKind, RejectReason, TargetKind
 from controller.errors import ControllerError
 from controller.leg_sip import leg_media
+from controller.limits import OutsideTransferLimits
 from controller.logs import call_logger
 from controller.media_executor import MediaExecutor, PromptStarted
 from controller.metrics import Metrics
@@ -98,6 +101,11 @@ class ConversationIO:
     # how long the running transfer has spent in each of its states (resolving, ringing, ...), for its outcome
     steps_ms: dict[str, int] = field(default_factory=dict)
     step_since_ms: int = 0
+    # why the engine refused a transfer's number (transfer id -> "denied_prefix", "limit"...): the
+    # machine only knows unknown/forbidden, the transfer's event names the rule
+    refusals: dict[str, str] = field(default_factory=dict)
+    # the outside-transfer slots (limits.py) this conversation holds, released when each is over
+    outside_slots: list[str] = field(default_factory=list)
 
     def side_of(self, tag: str) -> str:
         return "caller" if tag == self.client_from_tag else "callee"
@@ -108,8 +116,10 @@ class ConversationIO:
 
 class TransferEngine:
     def __init__(self, config: Config, store: ConversationStore, media: MediaExecutor, sip: SipExecutor,
-                 timers: TimerStore, metrics: Metrics, voicemail: VoicemailBox | None = None):
+                 timers: TimerStore, metrics: Metrics, voicemail: VoicemailBox | None = None,
+                 limits: OutsideTransferLimits | None = None):
         self.voicemail = voicemail
+        self.limits = limits or OutsideTransferLimits(store.redis, slot_lifetime_s=config.node.max_call_duration_s)
         self.config = config
         self.store = store
         self.media = media
@@ -245,7 +255,7 @@ class TransferEngine:
             case ResolveTarget(transfer_id=transfer_id, number=number):
                 io.transfer_started_ms[transfer_id] = now_ms()
                 self.metrics.transfers_started.inc()
-                return self._resolve(machine, io, transfer_id, number)
+                return await self._resolve(machine, io, transfer_id, number)
             case ResolveOrigin(transfer_id=transfer_id, origin=origin):
                 tenant = self.config.tenants[io.tenant_id]
                 found = targets_for_origin(tenant, origin, exclude=machine.transferor_number)
@@ -307,10 +317,34 @@ class TransferEngine:
                     await self.media.execute(io.ng_call_id, restart)
 
     # -- actions that need the conversation's I/O context --------------------------------------------
-    def _resolve(self, machine: Conversation, io: ConversationIO, transfer_id: str, number: str) -> Event:
+    async def _resolve(self, machine: Conversation, io: ConversationIO, transfer_id: str, number: str) -> Event:
         tenant = self.config.tenants[io.tenant_id]
-        return _resolution(transfer_id, targets_for_number(self.config, tenant, number,
-                                                           exclude=machine.transferor_number))
+        found = targets_for_number(self.config, tenant, number, exclude=_number_of(machine.transferor_number),
+                                   own_numbers=_own_numbers(machine, tenant))
+        if found is not None and found.refusal is not None:
+            io.refusals[transfer_id] = str(found.refusal)
+        elif found is not None and found.kind == "trunk" and found.targets:
+            slot = f"{machine.id}.{transfer_id}"
+            exceeded: str | None
+            try:
+                exceeded = await self.limits.acquire(io.tenant_id, slot, tenant.numbering_plan)
+            except RedisError as exc:
+                # toll fraud is what the limits are for: a transfer they cannot count does not go out
+                self.metrics.errors.labels("redis").inc()
+                exceeded = f"uncounted ({exc})"
+            if exceeded is not None:
+                call_logger(log, machine.id, transfer_id).warning(
+                    "outside transfer to %s refused: tenant %s, limit %s", number, io.tenant_id, exceeded)
+                io.refusals[transfer_id] = "limit"
+                return TargetRejected(transfer_id, RejectReason.FORBIDDEN)
+            io.outside_slots.append(slot)
+        return _resolution(transfer_id, found)
+
+    async def _release_outside(self, io: ConversationIO, slots: list[str]) -> None:
+        held = [slot for slot in slots if slot in io.outside_slots]
+        if held:
+            await self.limits.release(io.tenant_id, *held)
+            io.outside_slots = [slot for slot in io.outside_slots if slot not in held]
 
     async def _originate(self, machine: Conversation, io: ConversationIO, leg: str, dial: list[str],
                          kind: TargetKind, caller_id: str, ring_timeout_s: float) -> None:
@@ -344,6 +378,7 @@ class TransferEngine:
 
     async def _end_conversation(self, machine: Conversation, io: ConversationIO, reason: str) -> None:
         await self.timers.cancel_all(machine.id, list(machine.active_timers))
+        await self._release_outside(io, list(io.outside_slots))
         if not io.touched:
             return  # an ordinary call: Kamailio's dialog:end has cleaned up everything
         await self.sip.set_transferor(io.ng_call_id, None)
@@ -364,6 +399,14 @@ class TransferEngine:
         if started:
             fields["duration_ms"] = now_ms() - started
         fields["steps_ms"], io.steps_ms = io.steps_ms, {}
+        refusal = io.refusals.pop(outcome.transfer_id, None)
+        if refusal is not None:
+            fields["refusal"] = refusal
+            if outcome.kind is OutcomeKind.REFUSED:
+                fields["cause"] = refusal  # "limit", "denied_prefix"... rather than the machine's "forbidden"
+        if outcome.kind not in (OutcomeKind.COMPLETED, OutcomeKind.CONFERENCED):
+            # B's leg is over: an outside transfer that completed holds its slot until the call ends
+            await self._release_outside(io, [f"{io.conversation_id}.{outcome.transfer_id}"])
         kind = str(outcome.kind)
         self.metrics.transfers.labels(kind).inc()
         await self.store.append_event(f"transfer.{kind}", io.conversation_id, fields)
@@ -437,10 +480,34 @@ def _resolution(transfer_id: str, found: NumberTargets | None) -> Event:
     """The machine's answer to a ResolveTarget / ResolveOrigin."""
     if found is None:
         return TargetRejected(transfer_id, RejectReason.UNKNOWN_NUMBER)
+    if found.refusal is not None:
+        # a mistyped number gets the "unknown number" prompt; one the plan forbids, "forbidden"
+        reason = RejectReason.UNKNOWN_NUMBER if found.refusal.malformed else RejectReason.FORBIDDEN
+        return TargetRejected(transfer_id, reason)
     if not found.targets:
         return TargetRejected(transfer_id, RejectReason.FORBIDDEN)  # only A (their own extension) was left
     dial = tuple(_dial_string(t.uri, t.lookup) for t in found.targets)
     return TargetResolved(transfer_id, dial, TargetKind(found.kind))
+
+
+def _number_of(party: str | None) -> str | None:
+    """The number in a party's dial string ("lookup:sip:102@acme.test" -> "102"); a number as it is."""
+    if not party:
+        return None
+    scheme, colon, rest = party.removeprefix(LOOKUP_PREFIX).partition(":")
+    if colon and scheme in ("sip", "sips", "tel"):
+        return rest.split("@", 1)[0].split(";", 1)[0] or None
+    return party
+
+
+def _own_numbers(machine: Conversation, tenant: Tenant) -> tuple[str, ...]:
+    """Numbers a transfer of this conversation must not go out to: its client, its DID, its transferor,
+    every party still on a leg, and the tenant's own DIDs (each a loop back into the conversation or
+    the PBX). Legs that ended may be tried again."""
+    parties = [machine.client_number, machine.did, machine.transferor_number,
+               *(leg.number for leg in machine.legs.values() if leg.state is not LegState.ENDED)]
+    numbers = (_number_of(party) for party in parties)
+    return tuple(dict.fromkeys([*(n for n in numbers if n), *tenant.dids]))
 
 
 def _leg_ng_flags(ng_call_id: str, leg: str, inject_dtmf: bool) -> str:
