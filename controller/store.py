@@ -31,14 +31,20 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+EVENTS_LENGTH_TRIM_EVERY = 256  # writes between two trims of the event log by length
+
+
 class ConversationStore:
     """Thin async adapter over Redis; knows the key schema and nothing about call logic."""
 
-    def __init__(self, redis: Redis, *, max_call_s: int, ttl_after_end_s: int, events_maxlen: int = 1_000_000):
+    def __init__(self, redis: Redis, *, max_call_s: int, ttl_after_end_s: int, events_maxlen: int = 1_000_000,
+                 events_retention_s: int = 7 * 86400):
         self.redis = redis
         self.max_call_s = max_call_s
         self.ttl_after_end_s = ttl_after_end_s
         self.events_maxlen = events_maxlen
+        self.events_retention_s = events_retention_s
+        self._events_written = 0
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -133,9 +139,15 @@ class ConversationStore:
             await pipe.execute()
 
     def _xadd(self, pipe: Any, event: str, conversation_id: str, fields: dict[str, Any]) -> None:
-        entry = {"event": event, "conversation": conversation_id, "ts_ms": now_ms(),
+        now = now_ms()
+        entry = {"event": event, "conversation": conversation_id, "ts_ms": now,
                  "data": json.dumps(fields, default=str, sort_keys=True)}
-        pipe.xadd(EVENTS_STREAM, entry, maxlen=self.events_maxlen, approximate=True)
+        # trimmed by age on every write (entry ids are milliseconds), and by length now and then:
+        # Redis applies one trimming strategy per XADD
+        pipe.xadd(EVENTS_STREAM, entry, minid=now - self.events_retention_s * 1000, approximate=True)
+        self._events_written += 1
+        if self._events_written % EVENTS_LENGTH_TRIM_EVERY == 0:
+            pipe.xtrim(EVENTS_STREAM, maxlen=self.events_maxlen, approximate=True)
 
     async def read_events(self, count: int = 1000) -> list[dict[str, Any]]:
         """The most recent event-log entries, oldest first (for the CLI, the demo and tests)."""

@@ -116,10 +116,10 @@ class _Decoder:
         text = self.buf[pos + 1 : end]
         digits = text[1:] if text.startswith(b"-") else text
         if not digits or not all(c in _DIGITS for c in digits):
-            raise BencodeError(f"invalid integer {text!r}", pos)
+            raise BencodeError(f"invalid integer {text[:32]!r}", pos)
         if digits[0] == 0x30 and (len(digits) > 1 or text.startswith(b"-")):
-            raise BencodeError(f"non-canonical integer {text!r}", pos)
-        return int(text), end + 1
+            raise BencodeError(f"non-canonical integer {text[:32]!r}", pos)
+        return _int(text, pos), end + 1
 
     def raw_string(self, pos: int) -> tuple[bytes, int]:
         colon = self.buf.find(b":", pos)
@@ -127,11 +127,11 @@ class _Decoder:
             raise BencodeError("truncated string length", pos)
         length_text = self.buf[pos:colon]
         if not length_text or not all(c in _DIGITS for c in length_text):
-            raise BencodeError(f"invalid string length {length_text!r}", pos)
+            raise BencodeError(f"invalid string length {length_text[:32]!r}", pos)
         if length_text[0] == 0x30 and len(length_text) > 1:
-            raise BencodeError(f"non-canonical string length {length_text!r}", pos)
+            raise BencodeError(f"non-canonical string length {length_text[:32]!r}", pos)
         start = colon + 1
-        end = start + int(length_text)
+        end = start + _int(length_text, pos)
         if end > len(self.buf):
             raise BencodeError("truncated string", pos)
         return self.buf[start:end], end
@@ -167,6 +167,14 @@ class _Decoder:
             key = _text_or_bytes(raw_key)
             result.pop(key, None)  # a repeated key: the last value wins, in its own position
             result[key], pos = self.value(value_pos, depth + 1)
+
+
+def _int(digits: bytes, pos: int) -> int:
+    # int() refuses more than sys.get_int_max_str_digits() digits (4300) with a plain ValueError
+    try:
+        return int(digits)
+    except ValueError:
+        raise BencodeError(f"number too long ({len(digits)} characters)", pos) from None
 
 
 def _check_decode_depth(depth: int, pos: int) -> None:

@@ -7,6 +7,7 @@ control API (server side). Batches are not supported and are reported as invalid
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,12 @@ __all__ = [
     "encode_notification",
     "encode_request",
     "error_response",
+    "int_param",
+    "invalid_param",
     "parse_message",
     "parse_response",
     "result_response",
+    "str_param",
 ]
 
 Params = dict[str, Any] | list[Any] | None
@@ -116,7 +120,7 @@ def parse_response(raw: bytes | str, expected_id: Id) -> Any:
             or not _is_int(error.get("code"))
             or not isinstance(error.get("message"), str)
         ):
-            raise _bad_reply(f"malformed error object {error!r}", expected_id)
+            raise _bad_reply(f"malformed error object {error!r:.200}", expected_id)
         # A null id means the peer could not read ours (e.g. parse error): its error still applies.
         if reply_id is None or _same_id(reply_id, expected_id):
             raise JsonRpcError(error["code"], error["message"], error.get("data"), expected_id)
@@ -124,6 +128,35 @@ def parse_response(raw: bytes | str, expected_id: Id) -> Any:
         got = "no id" if reply_id is _MISSING else f"id {reply_id!r}"
         raise _bad_reply(f"reply has {got}, expected {expected_id!r}", expected_id)
     return doc["result"]
+
+
+def str_param(params: dict[str, Any], name: str, *, max_len: int, default: str | None = None) -> str:
+    """``params[name]``: a string of at most ``max_len`` characters (``default`` when absent and given).
+
+    Raises INVALID_PARAMS naming the parameter, never quoting the value (which may be huge or hostile).
+    """
+    value = params.get(name, _MISSING)
+    if value is _MISSING:
+        if default is None:
+            raise invalid_param(name, "is missing")
+        return default
+    if not isinstance(value, str) or len(value) > max_len or not _is_utf8(value):
+        raise invalid_param(name, f"must be a string of at most {max_len} characters")
+    return value
+
+
+def int_param(params: dict[str, Any], name: str, *, low: int, high: int) -> int:
+    """``params[name]``: an integer (not a bool, not a float) in ``low..high``; else INVALID_PARAMS."""
+    if name not in params:
+        raise invalid_param(name, "is missing")
+    value = params[name]
+    if not _is_int(value) or not low <= value <= high:
+        raise invalid_param(name, f"must be an integer in {low}..{high}")
+    return value
+
+
+def invalid_param(name: str, why: str) -> JsonRpcError:
+    return JsonRpcError(JsonRpcError.INVALID_PARAMS, f"invalid param {name!r}: {why}")
 
 
 def _message(method: str, params: Params) -> dict[str, Any]:
@@ -139,9 +172,23 @@ def _message(method: str, params: Params) -> dict[str, Any]:
 
 def _load(raw: bytes | str) -> Any:
     try:
-        return json.loads(raw)
+        # JSON-RPC text is UTF-8: json.loads would also guess UTF-16/32 from the first bytes
+        text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise JsonRpcError(JsonRpcError.PARSE_ERROR, f"parse error: {exc}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN, Infinity and -Infinity; JSON does not
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # e.g. 1e999, which float() turns into inf
+        raise ValueError(f"number {text[:32]} is out of range")
+    return value
 
 
 def _dump(msg: dict[str, Any]) -> bytes:
@@ -154,6 +201,15 @@ def _bad_reply(why: str, expected_id: Id) -> JsonRpcError:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_utf8(text: str) -> bool:
+    # JSON escapes can smuggle lone surrogates into a str; no UTF-8 consumer (Redis, logs) accepts them
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _valid_id(value: object) -> bool:

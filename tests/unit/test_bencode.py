@@ -122,6 +122,15 @@ def test_decode_rejects_malformed(wire: bytes, offset: int, why: str) -> None:
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize("wire", [b"i" + b"1" * 5_000 + b"e", b"i-" + b"1" * 5_000 + b"e", b"9" * 5_000 + b":x"])
+def test_decode_rejects_numbers_too_long_for_int(wire: bytes) -> None:
+    # int() refuses more than 4300 digits with a plain ValueError: it must surface as a BencodeError
+    with pytest.raises(BencodeError, match="too long") as info:
+        decode(wire)
+    assert info.value.offset == 0
+    assert len(str(info.value)) < 100
+
+
 def test_decode_nesting_limit() -> None:
     assert decode(b"l" * MAX_DEPTH + b"e" * MAX_DEPTH) is not None
     with pytest.raises(BencodeError, match="nesting") as info:

@@ -15,9 +15,11 @@ from controller.codecs.jsonrpc import (
     encode_notification,
     encode_request,
     error_response,
+    int_param,
     parse_message,
     parse_response,
     result_response,
+    str_param,
 )
 from controller.errors import JsonRpcError
 
@@ -56,6 +58,13 @@ def test_parse_message_valid(raw: str | bytes, expected: Request | Notification)
         (b"\xff\xfe{", PARSE, None),
         ("", PARSE, None),
         ("[" * 100_000, PARSE, None),  # deep nesting must not escape as RecursionError
+        # Python's json reads these; they are not JSON
+        ('{"jsonrpc":"2.0","method":"m","params":[NaN],"id":1}', PARSE, None),
+        ('{"jsonrpc":"2.0","method":"m","params":{"p":Infinity},"id":1}', PARSE, None),
+        ('{"jsonrpc":"2.0","method":"m","params":[-Infinity],"id":1}', PARSE, None),
+        ('{"jsonrpc":"2.0","method":"m","params":[1e999],"id":1}', PARSE, None),  # float() makes it inf
+        ('{"jsonrpc":"2.0","method":"m","id":1}'.encode("utf-16"), PARSE, None),  # JSON-RPC text is UTF-8
+        ('{"jsonrpc":"2.0","method":"m","id":1}'.encode("utf-8-sig"), PARSE, None),
         ("[]", INVALID, None),
         ('[{"jsonrpc":"2.0","method":"m","id":1}]', INVALID, None),
         ('"just a string"', INVALID, None),
@@ -180,6 +189,50 @@ def test_parse_response_rejects_untrustworthy_replies(raw: str, code: int, why: 
     with pytest.raises(JsonRpcError, match=why) as info:
         parse_response(raw, 1)
     assert info.value.code == code
+
+
+def test_parse_response_keeps_a_huge_malformed_error_out_of_the_message() -> None:
+    with pytest.raises(JsonRpcError, match="malformed error") as info:
+        parse_response('{"jsonrpc":"2.0","error":"' + "x" * 100_000 + '","id":1}', 1)
+    assert len(info.value.message) < 300
+
+
+def test_finite_floats_still_parse() -> None:
+    assert parse_response('{"jsonrpc":"2.0","result":[1.5,-2e10,1e308],"id":1}', 1) == [1.5, -2e10, 1e308]
+
+
+# -- params ----------------------------------------------------------------------------------------
+
+PARAMS = {"s": "abc", "n": 5060, "long": "x" * 11, "t": True, "f": 1.0, "none": None, "lone": "\ud800"}
+
+
+def test_str_param() -> None:
+    assert str_param(PARAMS, "s", max_len=3) == "abc"
+    assert str_param(PARAMS, "absent", max_len=3, default="") == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("absent", "is missing"), ("long", "at most 10"), ("n", "string"), ("none", "string"), ("lone", "string")],
+)
+def test_str_param_rejects(name: str, why: str) -> None:
+    with pytest.raises(JsonRpcError, match=why) as info:
+        str_param(PARAMS, name, max_len=10)
+    assert info.value.code == JsonRpcError.INVALID_PARAMS
+    assert repr(name) in info.value.message
+
+
+def test_int_param() -> None:
+    assert int_param(PARAMS, "n", low=0, high=65535) == 5060
+
+
+@pytest.mark.parametrize(("name", "why"), [("absent", "is missing"), ("t", "integer"), ("f", "integer"),
+                                           ("s", "integer"), ("n", "0..100")])
+def test_int_param_rejects(name: str, why: str) -> None:
+    with pytest.raises(JsonRpcError, match=why) as info:
+        int_param(PARAMS, name, low=0, high=100)
+    assert info.value.code == JsonRpcError.INVALID_PARAMS
+    assert repr(name) in info.value.message
 
 
 def test_error_str_carries_context() -> None:
