@@ -13,6 +13,7 @@ import httpx
 import redis
 
 from controller.codecs import bencode
+from controller.credentials import redis_kwargs
 from controller.stack import EVENT_STREAM, LocalStack
 from controller.store import EVENTS_STREAM
 
@@ -29,8 +30,7 @@ class RedisSample:
 
 class RedisProbe:
     def __init__(self, stack: LocalStack):
-        r = stack.node.redis
-        self.client = redis.Redis(host=r.address, port=r.port, db=r.db, socket_timeout=2.0)
+        self.client = redis.Redis(**redis_kwargs(stack.node), socket_timeout=2.0)
 
     def sample(self) -> RedisSample:
         pipe = self.client.pipeline(transaction=False)
@@ -55,7 +55,7 @@ class RedisProbe:
 class KamailioProbe:
     def __init__(self, stack: LocalStack):
         self.url = stack.kamailio_rpc_url
-        self.http = httpx.Client(timeout=2.0)
+        self.http = httpx.Client(timeout=2.0, auth=stack.rpc_auth)
 
     def rpc(self, method: str, *params: Any) -> Any:
         reply = self.http.post(self.url, json={"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})
@@ -124,7 +124,7 @@ def udp_drops(sockets: dict[str, tuple[str, int]]) -> dict[str, int]:
 class ControllerProbe:
     def __init__(self, stack: LocalStack):
         self.url = stack.controller_url + "/metrics"
-        self.http = httpx.Client(timeout=5.0)
+        self.http = httpx.Client(timeout=5.0, headers={"Authorization": f"Bearer {stack.node.secrets.metrics}"})
 
     def metrics(self) -> str:
         return self.http.get(self.url).text

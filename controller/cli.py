@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from controller.config import ConfigError, load_config
+from controller.config import ConfigError, Secrets, load_config
+from controller.credentials import redis_kwargs
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
 DEFAULT_RUN_DIR = Path(__file__).resolve().parent.parent / "run"
@@ -34,6 +35,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     tenants = ", ".join(f"{tid} ({len(t.extensions)} extensions, {len(t.dids)} DIDs)"
                         for tid, t in config.tenants.items())
     print(f"{args.file}: ok: node {config.node.name}; tenants: {tenants or 'none'}")
+    for warning in config.warnings():
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
+    if Path(args.file).stat().st_mode & 0o077 and config.node.secrets.missing() != list(Secrets.model_fields):
+        print(f"{args.file}: warning: holds secrets but is readable by others (chmod 600)", file=sys.stderr)
     return 0
 
 
@@ -46,6 +51,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"{args.config}: invalid configuration\n{exc}", file=sys.stderr)
+        return 1
+    if config.node.secrets.missing():
+        # secure by default: no control interface runs without its credentials
+        print(f"{args.config}: node.secrets.{', node.secrets.'.join(config.node.secrets.missing())}: required "
+              "to serve (docs/SECURITY.md)", file=sys.stderr)
         return 1
     serve(config, args.cache_dir, args.voicemail_dir)
     return 0
@@ -94,8 +104,7 @@ def cmd_voicemails(args: argparse.Namespace) -> int:
     config = load_config(args.config)
 
     async def show() -> list[dict[str, str]]:
-        r = config.node.redis
-        redis = Redis(host=r.address, port=r.port, db=r.db)
+        redis = Redis(**redis_kwargs(config.node))
         try:
             return await list_voicemails(redis, args.count)
         finally:
@@ -121,8 +130,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     config = load_config(args.config)
 
     async def show() -> None:
-        r = config.node.redis
-        redis = Redis(host=r.address, port=r.port, db=r.db)
+        redis = Redis(**redis_kwargs(config.node))
         store = ConversationStore(redis, max_call_s=1, ttl_after_end_s=1)
         for event in await store.read_events(args.count):
             print(json.dumps(event, sort_keys=True))

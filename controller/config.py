@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from controller.errors import ControllerError
+from controller.numbering import NumberingPlan
 
 # A DID, a company number or a dialled external number: optional '+', then digits only.
 PHONE_NUMBER_RE = re.compile(r"\+?[0-9]{3,20}")
@@ -192,6 +193,25 @@ class Redis(_Model):
     db: int = Field(default=0, ge=0)
 
 
+class Secrets(_Model):
+    """Credentials of the node's control interfaces (docs/SECURITY.md says how to rotate each). The
+    file holding them must not be readable by others. None: not set, and the service refuses to start."""
+
+    kamailio_rpc: NonEmptyStr | None = None  # the controller's HTTP basic password at Kamailio's /RPC
+    controller_rpc: NonEmptyStr | None = None  # Kamailio's HTTP basic password at the controller's /rpc
+    redis: NonEmptyStr | None = None  # requirepass of the node's Redis
+    metrics: NonEmptyStr | None = None  # bearer token for the controller's /metrics
+
+    def missing(self) -> list[str]:
+        return [name for name in type(self).model_fields if getattr(self, name) is None]
+
+
+#: Control interfaces: only the node's own processes talk to them, so they listen on loopback or a
+#: private control network unless the node says otherwise.
+CONTROL_ENDPOINTS = (("kamailio_rpc", "address"), ("controller", "address"), ("rtpengine", "ng_address"),
+                     ("dtmf", "address"), ("redis", "address"))
+
+
 class Node(_Model):
     name: Name = "local"
     sip: Endpoint = Endpoint(port=5060)
@@ -202,6 +222,29 @@ class Node(_Model):
     redis: Redis = Redis()
     call_keys_ttl_after_end_s: int = Field(default=60, ge=1, le=86400)
     max_call_duration_s: int = Field(default=14400, ge=1, le=7 * 86400)
+    secrets: Secrets = Secrets()
+    # a lab node may let an extension register and call without a password (check-config warns)
+    lab_allow_extensions_without_password: bool = False
+    # control interfaces on a wildcard or public address (check-config warns): off, refused
+    allow_public_control: bool = False
+    # the event log keeps this long (XADD MINID), and at most ~event_log_max entries
+    event_log_retention_s: int = Field(default=7 * 86400, ge=60, le=366 * 86400)
+    event_log_max: int = Field(default=1_000_000, ge=1000, le=100_000_000)
+
+    @model_validator(mode="after")
+    def _control_addresses(self) -> Node:
+        if self.allow_public_control:
+            return self
+        problems: list[Problem] = []
+        for section, field_name in CONTROL_ENDPOINTS:
+            address = getattr(getattr(self, section), field_name)
+            ip = ipaddress.ip_address(address)
+            if ip.is_unspecified or not (ip.is_loopback or ip.is_private or ip.is_link_local):
+                problems.append(((section, field_name), f"{address} is a wildcard or public address for a "
+                                 "control interface; use loopback or a private control network "
+                                 "(or set node.allow_public_control)"))
+        _raise_problems(problems)
+        return self
 
     @model_validator(mode="after")
     def _check_ports(self) -> Node:
@@ -364,6 +407,7 @@ class Tenant(_Model):
     # Short numbers that leave through the trunk although they are as long as the tenant's own
     # numbers (an unassigned short number is otherwise "unknown", never dialled out)
     outside_short_numbers: list[ExtensionNumber] = ["112"]
+    numbering_plan: NumberingPlan = NumberingPlan()
     talk_options: TalkOptions = TalkOptions()
     caller_id: CallerId = CallerId()
     hold_music: Path | None = None  # None: the system melody
@@ -462,6 +506,12 @@ class Config(_Model):
                 problems.append((("tenants", tenant_id, "domain"), f"already used by tenants.{other}.domain"))
             else:
                 domains[tenant.domain] = (tenant_id, tenant)
+            if not self.node.lab_allow_extensions_without_password:
+                for number, extension in tenant.extensions.items():
+                    if extension.password is None:
+                        problems.append((("tenants", tenant_id, "extensions", number, "password"),
+                                         "required: every phone authenticates its REGISTER and INVITE (a lab "
+                                         "node may set node.lab_allow_extensions_without_password)"))
             for did, route in tenant.dids.items():
                 first = dids.get(_did_key(did))
                 if first is not None:
@@ -493,6 +543,22 @@ class Config(_Model):
     def tenant_for_did(self, number: str) -> tuple[str, Tenant, DidRoute] | None:
         match = self.lookup_did(number)
         return None if match is None else (match.tenant_id, match.tenant, match.route)
+
+    def warnings(self) -> list[str]:
+        """What a valid configuration still does that a carrier's security engineer should know."""
+        node = self.node
+        found = []
+        if node.lab_allow_extensions_without_password:
+            open_ext = [f"{t}.{n}" for t, tenant in self.tenants.items()
+                        for n, ext in tenant.extensions.items() if ext.password is None]
+            found.append("node.lab_allow_extensions_without_password: extensions without a password "
+                         f"register and call unauthenticated ({', '.join(open_ext) or 'none now'})")
+        if node.allow_public_control:
+            found.append("node.allow_public_control: control interfaces may listen on public addresses")
+        if node.secrets.missing():
+            found.append(f"node.secrets: {', '.join(node.secrets.missing())} not set; `xferctl serve` refuses "
+                         "to start without them (`xferctl stack` generates its own)")
+        return found
 
     def trunk_for_source(self, ip: str, port: int) -> tuple[str, Trunk] | None:
         """The trunk a request received from ``ip:port`` came from, if any."""

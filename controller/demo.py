@@ -19,6 +19,7 @@ import yaml
 from redis.asyncio import Redis
 
 from controller.adapters.rtpengine_ng import RtpengineNg
+from controller.credentials import redis_kwargs
 from controller.phone import Phone, exchange, wait_until
 from controller.stack import LocalStack, StackOptions, with_free_ports
 from controller.store import ConversationStore
@@ -141,10 +142,10 @@ def said(listener: Phone, who: str, speakers: dict[str, int]) -> None:
 
 async def _after(stack: LocalStack, call_id: str) -> tuple[list[str], list[dict[str, Any]]]:
     await asyncio.sleep(0.7)  # the controller applies Kamailio's notifications asynchronously
-    rtpe, r = stack.node.rtpengine, stack.node.redis
+    rtpe = stack.node.rtpengine
     async with RtpengineNg((rtpe.ng_address, rtpe.ng_port)) as ng:
         calls = list((await ng.list_calls(limit=1000)).get("calls") or [])
-    redis = Redis(host=r.address, port=r.port, db=r.db)
+    redis = Redis(**redis_kwargs(stack.node))
     try:
         events = await ConversationStore(redis, max_call_s=1, ttl_after_end_s=1).read_events()
     finally:

@@ -25,7 +25,8 @@ class Phone:
     @classmethod
     def start(cls, name: str, scenario: str, marker: int, log_dir: Path, *, ip: str, port: int | None = None,
               proxy: str | None = None, pause_ms: int = 0, service: str | None = None,
-              caller: str | None = None, domain: str | None = None) -> Phone:
+              caller: str | None = None, domain: str | None = None,
+              auth: tuple[str, str] | None = None) -> Phone:
         """A phone that calls through `proxy` (host:port), or, without one, waits for a call."""
         voice = RtpParty(name, marker, ip)
         keys = {"rtp_port": str(voice.address[1])}
@@ -35,7 +36,7 @@ class Phone:
             keys["from_domain"] = domain
         # ports checked free on the phone's own address: another phone's RTP socket there is what collides
         party = SippParty(name, scenario, (ip, port or free_port(address=ip)), free_port(address=ip), log_dir,
-                          remote=proxy, service=service, keys=keys, pause_ms=pause_ms).start()
+                          remote=proxy, service=service, keys=keys, pause_ms=pause_ms, auth=auth).start()
         if proxy is None:
             party.wait_bound()
         return cls(party, voice, "SIP/2.0 200" if proxy else "INVITE")

@@ -12,21 +12,32 @@ can send the call back to it:
     department:<id>                 internal call to a department
     alias:<number>                  outgoing call to a SIP alias
     trunk:<name>                    outgoing call to a phone number through a trunk
+
+A number that would leave through the trunk is judged by the tenant's numbering plan
+(``controller/numbering.py``) and sent in its E.164 form; a refused one resolves to a
+``NumberTargets`` with no targets and its ``refusal``, so that callers tell "forbidden" from
+"unknown" (None).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from controller.config import PHONE_NUMBER_RE, Config, Tenant
+from controller.config import Config, Tenant
+from controller.numbering import DIALLED_RE, Refusal, check_outside, is_own_number
 
 Direction = Literal["incoming", "outgoing", "internal"]
 
 
 @dataclass(frozen=True, slots=True)
 class InviteFacts:
-    """What Kamailio tells us about a new INVITE."""
+    """What Kamailio tells us about a new INVITE.
+
+    ``peer`` is who Kamailio established sent it: ``trunk`` (by source address), ``phone`` (digest
+    authentication succeeded for ``auth_user`` in the From domain, the tenant's realm) or ``node``. The
+    From header proves nothing: an employee's identity is ``auth_user`` alone."""
 
     call_id: str
     source_ip: str
@@ -36,6 +47,8 @@ class InviteFacts:
     ruri_user: str
     ruri_domain: str
     conversation_id: str
+    peer: str = ""
+    auth_user: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,14 @@ UNKNOWN_DID = RouteRejection(404, "Not Found", "unknown_did")
 UNKNOWN_CALLER = RouteRejection(403, "Forbidden", "unknown_caller")
 SELF_CALL = RouteRejection(403, "Forbidden", "self_call")
 UNKNOWN_NUMBER = RouteRejection(404, "Not Found", "unknown_number")
+# RFC 3398 maps ISUP cause 28 (invalid number format) to 484, and refusals by policy to 403.
+REFUSED_NUMBER = {
+    Refusal.TOO_LONG: RouteRejection(484, "Address Incomplete", "number_too_long"),
+    Refusal.WRONG_LENGTH: RouteRejection(484, "Address Incomplete", "number_wrong_length"),
+    Refusal.DENIED: RouteRejection(403, "Forbidden", "number_denied"),
+    Refusal.NOT_ALLOWED: RouteRejection(403, "Forbidden", "number_not_allowed"),
+    Refusal.OWN_NUMBER: RouteRejection(403, "Forbidden", "own_number"),
+}
 
 
 def extension_target(tenant: Tenant, extension: str) -> Target:
@@ -111,17 +132,30 @@ def extension_target(tenant: Tenant, extension: str) -> Target:
 
 @dataclass(frozen=True)
 class NumberTargets:
-    """What a number dialled by an employee (to call, or to transfer to) rings."""
+    """What a number dialled by an employee (to call, or to transfer to) rings. A number that may not be
+    dialled has no targets and says why (`refusal`)."""
 
     kind: Literal["extension", "department", "sip_uri", "trunk"]
     targets: tuple[Target, ...]
     origin: str
+    refusal: Refusal | None = None
 
 
-def targets_for_number(config: Config, tenant: Tenant, dialled: str, *,
-                       exclude: str | None = None) -> NumberTargets | None:
+def targets_for_number(config: Config, tenant: Tenant, dialled: str, *, exclude: str | None = None,
+                       own_numbers: Iterable[str] = ()) -> NumberTargets | None:
     """Resolve a number within a tenant; None when it is unknown. `exclude` (the caller's own
-    extension) is never rung, so calling or transferring to yourself yields no targets."""
+    extension) is never rung, so calling or transferring to yourself yields no targets. A number
+    leaving the tenant (trunk, SIP alias) that is one of `own_numbers` (a transfer's conversation
+    parties and the tenant's DIDs), in whatever form it is written, is refused: it would loop."""
+    found = _targets_for_number(config, tenant, dialled, exclude)
+    if found is None or found.refusal is not None or found.kind not in ("trunk", "sip_uri"):
+        return found
+    if is_own_number(tenant.numbering_plan, dialled, own_numbers):
+        return replace(found, targets=(), refusal=Refusal.OWN_NUMBER)
+    return found
+
+
+def _targets_for_number(config: Config, tenant: Tenant, dialled: str, exclude: str | None) -> NumberTargets | None:
     # Config validation keeps extension, department and alias numbers disjoint, so order only
     # matters against phone numbers: a configured short number wins.
     if dialled in tenant.extensions:
@@ -134,11 +168,23 @@ def targets_for_number(config: Config, tenant: Tenant, dialled: str, *,
         return NumberTargets("sip_uri", (Target(tenant.sip_aliases[dialled], lookup=False),), f"alias:{dialled}")
     if tenant.is_unassigned_internal(dialled):
         return None
-    if PHONE_NUMBER_RE.fullmatch(dialled):
-        trunk = config.trunks[tenant.outbound_trunk]
-        uri = f"sip:{dialled}@{trunk.hostport}" + (";transport=tcp" if trunk.transport == "tcp" else "")
-        return NumberTargets("trunk", (Target(uri, lookup=False),), f"trunk:{tenant.outbound_trunk}")
-    return None
+    if dialled in tenant.outside_short_numbers:
+        return _trunk_targets(config, tenant, dialled)  # emergency and service numbers: as dialled, always
+    if not DIALLED_RE.fullmatch(dialled):
+        return None
+    verdict = check_outside(tenant.numbering_plan, dialled)
+    if verdict is None:
+        return None
+    if verdict.refusal is not None:
+        return NumberTargets("trunk", (), f"trunk:{tenant.outbound_trunk}", verdict.refusal)
+    assert verdict.number is not None  # an allowed number has its E.164 form
+    return _trunk_targets(config, tenant, verdict.number)  # E.164, however it was dialled
+
+
+def _trunk_targets(config: Config, tenant: Tenant, number: str) -> NumberTargets:
+    trunk = config.trunks[tenant.outbound_trunk]
+    uri = f"sip:{number}@{trunk.hostport}" + (";transport=tcp" if trunk.transport == "tcp" else "")
+    return NumberTargets("trunk", (Target(uri, lookup=False),), f"trunk:{tenant.outbound_trunk}")
 
 
 def _department_targets(tenant: Tenant, dept_id: str, exclude: str | None) -> NumberTargets:
@@ -162,9 +208,11 @@ def targets_for_origin(tenant: Tenant, origin: str, *, exclude: str | None = Non
 
 
 def decide_route(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
-    if config.trunk_for_source(facts.source_ip, facts.source_port) is not None:
+    if facts.peer == "trunk" and config.trunk_for_source(facts.source_ip, facts.source_port) is not None:
         return _incoming(config, facts)
-    return _from_employee(config, facts)
+    if facts.peer == "phone" and facts.auth_user:
+        return _from_employee(config, facts)
+    return UNKNOWN_CALLER  # Kamailio vouches for nobody else (an unauthenticated phone never gets here)
 
 
 def _incoming(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
@@ -198,15 +246,17 @@ def _incoming(config: Config, facts: InviteFacts) -> RouteDecision | RouteReject
 
 
 def _from_employee(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
-    """Anything not from a trunk must come from one of a tenant's extensions."""
+    """An authenticated employee's call: the extension is the one that authenticated, whatever From says."""
     found = config.tenant_for_domain(facts.from_domain)
-    if found is None or facts.from_user not in found[1].extensions:
+    if found is None or facts.auth_user not in found[1].extensions:
         return UNKNOWN_CALLER
     tenant_id, tenant = found
-    caller, dialled = facts.from_user, facts.ruri_user
+    caller, dialled = facts.auth_user, facts.ruri_user
     found_targets = targets_for_number(config, tenant, dialled, exclude=caller)
     if found_targets is None:
         return UNKNOWN_NUMBER
+    if found_targets.refusal is not None:
+        return REFUSED_NUMBER[found_targets.refusal]
     if not found_targets.targets:
         return SELF_CALL  # the caller dialled themself (or is their department's only member)
     targets, origin = found_targets.targets, found_targets.origin

@@ -1,10 +1,11 @@
 """The controller service: an aiohttp server for Kamailio's callbacks plus background consumers.
 
 HTTP endpoints (on node.controller):
-  POST /rpc      JSON-RPC 2.0 callbacks from Kamailio (route.invite)
+  POST /rpc      JSON-RPC 2.0 callbacks from Kamailio (route.invite): Kamailio's address and its HTTP basic
+                 credentials only
   GET  /health   liveness: the service answers (no dependency probes, so it is cheap and certain)
   GET  /ready    readiness: Redis and rtpengine probed, 503 when one is unavailable
-  GET  /metrics  Prometheus metrics
+  GET  /metrics  Prometheus metrics, for the bearer token of node.secrets.metrics
 Background: the Kamailio notification consumer (Redis stream), the rtpengine DTMF listener and the
 timer loop (deadlines in Redis), all feeding the transfer engine.
 """
@@ -28,6 +29,14 @@ from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.rtpengine_ng import RtpengineNg
 from controller.callbacks import Callbacks
 from controller.config import Config
+from controller.credentials import (
+    CONTROLLER_RPC_USER,
+    basic_authorization,
+    ha1,
+    kamailio_rpc_auth,
+    matches,
+    redis_kwargs,
+)
 from controller.logs import call_logger
 from controller.media_executor import MediaExecutor
 from controller.metrics import Metrics
@@ -48,20 +57,22 @@ STATE_KEY = web.AppKey("state", dict)
 
 
 def registrar_entries(config: Config) -> dict[str, str]:
-    """user@domain -> digest password ('' = no authentication) for every configured extension."""
+    """user@domain -> HA1 of its digest password for every configured extension ('' = no
+    authentication: only a lab node's extensions without a password). No password is ever stored."""
     entries = {}
     for tenant in config.tenants.values():
         for number, ext in tenant.extensions.items():
-            entries[f"{number}@{tenant.domain}"] = ext.password or ""
+            entries[f"{number}@{tenant.domain}"] = ha1(number, tenant.domain, ext.password) if ext.password else ""
     return entries
 
 
 def build_app(config: Config, cache_dir: Path, voicemail_dir: Path) -> web.Application:
-    app = web.Application(client_max_size=256 * 1024)
+    app = web.Application(client_max_size=16 * 1024)  # a route.invite is ~1 KB at most: refuse more (413)
     app[CONFIG_KEY] = config
     app[CACHE_DIR_KEY] = cache_dir
     app[VOICEMAIL_DIR_KEY] = voicemail_dir
     app[STATE_KEY] = {}
+    app.middlewares.append(authorize)
     app.router.add_post("/rpc", handle_rpc)
     app.router.add_get("/health", handle_health)
     app.router.add_get("/ready", handle_ready)
@@ -76,10 +87,10 @@ async def on_startup(app: web.Application) -> None:
     state = app[STATE_KEY]
     node = config.node
     metrics = Metrics()
-    redis = Redis(host=node.redis.address, port=node.redis.port, db=node.redis.db,
-                  socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
+    redis = Redis(**redis_kwargs(node), socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
     store = ConversationStore(redis, max_call_s=node.max_call_duration_s,
-                              ttl_after_end_s=node.call_keys_ttl_after_end_s)
+                              ttl_after_end_s=node.call_keys_ttl_after_end_s, events_maxlen=node.event_log_max,
+                              events_retention_s=node.event_log_retention_s)
     try:
         await store.publish_registrar(registrar_entries(config))
     except Exception:
@@ -92,8 +103,8 @@ async def on_startup(app: web.Application) -> None:
     await ng.start()
 
     rpc_base = f"http://{node.kamailio_rpc.address}:{node.kamailio_rpc.port}"
-    kamailio = KamailioRpc(rpc_base + "/RPC")
-    kamailio_xfer = KamailioRpc(rpc_base + "/xfer")
+    kamailio = KamailioRpc(rpc_base + "/RPC", auth=kamailio_rpc_auth(node))
+    kamailio_xfer = KamailioRpc(rpc_base + "/xfer", auth=kamailio_rpc_auth(node))
     timers = TimerStore(redis)
     voicemail = VoicemailBox(ng, redis, app[VOICEMAIL_DIR_KEY], node.controller.address)
     dedup = DtmfDeduplicator()
@@ -117,7 +128,8 @@ async def on_startup(app: web.Application) -> None:
 
     dtmf_transport, _ = await start_dtmf_listener(
         (node.dtmf.address, node.dtmf.port), on_digit, dedup=dedup,
-        on_malformed=lambda data, why: metrics.errors.labels("dtmf_malformed").inc())
+        on_malformed=lambda data, why: metrics.errors.labels("dtmf_malformed").inc(),
+        allowed_source=node.rtpengine.ng_address)
 
     consumer = NotificationConsumer(store, metrics, consumer=f"{socket.gethostname()}-{node.name}", engine=engine)
     consumer.start()
@@ -150,6 +162,29 @@ async def on_cleanup(app: web.Application) -> None:
     if "redis" in state:
         await state["redis"].aclose()
     log.info("controller stopped")
+
+
+#: Who may call what: /rpc is Kamailio's (its addresses and credentials), /metrics the scraper's (token).
+def _allowed(request: web.Request, config: Config) -> bool:
+    node, presented = config.node, request.headers.get("Authorization")
+    if request.path == "/rpc":
+        kamailio = {node.sip.address, node.kamailio_rpc.address}
+        assert node.secrets.controller_rpc is not None
+        return request.remote in kamailio and matches(
+            presented, basic_authorization(CONTROLLER_RPC_USER, node.secrets.controller_rpc))
+    if request.path == "/metrics":
+        assert node.secrets.metrics is not None
+        return matches(presented, f"Bearer {node.secrets.metrics}")
+    return True
+
+
+@web.middleware
+async def authorize(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Refuse a stranger before anything is read or stored (a forged callback never reaches Redis)."""
+    if not _allowed(request, request.app[CONFIG_KEY]):
+        request.app[STATE_KEY]["metrics"].errors.labels("unauthorized").inc()
+        return web.Response(status=401, text="credentials required\n", headers={"WWW-Authenticate": "Basic"})
+    return await handler(request)
 
 
 async def handle_rpc(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ class SippParty:
     calls: int = 1
     timeout_s: int = 30
     extra: list[str] = field(default_factory=list)
+    auth: tuple[str, str] | None = None  # digest credentials (user, password) the scenario answers a challenge with
     process: ManagedProcess | None = None
 
     @property
@@ -64,6 +65,8 @@ class SippParty:
             argv.append("-rtp_echo")
         if self.pause_ms:
             argv += ["-d", str(self.pause_ms)]
+        if self.auth:
+            argv += ["-au", self.auth[0], "-ap", self.auth[1]]
         return argv + self.extra
 
     def start(self) -> SippParty:

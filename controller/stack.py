@@ -24,6 +24,13 @@ import yaml
 
 from controller.codecs import bencode
 from controller.config import Config, parse_config
+from controller.credentials import (
+    CONTROLLER_RPC_USER,
+    basic_authorization,
+    kamailio_rpc_auth,
+    new_secrets,
+    redis_kwargs,
+)
 from controller.processes import ManagedProcess
 
 log = logging.getLogger(__name__)
@@ -98,8 +105,11 @@ class LocalStack:
     def __init__(self, config_data: dict[str, Any], run_dir: Path, options: StackOptions | None = None):
         self.run_dir = Path(run_dir).resolve()
         self.options = options or StackOptions()
-        self.config_data = config_data
-        self.config: Config = parse_config(config_data, base_dir=REPO_ROOT / "config")
+        # a local stack makes its own control-interface credentials where the configuration has none
+        self.config_data = json.loads(json.dumps(config_data))
+        node = self.config_data.setdefault("node", {})
+        node["secrets"] = new_secrets() | (node.get("secrets") or {})
+        self.config: Config = parse_config(self.config_data, base_dir=REPO_ROOT / "config")
         self.processes: dict[str, ManagedProcess] = {}
         self.config_path = self.run_dir / "controller.yaml"
 
@@ -117,13 +127,13 @@ class LocalStack:
         return f"http://{self.node.kamailio_rpc.address}:{self.node.kamailio_rpc.port}/RPC"
 
     @property
-    def controller_url(self) -> str:
-        return f"http://{self.node.controller.address}:{self.node.controller.port}"
+    def rpc_auth(self) -> tuple[str, str]:
+        """HTTP basic credentials of Kamailio's /RPC (for httpx's `auth=`)."""
+        return kamailio_rpc_auth(self.node)
 
     @property
-    def redis_url(self) -> str:
-        r = self.node.redis
-        return f"redis://{r.address}:{r.port}/{r.db}"
+    def controller_url(self) -> str:
+        return f"http://{self.node.controller.address}:{self.node.controller.port}"
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -138,7 +148,7 @@ class LocalStack:
             if shutil.which(tool) is None:
                 raise FileNotFoundError(f"{tool} is not installed: run `make setup`")
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(yaml.safe_dump(self.config_data, sort_keys=False))
+        write_private(self.config_path, yaml.safe_dump(self.config_data, sort_keys=False))
         try:
             self.start_redis()
             self.start_rtpengine()
@@ -165,11 +175,16 @@ class LocalStack:
 
     def start_redis(self) -> None:
         r = self.node.redis
-        proc = self._spawn("redis", [
-            "redis-server", "--bind", r.address, "--port", str(r.port), "--save", "", "--appendonly", "no",
-            "--dir", str(self.run_dir), "--daemonize", "no", "--loglevel", "warning",
-        ])
-        client = redis.Redis(host=r.address, port=r.port, socket_timeout=0.5)
+        # a file, not the command line: anyone on the host can read a process's arguments
+        conf = self.run_dir / "redis.conf"
+        write_private(conf, "\n".join([
+            f"bind {r.address}", f"port {r.port}", 'save ""', "appendonly no", f"dir {self.run_dir}",
+            "daemonize no", "loglevel warning", "protected-mode yes", f"requirepass {self.node.secrets.redis}",
+            # nobody but the node's processes uses it; nothing here needs these commands
+            'rename-command FLUSHALL ""', 'rename-command CONFIG ""', 'rename-command DEBUG ""', "",
+        ]))
+        proc = self._spawn("redis", ["redis-server", str(conf)])
+        client = redis.Redis(**redis_kwargs(self.node), socket_timeout=0.5)
         proc.wait_healthy(lambda: bool(client.ping()))
         client.close()
 
@@ -200,6 +215,35 @@ class LocalStack:
         self.processes["controller"].stop()
         self.start_controller()
 
+    def kamailio_secrets_cfg(self) -> Path:
+        """Kamailio's main file for this run (mode 0600): the secret defines, then the project's script.
+        Defines given with -A would be readable by anyone in the process's command line."""
+        n = self.node
+        kamailio_user, kamailio_password = CONTROLLER_RPC_USER, n.secrets.controller_rpc
+        controller = f"http://{kamailio_user}:{kamailio_password}@{n.controller.address}:{n.controller.port}"
+        lines = [
+            "#!KAMAILIO",
+            f'#!define RPC_AUTH "{basic_authorization(*self.rpc_auth)}"',
+            f'#!define CTL_HTTPCON "ctl=>{controller}"',
+            f'#!define REDIS_SERVER "name=st;addr={n.redis.address};port={n.redis.port};db={n.redis.db};'
+            f'pass={n.secrets.redis}"',
+            f'include_file "{KAMAILIO_CFG}"',
+            "",
+        ]
+        path = self.run_dir / "kamailio.cfg"
+        write_private(path, "\n".join(lines))
+        return path
+
+    def trunks_file(self) -> Path:
+        """The trunks' source addresses for Kamailio's permissions module: group 1, /32 (/128), port 0 = any."""
+        rows = []
+        for name, trunk in self.config.trunks.items():
+            mask = 128 if ":" in trunk.address else 32
+            rows.append(f"1 {trunk.address} {mask} {trunk.port if trunk.match_port else 0} {name}")
+        path = self.run_dir / "trunks.list"
+        path.write_text("\n".join(rows) + "\n")
+        return path
+
     def kamailio_defines(self) -> list[str]:
         n, o = self.node, self.options
         defines = {
@@ -207,10 +251,11 @@ class LocalStack:
             "LISTEN_TCP": f"tcp:{n.sip.address}:{n.sip.port}",
             "LISTEN_RPC": f"tcp:{n.kamailio_rpc.address}:{n.kamailio_rpc.port}",
             "SIP_ALIAS": f'"{n.sip.address}:{n.sip.port}"',
+            "SIP_PORT": str(n.sip.port),
             "RPC_PORT": str(n.kamailio_rpc.port),
-            "CTL_HTTPCON": f'"ctl=>{self.controller_url}"',
+            "CONTROLLER_IP": f'"{n.controller.address}"',
+            "TRUNKS_FILE": f'"{self.trunks_file()}"',
             "RTPENGINE_SOCK": f'"udp:{n.rtpengine.ng_address}:{n.rtpengine.ng_port}"',
-            "REDIS_SERVER": f'"name=st;addr={n.redis.address};port={n.redis.port};db={n.redis.db}"',
             "EVENT_STREAM": f'"{EVENT_STREAM}"',
             "CTL_SOCK": f'"unix:{self.run_dir / "kamailio_ctl"}"',
             "BASELINE_HOSTPORT": f'"{o.baseline_hostport}"',
@@ -227,7 +272,7 @@ class LocalStack:
 
     def start_kamailio(self) -> None:
         argv = [
-            "kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-m", str(self.options.kamailio_shm_mb),
+            "kamailio", "-f", str(self.kamailio_secrets_cfg()), "-DD", "-E", "-m", str(self.options.kamailio_shm_mb),
             "-Y", str(self.run_dir), "-P", str(self.run_dir / "kamailio.main.pid"), *self.kamailio_defines(),
         ]
         (self.run_dir / "kamailio.argv").write_text(" ".join(argv) + "\n")
@@ -236,8 +281,16 @@ class LocalStack:
 
     def _kamailio_ready(self) -> bool:
         reply = httpx.post(self.kamailio_rpc_url, json={"jsonrpc": "2.0", "method": "core.version", "id": 1},
-                           timeout=0.5)
+                           timeout=0.5, auth=self.rpc_auth)
         return reply.status_code == 200 and "result" in reply.json()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds passwords or secrets)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
 
 
 def ng_ping(address: tuple[str, int], timeout: float = 0.3) -> bool:

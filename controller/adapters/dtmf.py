@@ -40,7 +40,7 @@ EVENT_DIGITS: dict[int, str] = {i: str(i) for i in range(10)} | {
     16: "!",
 }
 
-_LOG_PREVIEW = 120  # bytes of a malformed datagram worth putting in a log line
+_LOG_PREVIEW = 60  # bytes of a malformed datagram worth putting in a log line (at most ~240 chars as repr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +61,19 @@ def parse_dtmf_datagram(data: bytes) -> DtmfEvent:
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:  # includes UnicodeDecodeError
-        raise ValueError(f"not valid JSON: {exc}") from None
+        raise ValueError(f"not valid JSON: {str(exc)[:80]}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
     kind = _field(doc, "type", str)
     if kind != "DTMF":
-        raise ValueError(f"type is {kind!r}, not 'DTMF'")
+        raise ValueError(f"type is {kind[:32]!r}, not 'DTMF'")
     call_id = _field(doc, "callid", str)
     if not call_id:
         raise ValueError("callid is empty")
     event = _field(doc, "event", int)
     digit = EVENT_DIGITS.get(event)
     if digit is None:
-        raise ValueError(f"unknown DTMF event code {event}")
+        raise ValueError(f"unknown DTMF event code {str(event)[:12]}")
     return DtmfEvent(
         call_id=call_id,
         source_tag=_field(doc, "source_tag", str),
@@ -100,50 +100,45 @@ def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ValueError(f"field {name!r} must be {kind.__name__}, got {type(value).__name__}")
     if kind is int and value < 0:
-        raise ValueError(f"field {name!r} must not be negative, got {value}")
+        raise ValueError(f"field {name!r} must not be negative, got {str(value)[:24]}")
     return value
 
 
 class DtmfDeduplicator:
-    """Drops repeated and echoed digits.
+    """Drops re-sent datagrams and the reports of digits the controller re-played, per source tag.
 
     1. An event with the same (call_id, source_tag, timestamp, digit) as one seen less than
        ``duplicate_window_s`` ago is a re-sent datagram. rtpengine's timestamp has whole-second
        resolution, so the window must stay shorter than a human key press plus gap (> 100 ms):
        "1", "1" pressed within one second are two digits.
-    2. When a call's media is looped back, the same digit shows up again under the other leg's
-       tag: if (call_id, digit) was accepted from another source_tag less than ``window_s`` ago,
-       the event is an echo (the first source wins).
-    3. A digit the controller re-played itself (rtpengine's ``play DTMF``, announced with
+    2. A digit the controller re-played itself (rtpengine's ``play DTMF``, announced with
        ``expect_echo``) is reported by rtpengine as if the party had pressed it: one report per
        re-play, within ``echo_window_s``, is dropped. Each real press yields one re-play and one
        report, so which of two identical digits is dropped does not matter.
-    4. Anything else is accepted.
+    3. Anything else is accepted. Every rule is per source tag: one party's digit never hides
+       another's (the client pressing ``#`` a moment before A must not swallow A's ``#``). An
+       employee's DTMF is blocked towards the other side, so it cannot come back as the other
+       party's echo.
 
-    Memory is bounded: on every call, entries older than ``max(window_s, 5 s)`` are pruned, so a
-    duplicate arriving later than that is accepted again. Nothing else is kept per call.
+    Memory is bounded: on every call, entries older than ``retention_s`` are pruned.
     """
 
-    MIN_RETENTION_S = 5.0
-
-    def __init__(self, window_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
-                 duplicate_window_s: float = 0.05, echo_window_s: float = 2.0) -> None:
-        if window_s < 0 or duplicate_window_s < 0:
-            raise ValueError("windows must not be negative")
-        self.window_s = window_s
+    def __init__(self, clock: Callable[[], float] = time.monotonic, duplicate_window_s: float = 0.05,
+                 echo_window_s: float = 2.0, retention_s: float = 5.0) -> None:
+        if duplicate_window_s < 0 or echo_window_s < 0 or retention_s < duplicate_window_s:
+            raise ValueError("windows must not be negative, and retention must cover the duplicate window")
         self.duplicate_window_s = duplicate_window_s
-        self.retention_s = max(window_s, self.MIN_RETENTION_S)
+        self.echo_window_s = echo_window_s
+        self.retention_s = retention_s
         self._clock = clock
         # Insertion-ordered, hence oldest first: pruning stops at the first young entry.
         self._seen: dict[tuple[str, str, int, str], float] = {}
-        self._last_accepted: dict[tuple[str, str], tuple[str, float]] = {}
-        self.echo_window_s = echo_window_s
-        # re-plays still to be reported back, oldest first: (call_id, tag, digit) -> when re-played
+        # re-plays still to be reported back, oldest first: ((call_id, tag, digit), when re-played)
         self._echoes: list[tuple[tuple[str, str, str], float]] = []
 
     def __len__(self) -> int:
         """Entries currently remembered (for tests and metrics)."""
-        return len(self._seen) + len(self._last_accepted) + len(self._echoes)
+        return len(self._seen) + len(self._echoes)
 
     def expect_echo(self, call_id: str, tag: str, digit: str) -> None:
         """The controller re-played `digit` from `tag`: rtpengine will report it once more."""
@@ -152,35 +147,22 @@ class DtmfDeduplicator:
     def accept(self, event: DtmfEvent) -> bool:
         now = self._clock()
         self._prune(now)
+        key = (event.call_id, event.source_tag, event.timestamp, event.digit)
+        seen_at = self._seen.pop(key, None)
+        self._seen[key] = now  # re-inserted: keeps the dict oldest-first for pruning
+        if seen_at is not None and now - seen_at < self.duplicate_window_s:
+            return False  # a re-sent datagram (it must not use up an expected re-play's report)
         echo = (event.call_id, event.source_tag, event.digit)
         for index, (expected, _) in enumerate(self._echoes):
             if expected == echo:
                 del self._echoes[index]
                 return False
-
-        key = (event.call_id, event.source_tag, event.timestamp, event.digit)
-        seen_at = self._seen.pop(key, None)
-        self._seen[key] = now  # re-inserted: keeps the dict oldest-first for pruning
-        if seen_at is not None and now - seen_at < self.duplicate_window_s:
-            return False
-
-        digit_key = (event.call_id, event.digit)
-        last = self._last_accepted.get(digit_key)
-        if last is not None:
-            last_tag, accepted_at = last
-            if last_tag != event.source_tag and now - accepted_at < self.window_s:
-                return False
-            del self._last_accepted[digit_key]  # re-insert below to keep oldest-first order
-        self._last_accepted[digit_key] = (event.source_tag, now)
         return True
 
     def _prune(self, now: float) -> None:
-        horizon = now - self.retention_s
-        seen, last = self._seen, self._last_accepted
+        seen, horizon = self._seen, now - self.retention_s
         while seen and seen[oldest := next(iter(seen))] < horizon:
             del seen[oldest]
-        while last and last[oldest_digit := next(iter(last))][1] < horizon:
-            del last[oldest_digit]
         echoes, echo_horizon = self._echoes, now - self.echo_window_s
         while echoes and echoes[0][1] < echo_horizon:
             del echoes[0]
@@ -198,8 +180,13 @@ class DtmfListener(asyncio.DatagramProtocol):
         *,
         dedup: DtmfDeduplicator | None = None,
         on_malformed: Callable[[bytes, str], None] | None = None,
+        allowed_source: str | None = None,
     ) -> None:
         self._on_digit = on_digit
+        # rtpengine's address: a datagram from anyone else is dropped unread (a forged digit could
+        # start a transfer and dial out)
+        self._allowed_source = allowed_source
+        self.refused = 0
         self._on_malformed = on_malformed
         self.dedup = dedup if dedup is not None else DtmfDeduplicator()
         self.received = 0
@@ -208,6 +195,12 @@ class DtmfListener(asyncio.DatagramProtocol):
         self.malformed = 0
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self._allowed_source is not None and (not addr or addr[0] != self._allowed_source):
+            self.refused += 1
+            if self.refused & (self.refused - 1) == 0:  # 1st, 2nd, 4th, 8th...: a flood cannot flood the log
+                log.warning("DTMF datagram from %s refused (only rtpengine at %s may send them; %d so far)",
+                            addr, self._allowed_source, self.refused)
+            return
         self.received += 1
         try:
             event = parse_dtmf_datagram(data)
@@ -242,9 +235,10 @@ async def start_dtmf_listener(
     *,
     dedup: DtmfDeduplicator | None = None,
     on_malformed: Callable[[bytes, str], None] | None = None,
+    allowed_source: str | None = None,
 ) -> tuple[asyncio.DatagramTransport, DtmfListener]:
     """Bind a UDP socket on ``address`` (port 0 for an ephemeral one) and start listening."""
     loop = asyncio.get_running_loop()
-    protocol = DtmfListener(on_digit, dedup=dedup, on_malformed=on_malformed)
+    protocol = DtmfListener(on_digit, dedup=dedup, on_malformed=on_malformed, allowed_source=allowed_source)
     transport, _ = await loop.create_datagram_endpoint(lambda: protocol, local_addr=address)
     return transport, protocol

@@ -81,6 +81,7 @@ class KamailioRpc:
         retries: int = 3,
         client: httpx.AsyncClient | None = None,
         backoff_base: float = 0.05,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -89,7 +90,8 @@ class KamailioRpc:
         self.retries = retries
         self.backoff_base = backoff_base
         self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout)
+        # Kamailio's /RPC answers only the controller's HTTP basic credentials (docs/SECURITY.md)
+        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout, auth=auth)
         self._ids = itertools.count(1)
         self._closed = False
 

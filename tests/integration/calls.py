@@ -18,10 +18,10 @@ DID = "+74951110000"
 
 def person(stack: Stack, name: str, scenario: str, marker: int, *, ip: str, port: int | None = None,
            pause_ms: int = 0, remote: bool = False, service: str | None = None,
-           caller: str | None = None, domain: str | None = None) -> Phone:
+           caller: str | None = None, domain: str | None = None, auth: tuple[str, str] | None = None) -> Phone:
     return Phone.start(f"{name}-{next(_names)}", scenario, marker, stack.sipp_dir, ip=ip, port=port,
                        proxy=stack.local.sip_hostport if remote else None, pause_ms=pause_ms, service=service,
-                       caller=caller, domain=domain)
+                       caller=caller, domain=domain, auth=auth)
 
 
 def hangs_up(after_ms: int | None) -> str:
@@ -44,9 +44,9 @@ def connect(stack: Stack, people: list[Phone], direction: str, *, a_leaves_ms: i
         trunk_ip, trunk_port = stack.trunk
         client = person(stack, "client", hangs_up(client_leaves_ms), CLIENT, ip=trunk_ip, port=trunk_port,
                         pause_ms=client_leaves_ms or 0)
-        a = person(stack, "anna", "client_call_signalling.xml", A, ip=PHONES_IP, remote=True,
+        a = person(stack, "anna", "employee_call.xml", A, ip=PHONES_IP, remote=True,
                    pause_ms=a_leaves_ms or 60_000, service=CLIENT_NUMBER, caller=a_ext,
-                   domain=stack.local.config.tenants[tenant].domain)
+                   domain=stack.local.config.tenants[tenant].domain, auth=stack.credentials(a_ext, tenant))
     people.extend([client, a])
     callee = a if direction == "incoming" else client
     wait_until(lambda: "ACK" in callee.sipp.received_requests(), what="the call to be answered")

@@ -22,6 +22,7 @@ import pytest
 import redis
 import yaml
 
+from controller.credentials import redis_kwargs
 from controller.phone import Phone
 from controller.sipp import SippParty
 from controller.stack import REPO_ROOT, FreePorts, LocalStack, StackOptions, free_port, with_free_ports
@@ -56,13 +57,16 @@ def make_test_config() -> dict[str, Any]:
     acme = data["tenants"]["acme"]
     for ext in ("100", "101"):
         acme["extensions"][ext]["contact"] = f"sip:{ext}@{PHONES_IP}:{ports.take()}"
+    for ext, extension in acme["extensions"].items():
+        extension["password"] = phone_password(ext)
     # B gives up after 4 s in tests (fallback rules), not the production 20 s
     for rule in acme["transfer_rules"].values():
         rule["no_answer_timeout_s"] = 4
     # a DID straight to the extension that registers
     acme["dids"]["+74951110002"] = {"extension": "102"}
     # a second department whose members both have static contacts (first to answer wins)
-    acme["extensions"]["103"] = {"name": "Gleb", "contact": f"sip:103@{PHONES_IP}:{ports.take()}"}
+    acme["extensions"]["103"] = {"name": "Gleb", "contact": f"sip:103@{PHONES_IP}:{ports.take()}",
+                                 "password": phone_password("103")}
     acme["departments"]["support"] = {"number": "201", "members": ["101", "103"]}
     acme["dids"][SUPPORT_DID] = {"department": "support"}
     # if A does not take a failed transfer back either, the call goes back to the step that first
@@ -75,14 +79,19 @@ def make_test_config() -> dict[str, Any]:
     data["tenants"]["beta"] = {
         "name": "Beta LLC", "domain": "beta.test", "company_number": "+74952220099", "outbound_trunk": "carrier",
         "dids": {BETA_DID: {"extension": "300"}},
-        "extensions": {ext: {"name": f"Beta {ext}", "contact": f"sip:{ext}@{PHONES_IP}:{ports.take()}"}
-                       for ext in ("300", "301")},
+        "extensions": {ext: {"name": f"Beta {ext}", "contact": f"sip:{ext}@{PHONES_IP}:{ports.take()}",
+                             "password": phone_password(ext)} for ext in ("300", "301")},
         "caller_id": {"policy": "client"},
         "hold_music": str(constant_tone(RUN_ROOT / "beta-hold.wav", BETA_HOLD_SAMPLE)),
         # beta sends a client whose transfer failed to voicemail
         "transfer_rules": {"incoming": {"no_answer_timeout_s": 4, "on_failure": "voicemail", "voicemail_max_s": 30}},
     }
     return data
+
+
+def phone_password(extension: str) -> str:
+    """Every test phone's digest password (the test config's phones all authenticate)."""
+    return f"pw-{extension}-test"
 
 
 def constant_tone(path: Path, sample: int, seconds: float = 3.0) -> Path:
@@ -101,13 +110,18 @@ class Stack:
 
     def __init__(self, local: LocalStack):
         self.local = local
-        self.redis = redis.Redis(host=local.node.redis.address, port=local.node.redis.port,
-                                 db=local.node.redis.db, decode_responses=True)
+        self.redis = redis.Redis(**redis_kwargs(local.node), decode_responses=True)
         self.sipp_dir = local.run_dir / "sipp"
 
     @property
     def acme(self):
         return self.local.config.tenants["acme"]
+
+    def credentials(self, ext: str, tenant: str = "acme") -> tuple[str, str]:
+        """(user, password) a phone of `ext` authenticates with."""
+        password = self.local.config.tenants[tenant].extensions[ext].password
+        assert password is not None
+        return ext, password
 
     def contact_port(self, ext: str, tenant: str = "acme") -> int:
         return int(self.local.config.tenants[tenant].extensions[ext].contact.rsplit(":", 1)[1])
@@ -162,7 +176,7 @@ class Stack:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def rpc(self, method: str, *params: Any) -> Any:
-        reply = httpx.post(self.local.kamailio_rpc_url, timeout=5,
+        reply = httpx.post(self.local.kamailio_rpc_url, timeout=5, auth=self.local.rpc_auth,
                            json={"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})
         return reply.json()["result"]
 

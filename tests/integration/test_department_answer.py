@@ -25,7 +25,8 @@ def register_vera(stack: Stack) -> int:
     """Vera's phone registers extension 102 with the Contact user "102-0x7f3a"; returns its port."""
     port = free_port(address=PHONES_IP)
     reg = stack.party("vera-register", "employee_register_as.xml", PHONES_IP, port, remote=stack.local.sip_hostport,
-                      service="102", keys={"domain": "acme.test", "contact_user": "102-0x7f3a"}).start()
+                      service="102", keys={"domain": "acme.test", "contact_user": "102-0x7f3a"},
+                      auth=stack.credentials("102")).start()
     assert reg.wait() == 0, reg.describe_failure()
     return port
 

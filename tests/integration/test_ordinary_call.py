@@ -70,7 +70,8 @@ def test_trunk_call_to_did_reaches_employee_with_media_both_ways(stack: Stack) -
 def test_registered_employee_is_reachable(stack: Stack) -> None:
     vera_port = stack.party("unused", "x", PHONES_IP).local[1]
     register = stack.party("vera-register", "employee_register.xml", PHONES_IP, vera_port,
-                           remote=stack.local.sip_hostport, service="102", keys={"domain": "acme.test"}).start()
+                           remote=stack.local.sip_hostport, service="102", keys={"domain": "acme.test"},
+                           auth=stack.credentials("102")).start()
     assert register.wait() == 0, register.describe_failure()
 
     vera = stack.party("vera", "employee_answer.xml", PHONES_IP, vera_port, pause_ms=100, rtp_echo=True).start()
@@ -90,7 +91,7 @@ def test_register_for_unknown_extension_is_refused(stack: Stack) -> None:
 
 def test_unregistered_extension_gets_480_and_an_event(stack: Stack) -> None:
     # Vera (102) registers in another test: make sure she has no binding now
-    bindings = httpx.post(stack.local.kamailio_rpc_url, timeout=5, json={
+    bindings = httpx.post(stack.local.kamailio_rpc_url, timeout=5, auth=stack.local.rpc_auth, json={
         "jsonrpc": "2.0", "method": "ul.rm", "params": ["location", "102@acme.test"], "id": 1}).json()
     assert "result" in bindings or bindings["error"]["message"] in ("AOR not found", "Not Found")
     client = stack.client_call("+74951110002", scenario="client_rejected.xml")

@@ -23,6 +23,7 @@ from controller.config import (
     load_config,
     parse_config,
 )
+from controller.numbering import NumberingPlan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
@@ -91,6 +92,7 @@ def expect_problem(error: ConfigError, path: str, fragment: str) -> None:
 
 ACME = "tenants.acme"
 OUT = f"{ACME}.transfer_rules.outgoing"
+PLAN = f"{ACME}.numbering_plan"
 IN = f"{ACME}.transfer_rules.incoming"
 
 # (id, mutation of example.yaml, dotted path that must be named, fragment of the message)
@@ -393,6 +395,32 @@ INVALID = [
     ),
     ("unknown-rule", put(f"{IN}.retry", 3), f"{IN}.retry", "unknown key"),
     ("redis-db", put("node.redis.db", -1), "node.redis.db", "greater than or equal to 0"),
+    # the numbering plan
+    ("plan-country-int", put(f"{PLAN}.country_code", 7), f"{PLAN}.country_code", "quoted string"),
+    ("plan-country-zero", put(f"{PLAN}.country_code", "07"), f"{PLAN}.country_code", "no leading 0"),
+    ("plan-intl-int", put(f"{PLAN}.international_prefix", 0), f"{PLAN}.international_prefix", "quoted"),
+    (
+        "plan-prefixes-equal",
+        put(f"{PLAN}.international_prefix", "8"),
+        f"{PLAN}.international_prefix",
+        "must differ from national_prefix",
+    ),
+    ("plan-no-lengths", put(f"{PLAN}.national_number_lengths", []), f"{PLAN}.national_number_lengths", "at least 1"),
+    (
+        "plan-length-past-e164",
+        both(put(f"{PLAN}.country_code", "380"), put(f"{PLAN}.national_number_lengths", [9, 13])),
+        f"{PLAN}.national_number_lengths",
+        "exceed E.164's 15",
+    ),
+    ("plan-prefix-no-plus", put(f"{PLAN}.allowed_prefixes", ["+7", "7495"]), f"{PLAN}.allowed_prefixes.1", "'+'"),
+    ("plan-prefix-int", put(f"{PLAN}.denied_prefixes", [7809]), f"{PLAN}.denied_prefixes.0", "quoted string"),
+    (
+        "plan-limit-negative",
+        put(f"{PLAN}.max_outside_transfers_per_minute", -1),
+        f"{PLAN}.max_outside_transfers_per_minute",
+        "greater than or equal to 0",
+    ),
+    ("plan-unknown-key", put(f"{PLAN}.allowed", ["+7"]), f"{PLAN}.allowed", "unknown key"),
 ]
 
 
@@ -421,9 +449,9 @@ def test_example_loads() -> None:
         "carrier",
     )
     assert acme.extensions == {
-        "100": Extension(name="Anna", contact="sip:100@127.0.0.3:5080"),
-        "101": Extension(name="Boris", contact="sip:101@127.0.0.3:5081"),
-        "102": Extension(name="Vera"),
+        "100": Extension(name="Anna", contact="sip:100@127.0.0.3:5080", password="anna-example-secret"),
+        "101": Extension(name="Boris", contact="sip:101@127.0.0.3:5081", password="boris-example-secret"),
+        "102": Extension(name="Vera", password="vera-example-secret"),
     }
     assert acme.departments["sales"].number == "200"
     assert acme.departments["sales"].members == ["101", "102"]
@@ -499,6 +527,11 @@ VALID_EDGES = [
     ("did-without-plus", put(f"{ACME}.dids.74951112222", {"extension": "101"})),
     ("voicemail", both(put(f"{OUT}.on_failure", "voicemail"), drop(f"{OUT}.apology"))),
     ("second-tenant", add_tenant("beta", dids={"+74951113333": {"department": "sales"}})),
+    ("plan-omitted", drop(PLAN)),
+    ("plan-no-outside-transfers", put(f"{PLAN}.max_outside_transfers_concurrent", 0)),
+    ("plan-everywhere", put(f"{PLAN}.allowed_prefixes", ["+"])),
+    ("plan-nothing-denied", put(f"{PLAN}.denied_prefixes", [])),
+    ("plan-no-national-prefix", put(f"{PLAN}.national_prefix", "")),
 ]
 
 
@@ -507,6 +540,21 @@ def test_valid_edges(mutate: Callable[[dict[str, Any]], None]) -> None:
     data = example_data()
     mutate(data)
     assert isinstance(parse_config(data), Config)
+
+
+def test_the_example_shows_the_default_numbering_plan() -> None:
+    assert load_config(EXAMPLE).tenants["acme"].numbering_plan == NumberingPlan()
+    data = example_data()
+    del data["tenants"]["acme"]["numbering_plan"]
+    assert parse_config(data).tenants["acme"].numbering_plan == NumberingPlan()
+
+
+def test_a_plan_for_another_country_gets_that_countrys_lists() -> None:
+    data = example_data()
+    data["tenants"]["acme"]["numbering_plan"] = {"country_code": "49", "national_prefix": "0",
+                                                 "international_prefix": "00", "national_number_lengths": [10, 11]}
+    plan = parse_config(data).tenants["acme"].numbering_plan
+    assert plan.allowed_prefixes == ["+49"] and "+7809" not in plan.denied_prefixes and "+881" in plan.denied_prefixes
 
 
 def test_all_problems_reported_together() -> None:

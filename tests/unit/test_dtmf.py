@@ -170,58 +170,25 @@ def test_same_digit_pressed_again_is_accepted(clock: FakeClock) -> None:
     assert dedup.accept(event("5", ts=101)) is True
 
 
-def test_echo_from_other_leg_dropped_within_window(clock: FakeClock) -> None:
-    dedup = DtmfDeduplicator(window_s=0.5, clock=clock)
-    assert dedup.accept(event("5", tag="tagA", ts=100)) is True
+def test_one_partys_digit_never_hides_anothers(clock: FakeClock) -> None:
+    """The client presses # a moment before A does: A's # still counts (it starts A's transfer)."""
+    dedup = DtmfDeduplicator(clock=clock)
+    assert dedup.accept(event("#", tag="client", ts=100)) is True
     clock.now += 0.1
-    assert dedup.accept(event("5", tag="tagB", ts=100)) is False  # the echo
-    # other digits, other calls and the first source itself are unaffected
-    assert dedup.accept(event("6", tag="tagB", ts=100)) is True
-    assert dedup.accept(event("5", tag="tagB", ts=100, call="other")) is True
-    assert dedup.accept(event("5", tag="tagA", ts=101)) is True
-
-
-def test_echo_window_boundary(clock: FakeClock) -> None:
-    dedup = DtmfDeduplicator(window_s=0.5, clock=clock)
-    assert dedup.accept(event("5", tag="tagA", ts=100)) is True
-    clock.now += 0.25  # binary-exact steps, so "exactly window_s" is exact
-    assert dedup.accept(event("5", tag="tagB", ts=100)) is False
-    clock.now += 0.25  # exactly window_s after the accepted digit: no longer an echo
-    assert dedup.accept(event("5", tag="tagB", ts=101)) is True
-
-
-def test_first_source_wins_then_other_leg_can_press(clock: FakeClock) -> None:
-    dedup = DtmfDeduplicator(window_s=0.5, clock=clock)
-    assert dedup.accept(event("5", tag="tagB", ts=100)) is True
-    clock.now += 0.1
-    assert dedup.accept(event("5", tag="tagA", ts=100)) is False
-    clock.now += 1.0
-    # the later genuine press from tagA is accepted, and now tagB's echo of it is dropped
-    assert dedup.accept(event("5", tag="tagA", ts=101)) is True
-    clock.now += 0.05
-    assert dedup.accept(event("5", tag="tagB", ts=101)) is False
+    assert dedup.accept(event("#", tag="employee", ts=100)) is True
+    assert dedup.accept(event("#", tag="employee", ts=100)) is False  # but its re-sent datagram is dropped
 
 
 def test_memory_is_pruned_after_retention(clock: FakeClock) -> None:
-    dedup = DtmfDeduplicator(window_s=0.5, clock=clock)
+    dedup = DtmfDeduplicator(clock=clock)
     assert dedup.retention_s == 5.0
     for i in range(50):
         assert dedup.accept(event(str(i % 10), call=f"call{i}", ts=i)) is True
         clock.now += 0.01
-    assert len(dedup) == 100
+    assert len(dedup) == 50
     clock.now += 5.1
     assert dedup.accept(event("1", call="fresh")) is True
-    assert len(dedup) == 2
-    # documented consequence: a duplicate later than the retention is accepted again
-    assert dedup.accept(event("0", call="call0", ts=0)) is True
-
-
-def test_long_window_extends_retention(clock: FakeClock) -> None:
-    dedup = DtmfDeduplicator(window_s=8.0, clock=clock)
-    assert dedup.retention_s == 8.0
-    assert dedup.accept(event("5", tag="tagA")) is True
-    clock.now += 7.0
-    assert dedup.accept(event("5", tag="tagB")) is False
+    assert len(dedup) == 1
 
 
 def test_memory_stays_bounded_over_a_long_run(clock: FakeClock) -> None:
@@ -258,41 +225,25 @@ def test_a_re_play_that_is_never_reported_expires(clock: FakeClock) -> None:
     dedup.expect_echo("abc", "tagA", "5")
     clock.now += 2.5
     assert dedup.accept(event("5", tag="tagA", ts=100)) is True  # a real press later is not swallowed
-    assert len(dedup) == 2  # the expectation is gone
-
-
-def test_negative_window_rejected() -> None:
-    with pytest.raises(ValueError):
-        DtmfDeduplicator(window_s=-1)
+    assert len(dedup) == 1  # the expectation is gone
 
 
 @dataclass
 class ReferenceDedup:
     """Brute-force restatement of the documented rules, for the model-based test below."""
 
-    window_s: float
     duplicate_window_s: float = 0.05
     recorded: list[tuple[float, tuple[str, str, int, str]]] = field(default_factory=list)
-    accepted: list[tuple[float, str, str, str]] = field(default_factory=list)  # (t, call, digit, tag)
 
     def accept(self, now: float, ev: DtmfEvent) -> bool:
-        horizon = now - max(self.window_s, 5.0)
+        horizon = now - 5.0
         key = (ev.call_id, ev.source_tag, ev.timestamp, ev.digit)
         previous = [t for t, k in self.recorded if k == key and t >= horizon]
         self.recorded.append((now, key))
-        if previous and now - previous[-1] < self.duplicate_window_s:
-            return False
-        same_digit = [a for a in self.accepted if a[1:3] == (ev.call_id, ev.digit) and a[0] >= horizon]
-        if same_digit:
-            last_t, _, _, last_tag = same_digit[-1]
-            if last_tag != ev.source_tag and now - last_t < self.window_s:
-                return False
-        self.accepted.append((now, ev.call_id, ev.digit, ev.source_tag))
-        return True
+        return not (previous and now - previous[-1] < self.duplicate_window_s)
 
 
 @given(
-    window_s=st.sampled_from([0.0, 0.5, 1.0, 7.0]),
     steps=st.lists(
         st.tuples(
             st.integers(0, 3000),  # ms since the previous event
@@ -304,10 +255,10 @@ class ReferenceDedup:
         max_size=40,
     ),
 )
-def test_matches_reference_model(window_s: float, steps: list[tuple[int, str, str, int, str]]) -> None:
+def test_matches_reference_model(steps: list[tuple[int, str, str, int, str]]) -> None:
     clock = FakeClock(now=0.0)
-    dedup = DtmfDeduplicator(window_s=window_s, clock=clock)
-    model = ReferenceDedup(window_s)
+    dedup = DtmfDeduplicator(clock=clock)
+    model = ReferenceDedup()
     elapsed_ms = 0
     for dt_ms, call, tag, ts, digit in steps:
         elapsed_ms += dt_ms
@@ -320,25 +271,29 @@ _presses = st.lists(st.sampled_from(sorted(EVENT_DIGITS.values())), max_size=30)
 
 
 @given(digits=_presses, data=st.data())
-def test_stream_with_duplicates_and_echoes_yields_each_press_once(
+def test_stream_with_duplicates_and_re_plays_yields_each_press_once(
     digits: list[str], data: st.DataObject
 ) -> None:
-    # one press per second (rtpengine timestamps are in seconds); each datagram may be repeated
-    # and may be echoed back under the other leg's tag shortly after
+    # one press per second (rtpengine timestamps are in seconds); each datagram may be repeated, and
+    # a digit the controller re-played is reported once more under the same tag shortly after
     clock = FakeClock()
     dedup = DtmfDeduplicator(clock=clock)
     delivered = []
     for second, digit in enumerate(digits):
         press = event(digit, tag="tagA", ts=second)
-        echo = event(digit, tag="tagB", ts=second)
-        copies = [press] * data.draw(st.integers(1, 3)) + [echo] * data.draw(st.integers(0, 2))
+        replayed = data.draw(st.booleans())
+        copies = [press] * data.draw(st.integers(1, 3))
         for copy in copies:
-            clock.now += 0.01  # re-sent datagrams and echoes arrive within milliseconds
+            clock.now += 0.01  # re-sent datagrams arrive within milliseconds
             if dedup.accept(copy):
                 delivered.append(copy)
+                if replayed:
+                    dedup.expect_echo(copy.call_id, copy.source_tag, copy.digit)
+        if replayed:
+            clock.now += 0.3
+            assert dedup.accept(press) is False  # the re-play's report
         clock.now += 1.0
     assert [e.digit for e in delivered] == digits
-    assert {e.source_tag for e in delivered} <= {"tagA"}
 
 
 # -- listener over a real UDP socket ---------------------------------------------------------------
@@ -364,7 +319,7 @@ async def test_listener_delivers_exactly_the_right_digits(caplog: pytest.LogCapt
         datagram(event=1, timestamp=1),
         datagram(event=1, timestamp=1),  # repeated datagram
         b"{not json" + b"x" * 500,  # malformed (and long: the log line is truncated)
-        datagram(event=1, timestamp=1, source_tag="tagB"),  # echo from the other leg
+        datagram(event=1, timestamp=1, source_tag="tagB"),  # the other party's own 1: delivered too
         datagram(event=11, timestamp=2),  # "#": the callback raises
         datagram(event=10, timestamp=3),  # "*": still delivered afterwards
         datagram(event=1, timestamp=4),  # "1" again: a genuine new press
@@ -382,6 +337,7 @@ async def test_listener_delivers_exactly_the_right_digits(caplog: pytest.LogCapt
     assert listener.received == len(sent)
     assert [(e.digit, e.source_tag, e.timestamp) for e in digits] == [
         ("1", "tagA", 1),
+        ("1", "tagB", 1),
         ("#", "tagA", 2),
         ("*", "tagA", 3),
         ("1", "tagA", 4),
@@ -393,7 +349,7 @@ async def test_listener_delivers_exactly_the_right_digits(caplog: pytest.LogCapt
     assert len(warning.getMessage()) < 400
     failures = [r.exc_info[1] for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
     assert [str(exc) for exc in failures] == ["handler bug"]
-    assert (listener.accepted, listener.dropped, listener.malformed) == (4, 2, 1)
+    assert (listener.accepted, listener.dropped, listener.malformed) == (5, 1, 1)
 
 
 async def test_listener_survives_a_failing_malformed_callback() -> None:
@@ -411,3 +367,30 @@ async def test_listener_survives_a_failing_malformed_callback() -> None:
     finally:
         transport.close()
     assert digits == ["5"]
+
+
+async def test_listener_refuses_datagrams_from_anyone_but_rtpengine() -> None:
+    """A stranger who knows a call's Call-ID and tags must not be able to press keys for a party."""
+    digits: list[DtmfEvent] = []
+    arrived = asyncio.Event()
+
+    def on_digit(ev: DtmfEvent) -> None:
+        digits.append(ev)
+        arrived.set()
+
+    transport, listener = await start_dtmf_listener(("127.0.0.1", 0), on_digit, allowed_source="127.0.0.1")
+    port = transport.get_extra_info("sockname")[1]
+    stranger, rtpengine = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET,
+                                                                                         socket.SOCK_DGRAM)
+    try:
+        stranger.bind(("127.0.0.9", 0))
+        rtpengine.bind(("127.0.0.1", 0))
+        stranger.sendto(datagram(event=11, timestamp=1), ("127.0.0.1", port))
+        rtpengine.sendto(datagram(event=5, timestamp=2), ("127.0.0.1", port))
+        await asyncio.wait_for(arrived.wait(), 2.0)
+    finally:
+        stranger.close()
+        rtpengine.close()
+        transport.close()
+    assert [(e.digit, e.timestamp) for e in digits] == [("5", 2)]
+    assert (listener.refused, listener.received) == (1, 1)

@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.config import Config, load_config, parse_config
+from controller.numbering import Refusal, check_outside
 from controller.routing import (
+    REFUSED_NUMBER,
     UNKNOWN_NUMBER,
     InviteFacts,
     NumberTargets,
@@ -44,19 +46,23 @@ def from_trunk(ruri_user: str, *, port: int = 5060, from_user: str = "+791611122
         ruri_user=ruri_user,
         ruri_domain="127.0.0.1",
         conversation_id="conv-1",
+        peer="trunk",  # Kamailio matched the source address against the trunks
     )
 
 
-def from_phone(caller: str, ruri_user: str, *, domain: str = "acme.test") -> InviteFacts:
+def from_phone(caller: str, ruri_user: str, *, domain: str = "acme.test", from_user: str | None = None) -> InviteFacts:
+    """A phone's INVITE that Kamailio authenticated as `caller` (From may say anything)."""
     return InviteFacts(
         call_id="call-2",
         source_ip="127.0.0.3",
         source_port=5080,
-        from_user=caller,
+        from_user=caller if from_user is None else from_user,
         from_domain=domain,
         ruri_user=ruri_user,
         ruri_domain=domain,
         conversation_id="conv-2",
+        peer="phone",
+        auth_user=caller,
     )
 
 
@@ -175,8 +181,15 @@ def test_alias_is_outgoing_to_the_sip_uri() -> None:
     )
 
 
-@pytest.mark.parametrize("dialled", ["+79161234567", "89161234567", "112", "74951110000"])
-def test_phone_number_is_outgoing_through_the_trunk(dialled: str) -> None:
+@pytest.mark.parametrize(("dialled", "sent"), [
+    ("+79161234567", "+79161234567"),
+    ("89161234567", "+79161234567"),  # the carrier gets the E.164 form, however it was dialled
+    ("79161234567", "+79161234567"),
+    ("9161234567", "+79161234567"),
+    ("74951110000", "+74951110000"),  # an employee may call the tenant's own DID (a transfer may not)
+    ("112", "112"),  # an outside short number goes out as dialled
+])
+def test_phone_number_is_outgoing_through_the_trunk(dialled: str, sent: str) -> None:
     assert decide_route(CONFIG, from_phone("100", dialled)) == RouteDecision(
         conversation_id="conv-2",
         tenant_id="acme",
@@ -184,10 +197,38 @@ def test_phone_number_is_outgoing_through_the_trunk(dialled: str) -> None:
         client_number=dialled,
         employee="100",
         did=None,
-        targets=(Target(f"sip:{dialled}@127.0.0.2:5060", lookup=False),),
+        targets=(Target(f"sip:{sent}@127.0.0.2:5060", lookup=False),),
         from_user=COMPANY,
         origin="trunk:carrier",
     )
+
+
+@pytest.mark.parametrize(("dialled", "cause"), [
+    ("+12125551234", "number_not_allowed"),  # another country: acme's plan allows Russia only
+    ("81012125551234", "number_not_allowed"),  # the same, with the international prefix
+    ("88091234567", "number_denied"),  # premium rate
+    ("+78031234567", "number_denied"),
+    ("87771234567", "number_denied"),  # Kazakhstan shares +7 but is charged as international
+    ("+8816123456789", "number_denied"),  # satellite: denied before "not allowed"
+    ("1040", "number_wrong_length"),  # no national number has 4 digits
+    ("891612345678", "number_wrong_length"),
+    ("+7916123456", "number_wrong_length"),
+    ("8" * 16, "number_too_long"),  # more than E.164's 15 digits: refused, never cut short
+    ("+" + "7" * 16, "number_too_long"),
+    ("810" + "1" * 16, "number_too_long"),
+    ("7" * 40, "number_too_long"),
+])
+def test_outside_numbers_the_plan_refuses(dialled: str, cause: str) -> None:
+    result = decide_route(CONFIG, from_phone("100", dialled))
+    code = 484 if cause in ("number_wrong_length", "number_too_long") else 403
+    assert isinstance(result, RouteRejection) and (result.code, result.cause) == (code, cause)
+    found = targets_for_number(CONFIG, CONFIG.tenants["acme"], dialled)
+    assert found is not None and found.kind == "trunk" and found.targets == () and found.refusal is not None
+
+
+def test_every_refusal_has_a_route_rejection() -> None:
+    assert set(REFUSED_NUMBER) == set(Refusal)
+    assert len({rejection.cause for rejection in REFUSED_NUMBER.values()}) == len(Refusal)
 
 
 @pytest.mark.parametrize(
@@ -295,11 +336,13 @@ _text = st.text(max_size=40)
     from_user=st.one_of(st.sampled_from(["100", "101", "102"]), _text),
     from_domain=st.one_of(st.just("acme.test"), _text),
     ruri_user=_text,
+    peer=st.sampled_from(["trunk", "phone", "node", "", "stranger"]),
+    auth_user=st.one_of(st.sampled_from(["100", "101", ""]), _text),
 )
 def test_any_invite_gets_a_decision_or_a_rejection(
-    source_ip: str, source_port: int, from_user: str, from_domain: str, ruri_user: str
+    source_ip: str, source_port: int, from_user: str, from_domain: str, ruri_user: str, peer: str, auth_user: str
 ) -> None:
-    facts = InviteFacts("c", source_ip, source_port, from_user, from_domain, ruri_user, "x", "conv")
+    facts = InviteFacts("c", source_ip, source_port, from_user, from_domain, ruri_user, "x", "conv", peer, auth_user)
     result = decide_route(CONFIG, facts)
     assert isinstance(result, RouteDecision | RouteRejection)
     assert result == decide_route(CONFIG, facts)  # deterministic
@@ -309,18 +352,29 @@ def test_any_invite_gets_a_decision_or_a_rejection(
         assert all(target.uri.startswith("sip:") for target in result.targets)
 
 
-@given(number=st.from_regex(r"\+?[0-9]{3,20}", fullmatch=True))
-def test_dialled_phone_numbers_leave_through_the_trunk_unless_configured(number: str) -> None:
+@given(number=st.from_regex(r"\+?[0-9]{3,24}", fullmatch=True))
+def test_dialled_phone_numbers_leave_through_the_trunk_only_as_the_plan_allows(number: str) -> None:
     result = decide_route(CONFIG, from_phone("100", number))
+    verdict = check_outside(CONFIG.tenants["acme"].numbering_plan, number)
     if number in {"100", "101", "102", "200", "300"}:
         assert isinstance(result, RouteDecision | RouteRejection)
         assert getattr(result, "direction", "internal") != "outgoing" or number == "300"
     elif len(number) == 3 and number != "112":
         assert result == UNKNOWN_NUMBER  # as long as acme's own numbers, and none of them
+    elif number == "112":
+        assert isinstance(result, RouteDecision) and result.targets == (Target("sip:112@127.0.0.2:5060", lookup=False),)
+    elif verdict is None:
+        assert result == UNKNOWN_NUMBER  # e.g. +0...: no country code starts with 0
+    elif verdict.refusal is not None:
+        assert result == REFUSED_NUMBER[verdict.refusal]
     else:
+        assert verdict.number is not None
         assert isinstance(result, RouteDecision)
         assert result.direction == "outgoing" and result.origin == "trunk:carrier"
-        assert result.targets == (Target(f"sip:{number}@127.0.0.2:5060", lookup=False),)
+        assert result.targets == (Target(f"sip:{verdict.number}@127.0.0.2:5060", lookup=False),)
+        # what goes out is E.164, at most 15 digits, in the tenant's own country, never a denied range
+        assert verdict.number.startswith("+7") and len(verdict.number) <= 16
+        assert not verdict.number.startswith(("+7803", "+7809", "+76", "+77"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +443,76 @@ def test_an_unassigned_number_of_extension_length_is_unknown_never_dialled_out(n
     assert decide_route(CONFIG, from_phone("100", number)) == UNKNOWN_NUMBER
 
 
-@pytest.mark.parametrize("number", ["1040", "79161234567", "+79161234567"])
+@pytest.mark.parametrize("number", ["79161234567", "+79161234567", "89161234567"])
 def test_numbers_of_other_lengths_still_go_out(number: str) -> None:
     found = targets_for_number(CONFIG, CONFIG.tenants["acme"], number)
-    assert found is not None and found.kind == "trunk"
+    assert found is not None and found.kind == "trunk" and found.refusal is None
+    assert found.targets == (Target("sip:+79161234567@127.0.0.2:5060", lookup=False),)
+
+
+def test_a_short_number_of_another_length_goes_out_only_when_listed() -> None:
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    assert targets_for_number(CONFIG, CONFIG.tenants["acme"], "1040") == NumberTargets(
+        "trunk", (), "trunk:carrier", Refusal.WRONG_LENGTH)
+    data["tenants"]["acme"]["outside_short_numbers"] = ["112", "1040"]
+    config = parse_config(data)
+    found = targets_for_number(config, config.tenants["acme"], "1040")
+    assert found == NumberTargets("trunk", (Target("sip:1040@127.0.0.2:5060", lookup=False),), "trunk:carrier")
+
+
+# ---------------------------------------------------------------------------------------------
+# a transfer never loops back: the conversation's own numbers, in any written form
+
+OWN = ("+79161112233", "+74951110000", "100")  # the client, the DID it called, the transferor
+
+
+@pytest.mark.parametrize("dialled", [
+    "+79161112233", "79161112233", "89161112233", "9161112233", "8107" + "9161112233",  # the client
+    "74951110000", "84951110000", "4951110000",  # the DID
+    "+74951110001",  # another DID of the tenant, passed in by the engine
+])
+def test_a_transfer_to_an_own_number_is_refused_in_any_form(dialled: str) -> None:
+    found = targets_for_number(CONFIG, CONFIG.tenants["acme"], dialled, exclude="100",
+                               own_numbers=(*OWN, "+74951110001"))
+    assert found == NumberTargets("trunk", (), "trunk:carrier", Refusal.OWN_NUMBER)
+    assert decide_route(CONFIG, from_phone("100", dialled)).direction == "outgoing"  # an employee's own call may
+
+
+def test_own_numbers_do_not_hide_other_refusals_or_other_numbers() -> None:
+    tenant = CONFIG.tenants["acme"]
+    found = targets_for_number(CONFIG, tenant, "+12125551234", own_numbers=("+12125551234",))
+    assert found is not None and found.refusal is Refusal.NOT_ALLOWED  # the plan's refusal comes first
+    found = targets_for_number(CONFIG, tenant, "89161112234", own_numbers=OWN)
+    assert found is not None and found.refusal is None and found.targets
+
+
+def test_own_numbers_and_aliases_and_extensions() -> None:
+    tenant = CONFIG.tenants["acme"]
+    # an outgoing call to alias 300 has "300" as its client: transferring it to 300 would loop
+    assert targets_for_number(CONFIG, tenant, "300", own_numbers=("300",)) == NumberTargets(
+        "sip_uri", (), "alias:300", Refusal.OWN_NUMBER)
+    # extensions are the engine's `exclude`: a client whose caller id happens to be 101 does not hide Boris
+    found = targets_for_number(CONFIG, tenant, "101", exclude="100", own_numbers=("101",))
+    assert found == NumberTargets("extension", (BORIS,), "extension:101")
+    assert targets_for_number(CONFIG, tenant, "100", exclude="100", own_numbers=OWN) == NumberTargets(
+        "extension", (), "extension:100")
+    assert targets_for_number(CONFIG, tenant, "reception", own_numbers=OWN) is None
+
+
+def test_identity_is_the_authenticated_user_never_from() -> None:
+    """Anna (100) authenticated, but her From says Boris (101): the call is Anna's."""
+    decision = decide_route(CONFIG, from_phone("100", "+79161234567", from_user="101"))
+    assert isinstance(decision, RouteDecision) and decision.employee == "100"
+
+
+@pytest.mark.parametrize("peer", ["", "node", "stranger"])
+def test_nobody_kamailio_does_not_vouch_for_is_routed(peer: str) -> None:
+    facts = dataclasses.replace(from_phone("100", "+79161234567"), peer=peer)
+    assert decide_route(CONFIG, facts) == RouteRejection(403, "Forbidden", "unknown_caller")
+    unauthenticated = dataclasses.replace(from_phone("100", "+79161234567"), auth_user="")
+    assert decide_route(CONFIG, unauthenticated) == RouteRejection(403, "Forbidden", "unknown_caller")
+
+
+def test_a_trunk_claim_from_a_non_trunk_address_is_not_an_incoming_call() -> None:
+    facts = dataclasses.replace(from_trunk("+74951110000"), source_ip="127.0.0.9")
+    assert isinstance(decide_route(CONFIG, facts), RouteRejection)
