@@ -15,8 +15,8 @@ import yaml
 from benchmarks.probes import ControllerProbe, KamailioProbe, RedisProbe, RtpengineProbe
 from benchmarks.procstat import CpuMeter
 from benchmarks.settings import EXTENSION, PHONES_IP, TRUNK_IP, Settings
-from benchmarks.sipp_load import Endpoint, SippUas, free_media_port
-from controller.stack import REPO_ROOT, LocalStack, StackOptions, free_port, with_free_ports
+from benchmarks.sipp_load import Endpoint, SippUas
+from controller.stack import REPO_ROOT, LocalStack, StackOptions, free_media_port, free_port, with_free_ports
 
 
 def bench_config(uas: Endpoint, settings: Settings) -> dict[str, Any]:

@@ -47,6 +47,11 @@ def render(result: BenchResult) -> str:
     w(f"Code: commit {result.machine.get('commit', 'unknown')}; Kamailio config: `{cfg}`.")
     if cfg and not cfg.startswith("kamailio/kamailio.cfg "):
         w("**Kamailio ran with a config other than the repository's `kamailio/kamailio.cfg`.**")
+    digits = result.settings.get("other_digits", "pass")
+    w(f"The tenant's `talk_options.other_digits`: `{digits}` ("
+      + ("rtpengine injects the employees' other digits: its transcoding engine carries every call's audio"
+         if digits == "pass" else "the employees' digits stay on the PBX: plain forwarding")
+      + "; `--other-digits` chooses).")
     w("")
     _summary(result, w)
     _targets(result, w)

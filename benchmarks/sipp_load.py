@@ -11,7 +11,6 @@ import csv
 import math
 import os
 import signal
-import socket
 import string
 import subprocess
 import time
@@ -33,25 +32,6 @@ class Endpoint:
     ip: str
     port: int  # SIP, UDP
     media_port: int  # RTP; SIPp also uses media_port + 2
-
-
-def free_media_port(ip: str) -> int:
-    """An even UDP port p with p and p+2 free (SIPp's RTP echo binds both)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind((ip, 0))
-            port = probe.getsockname()[1]
-        if port % 2 or port + 2 > 65535:
-            continue
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp, \
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second:
-                rtp.bind((ip, port))
-                second.bind((ip, port + 2))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError(f"no free media port pair on {ip}")
 
 
 def udp_bound(ip: str, port: int) -> bool:

@@ -30,7 +30,7 @@ from benchmarks.profiling import PySpy
 from benchmarks.promhist import Histogram, counter, samples
 from benchmarks.results import StepResult, TransferFigures
 from benchmarks.settings import DID, PHONES_IP, TARGET, Settings
-from benchmarks.sipp_load import SCENARIOS, Endpoint, SippUac, SippUas, free_media_port
+from benchmarks.sipp_load import SCENARIOS, Endpoint, SippUac, SippUas
 from benchmarks.steps import (
     NoCallPlaced,
     StepStart,
@@ -41,7 +41,7 @@ from benchmarks.steps import (
     with_one_retry,
 )
 from benchmarks.watch import watch_until_done
-from controller.stack import LocalStack, StackOptions, free_port
+from controller.stack import LocalStack, StackOptions, free_media_port, free_port
 
 CLIENT_SCENARIO = SCENARIOS / "xfer_client.xml"
 A_SCENARIO = SCENARIOS / "xfer_a.xml"

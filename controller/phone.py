@@ -13,7 +13,7 @@ from pathlib import Path
 
 from controller.rtp_party import RtpParty
 from controller.sipp import SippParty
-from controller.stack import free_port
+from controller.stack import free_media_port, free_port
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Phone:
         if domain:
             keys["from_domain"] = domain
         # ports checked free on the phone's own address: another phone's RTP socket there is what collides
-        party = SippParty(name, scenario, (ip, port or free_port(address=ip)), free_port(address=ip), log_dir,
+        party = SippParty(name, scenario, (ip, port or free_port(address=ip)), free_media_port(ip), log_dir,
                           remote=proxy, service=service, keys=keys, pause_ms=pause_ms, auth=auth).start()
         if proxy is None:
             party.wait_bound()

@@ -6,6 +6,7 @@ there is one code path to trust. Rendered configs, logs and pids go under one ru
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -55,6 +56,29 @@ def free_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> int
                 continue
         return port
     raise RuntimeError("no free port found")
+
+
+# SIPp's media ports come from below the kernel's ephemeral range (32768 and up on Linux): a socket
+# bound to port 0 meanwhile, by any process, can then never take the port between the check and
+# SIPp's own bind. rtpengine's ranges (tests 20000-29999, benchmarks 10000-19999) stay clear of it.
+_MEDIA_PORTS = itertools.cycle(range(30000, 32764, 4))
+
+
+def free_media_port(address: str) -> int:
+    """An even UDP port p with p..p+3 free on `address` (SIPp binds RTP and RTCP, audio and video)."""
+    for _ in range(700):
+        port = next(_MEDIA_PORTS)
+        sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]
+        try:
+            for offset, sock in enumerate(sockets):
+                sock.bind((address, port + offset))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return port
+    raise RuntimeError(f"no free media port block on {address}")
 
 
 class FreePorts:

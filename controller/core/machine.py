@@ -351,6 +351,8 @@ class Transfer:
     state: TransferState = TransferState.COLLECTING
     number: str | None = None
     digits: str = ""
+    #: More digits came than the tenant's longest number: refused when the number ends.
+    too_long: bool = False
     target_kind: TargetKind | None = None
     #: Originated legs towards B, in order (several for a department).
     branches: list[str] = field(default_factory=list)
@@ -395,12 +397,15 @@ class Transfer:
 
     def on_number_digit(self, event: Event, digit: str) -> State:
         conv = self.conv
-        if len(self.digits) >= conv.settings.max_number_length:
-            return _T.COLLECTING
-        self.digits += digit
         conv.cancel_timer(_INTERDIGIT)
-        if conv.settings.number_is_complete(self.digits):
-            return self.begin(self.digits)
+        if len(self.digits) >= conv.settings.max_number_length:
+            # an over-long number is refused when it ends, never cut short and dialled; its digits
+            # are still absorbed meanwhile
+            self.too_long = True
+        else:
+            self.digits += digit
+            if conv.settings.number_is_complete(self.digits):
+                return self.begin(self.digits)
         conv.start_timer(_INTERDIGIT, conv.settings.interdigit_timeout_s)
         return _T.COLLECTING
 
@@ -408,6 +413,8 @@ class Transfer:
         if not self.digits:
             self.finish(OutcomeKind.CANCELLED, cause="no_number")
             return _C.TALKING
+        if self.too_long:
+            return self._refuse("too_long", self.conv.settings.prompts.unknown_number)
         return self.begin(self.digits)
 
     def begin(self, number: str) -> State:
@@ -842,6 +849,7 @@ class Transfer:
             "state": self.state.value,
             "number": self.number,
             "digits": self.digits,
+            "too_long": self.too_long,
             "target_kind": _opt(self.target_kind),
             "branches": list(self.branches),
             "failures": dict(self.failures),
@@ -864,6 +872,7 @@ class Transfer:
             state=TransferState(d["state"]),
             number=d["number"],
             digits=d["digits"],
+            too_long=d.get("too_long", False),  # snapshots from before the flag
             target_kind=None if d["target_kind"] is None else TargetKind(d["target_kind"]),
             branches=list(d["branches"]),
             failures=dict(d["failures"]),

@@ -25,7 +25,15 @@ import yaml
 from controller.credentials import redis_kwargs
 from controller.phone import Phone
 from controller.sipp import SippParty
-from controller.stack import REPO_ROOT, FreePorts, LocalStack, StackOptions, free_port, with_free_ports
+from controller.stack import (
+    REPO_ROOT,
+    FreePorts,
+    LocalStack,
+    StackOptions,
+    free_media_port,
+    free_port,
+    with_free_ports,
+)
 
 TRUNK_IP = "127.0.0.2"
 PHONES_IP = "127.0.0.3"
@@ -133,7 +141,7 @@ class Stack:
 
     def party(self, name: str, scenario: str, ip: str, port: int | None = None, **kw: Any) -> SippParty:
         unique = f"{name}-{next(_counter)}"
-        return SippParty(unique, scenario, (ip, port or free_port(address=ip)), free_port(address=ip),
+        return SippParty(unique, scenario, (ip, port or free_port(address=ip)), free_media_port(ip),
                          self.sipp_dir, **kw)
 
     def employee(self, ext: str, *, ring_ms: int = 200) -> SippParty:

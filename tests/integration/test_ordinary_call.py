@@ -66,6 +66,12 @@ def test_trunk_call_to_did_reaches_employee_with_media_both_ways(stack: Stack) -
                    timeout=5, what="per-call keys to expire")
     assert stack.events_for_call(call_id)  # the event log outlives the call's keys
 
+    # Kamailio's routing question carried its credentials the first time: no refused callback (an
+    # HTTP client that waits for a 401 challenge would cost every call a second round trip)
+    metrics = httpx.get(stack.local.controller_url + "/metrics", timeout=5,
+                        headers={"Authorization": f"Bearer {stack.local.node.secrets.metrics}"}).text
+    assert 'xfer_errors_total{component="unauthorized"}' not in metrics, "a callback was refused"
+
 
 def test_registered_employee_is_reachable(stack: Stack) -> None:
     vera_port = stack.party("unused", "x", PHONES_IP).local[1]

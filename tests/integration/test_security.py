@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import stat
+import threading
 import time
 from collections.abc import Iterator
 
@@ -19,8 +20,9 @@ import httpx
 import pytest
 import redis
 
+from controller.credentials import CONTROLLER_RPC_USER
 from controller.phone import Phone, wait_until
-from tests.integration.calls import connect, sip_call_id
+from tests.integration.calls import connect, sip_call_id, target
 from tests.integration.conftest import PHONES_IP, TRUNK_IP, Stack
 from tests.integration.sip_probe import SDP, SipProbe, SipSink, digest, final
 
@@ -194,6 +196,14 @@ def test_control_interfaces_refuse_strangers(stack: Stack) -> None:
     assert httpx.get(local.controller_url + "/metrics", timeout=5).status_code == 401
     token = {"Authorization": f"Bearer {local.node.secrets.metrics}"}
     assert httpx.get(local.controller_url + "/metrics", headers=token, timeout=5).status_code == 200
+    # even with Kamailio's credentials, bad input is a JSON-RPC error or 413, never a 5xx
+    kamailio = (CONTROLLER_RPC_USER, local.node.secrets.controller_rpc)
+    infinite = b'{"jsonrpc":"2.0","method":"route.invite","id":1,"params":{"source_port":Infinity}}'
+    reply = httpx.post(local.controller_url + "/rpc", content=infinite, timeout=5, auth=kamailio,
+                       headers={"Content-Type": "application/json"})
+    assert reply.status_code == 200 and reply.json()["error"]["code"] == -32700
+    huge = {"jsonrpc": "2.0", "method": "route.invite", "id": 1, "params": {"from_user": "x" * 100_000}}
+    assert httpx.post(local.controller_url + "/rpc", json=huge, timeout=5, auth=kamailio).status_code == 413
     # Redis: nothing without the password
     r = local.node.redis
     with pytest.raises(redis.AuthenticationError):
@@ -234,3 +244,35 @@ def test_forged_dtmf_datagrams_cannot_start_a_transfer(stack: Stack, people: lis
                 and e["data"].get("call_id") == call_id], "forged digits started a transfer"
     assert trunk.requests() == [], "forged digits dialled out"
     assert client.sipp.wait() == 0, client.sipp.describe_failure()
+
+
+@pytest.mark.parametrize(("dialled", "cause"), [
+    ("79161234567", "own_number"),  # the client's own number, written without its '+'
+    ("74951110000", "own_number"),  # the tenant's own DID
+    ("81019005550123", "not_allowed"),  # abroad (international prefix 810): not in the allowed prefixes
+    ("7916123456789012345678901", "too_long"),  # more digits than any number has: refused, never cut short
+])
+def test_transfer_targets_that_toll_fraud_would_use_are_refused(stack: Stack, people: list[Phone], trunk: SipSink,
+                                                                dialled: str, cause: str) -> None:
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=14000)
+    a.voice.send_dtmf(a.rtpengine(), "#" + dialled, gap_s=0.05)
+    event = stack.wait_event(sip_call_id(client), "transfer.refused")
+    assert event["data"]["cause"] == cause, event["data"]
+    heard, prompt = a.hears(1.0)
+    assert prompt > 10, f"A heard no refusal prompt: {heard}, other={prompt}"
+    assert trunk.requests() == [], "the refused number was dialled out"
+    assert client.voice.digits == [], "A's digits reached the client"
+
+
+def test_the_clients_digit_never_hides_the_employees(stack: Stack, people: list[Phone]) -> None:
+    """The client presses # a tenth of a second before A: A's #101 still starts A's transfer."""
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=9000)
+    b = target(stack, people, "boris", "101", "employee_ring_until_cancel.xml")
+    pressing = threading.Thread(target=client.press, args=("#",))
+    pressing.start()
+    time.sleep(0.1)
+    a.press("#101")
+    pressing.join()
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), timeout=8, what="B's INVITE")
+    a.press("*")
+    wait_until(lambda: "CANCEL" in b.sipp.received_requests(), what="B's CANCEL")

@@ -16,6 +16,8 @@ from controller.core import (
     LegAnswered,
     OutcomeKind,
     PassDigit,
+    PlayPrompt,
+    RecordOutcome,
     ResolveTarget,
     Settings,
     StartTimer,
@@ -174,11 +176,16 @@ def test_symbols_are_not_part_of_a_number(direction):
     assert conv.transfer.number == "123"
 
 
-def test_number_length_is_capped():
+def test_an_over_long_number_is_refused_never_cut_short_and_dialled():
     conv = start(settings=make_settings(max_number_length=4))
     press(conv, "#123456")
-    fire(conv, "interdigit")
-    assert conv.transfer.number == "1234"
+    assert conv.effective_state is COLLECTING  # the extra digits are absorbed meanwhile
+    actions = fire(conv, "interdigit")
+    assert not [a for a in actions if isinstance(a, ResolveTarget)], actions
+    assert PlayPrompt(A, "transfer_unknown_number") in actions
+    (done,) = [a for a in actions if isinstance(a, RecordOutcome)]
+    assert (done.kind, done.cause) == (OutcomeKind.REFUSED, "too_long")  # numbering.Refusal.TOO_LONG
+    assert conv.state is TALKING
 
 
 # -- whose digits count -------------------------------------------------------------------
