@@ -102,24 +102,28 @@ class MediaExecutor:
                 if self._on_digit_passed is not None:
                     self._on_digit_passed(call_id, leg, digit)
                 await ng.request("play DTMF", call_id=call_id, from_tag=leg, code=digit, duration=PASSED_DIGIT_MS)
-            case BridgeMedia(leg_a=a, leg_b=b):
-                await self.bridge(call_id, a, b)
+            case BridgeMedia(leg_a=a, leg_b=b, muted=muted):
+                await self.bridge(call_id, a, b, muted)
             case StartConference():
                 raise MediaUnsupported("rtpengine 10.5 cannot mix a three-way conference")
             case _:
                 raise TypeError(f"not a media action: {action!r}")
         return None
 
-    async def bridge(self, call_id: str, a: str, b: str) -> None:
+    async def bridge(self, call_id: str, a: str, b: str, muted: tuple[str, ...] = ()) -> None:
         """Re-pair a and b: an offer/answer between their tags with SDPs of their real endpoints.
         A tag keeps sending to its old port and rtpengine follows the new pairing; the previous
-        partners are no longer paired with them, so any block on a or b is lifted."""
+        partners are no longer paired with them, so any block on a or b is lifted, except on the
+        `muted` ones, which are blocked first so that not one packet reaches the new partner."""
+        for tag in muted:
+            await self.ng.block_media(call_id, tag)
         query = await self.ng.query(call_id)
         sdp_a, sdp_b = leg_media(query, a).sdp(), leg_media(query, b).sdp()
         await self.ng.offer(call_id, a, sdp_a, to_tag=b)
         await self.ng.answer(call_id, a, b, sdp_b)
         for tag in (a, b):
-            await self.ng.unblock_media(call_id, tag)
+            if tag not in muted:
+                await self.ng.unblock_media(call_id, tag)
 
     async def _stop_media(self, call_id: str, leg: str) -> None:
         try:

@@ -54,6 +54,8 @@ CONFIG_KEY = web.AppKey("config", Config)
 CACHE_DIR_KEY = web.AppKey("cache_dir", Path)
 VOICEMAIL_DIR_KEY = web.AppKey("voicemail_dir", Path)
 STATE_KEY = web.AppKey("state", dict)
+BODY_READ_TIMEOUT_S = 2.0  # a callback's body arrives at once; a slow one is cut (408)
+KEEPALIVE_TIMEOUT_S = 15.0  # an idle kept-alive connection is closed (Kamailio reconnects when it needs to)
 
 
 def registrar_entries(config: Config) -> dict[str, str]:
@@ -189,7 +191,13 @@ async def authorize(request: web.Request, handler: Any) -> web.StreamResponse:
 
 async def handle_rpc(request: web.Request) -> web.Response:
     callbacks: Callbacks = request.app[STATE_KEY]["callbacks"]
-    reply = await callbacks.handle(await request.read())
+    try:
+        # Kamailio sends a callback in one go: a body that trickles in holds a connection for nothing
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            body = await request.read()
+    except TimeoutError:
+        return web.Response(status=408, text="request body too slow\n")
+    reply = await callbacks.handle(body)
     if reply is None:
         return web.Response(status=204)
     return web.Response(body=json.dumps(reply).encode(), content_type="application/json")
@@ -230,4 +238,5 @@ def serve(config: Config, cache_dir: Path, voicemail_dir: Path) -> None:
     # libuv's event loop: socket I/O is the controller's largest cost under load (docs/BENCHMARKS.md)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(build_app(config, cache_dir, voicemail_dir), host=config.node.controller.address,
-                port=config.node.controller.port, access_log=None, print=None, shutdown_timeout=5)
+                port=config.node.controller.port, access_log=None, print=None, shutdown_timeout=5,
+                keepalive_timeout=KEEPALIVE_TIMEOUT_S)

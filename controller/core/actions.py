@@ -121,10 +121,14 @@ class PassDigit(Action):
 
 @dataclass(frozen=True)
 class BridgeMedia(Action):
-    """Re-pair ``leg_a`` and ``leg_b`` in rtpengine so they hear each other (and only each other)."""
+    """Re-pair ``leg_a`` and ``leg_b`` in rtpengine so they hear each other (and only each other).
+
+    A re-pairing lifts the blocks on both tags, except on those in ``muted``: they are blocked before
+    the re-pairing and stay so (nobody hears them, not even for the first packet)."""
 
     leg_a: str
     leg_b: str
+    muted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

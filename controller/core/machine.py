@@ -690,7 +690,7 @@ class Transfer:
         # warning and nothing else) and the prompts play on top.
         conv.stop_media(a)
         if conv.partner_of(a) != client or conv.partner_of(client) != a:
-            conv.bridge(client, a)
+            conv.bridge(client, a, muted=(client, a))
         conv.block(a, client)
         conv.block(client, a)
         if warn_a:
@@ -1348,16 +1348,18 @@ class Conversation:
             del self._overlay[leg]
             self.emit(StopMedia(leg))
 
-    def bridge(self, leg_a: str, leg_b: str) -> None:
+    def bridge(self, leg_a: str, leg_b: str, *, muted: tuple[str, ...] = ()) -> None:
+        """Re-pair two legs; those in ``muted`` stay blocked towards the other (see BridgeMedia)."""
         for leg in (leg_a, leg_b):
             old = self._partner.pop(leg, None)
             if old is not None and old != _CONFERENCE and self._partner.get(old) == leg:
                 del self._partner[old]
         self._partner[leg_a] = leg_b
         self._partner[leg_b] = leg_a
-        # a re-pairing lifts rtpengine's blocks on both tags (see BridgeMedia)
+        # a re-pairing lifts rtpengine's blocks on both tags (see BridgeMedia), but for the muted ones
         self._blocked = {pair for pair in self._blocked if pair[0] not in (leg_a, leg_b)}
-        self.emit(BridgeMedia(leg_a, leg_b))
+        self._blocked |= {(leg, leg_b if leg == leg_a else leg_a) for leg in muted}
+        self.emit(BridgeMedia(leg_a, leg_b, muted))
 
     def start_conference(self, legs: tuple[str, ...]) -> None:
         for leg in legs:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 
-from controller.credentials import CONTROLLER_RPC_USER
+from controller.credentials import CONTROLLER_RPC_USER, basic_authorization
 from controller.phone import Phone, wait_until
 from tests.integration.calls import connect, sip_call_id, target
 from tests.integration.conftest import PHONES_IP, TRUNK_IP, Stack
@@ -276,3 +276,17 @@ def test_the_clients_digit_never_hides_the_employees(stack: Stack, people: list[
     wait_until(lambda: "INVITE" in b.sipp.received_requests(), timeout=8, what="B's INVITE")
     a.press("*")
     wait_until(lambda: "CANCEL" in b.sipp.received_requests(), what="B's CANCEL")
+
+
+def test_a_trickling_request_body_is_cut_off(stack: Stack) -> None:
+    """A half-open or slow connection with valid credentials does not hold the controller: 408."""
+    local = stack.local
+    auth = basic_authorization(CONTROLLER_RPC_USER, local.node.secrets.controller_rpc or "")
+    head = (f"POST /rpc HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 500\r\n\r\n")
+    with socket.create_connection((local.node.controller.address, local.node.controller.port), timeout=6) as conn:
+        conn.sendall(head.encode() + b'{"jsonrpc"')
+        started = time.monotonic()
+        reply = conn.recv(4096).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 408"), reply[:80]
+    assert time.monotonic() - started < 5

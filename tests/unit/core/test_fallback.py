@@ -10,7 +10,6 @@ import pytest
 
 from controller.core import (
     BlockDtmf,
-    BlockMedia,
     BridgeMedia,
     CancelLeg,
     CancelTimer,
@@ -162,9 +161,7 @@ def test_recall_with_warning_prompts(direction):
     assert norm(actions) == [
         CancelTimer("recall"),
         BlockDtmf(R1),  # A, rung again, is the transferor: their talk options stay the PBX's keys
-        BridgeMedia(CLIENT, R1),
-        BlockMedia(R1, CLIENT),  # each hears their warning and nothing else
-        BlockMedia(CLIENT, R1),
+        BridgeMedia(CLIENT, R1, muted=(CLIENT, R1)),  # each hears their warning and nothing else
         PlayPrompt(R1, "warn_a"),
         StopMedia(CLIENT),
         PlayPrompt(CLIENT, "warn_c"),

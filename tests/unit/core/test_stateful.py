@@ -200,7 +200,8 @@ class ActionModel:
                     del self.partner[old]
             self.partner[action.leg_a] = action.leg_b
             self.partner[action.leg_b] = action.leg_a
-            self.blocked -= {action.leg_a, action.leg_b}
+            self.blocked -= {action.leg_a, action.leg_b} - set(action.muted)
+            self.blocked |= set(action.muted)
         elif isinstance(action, StartConference):
             for leg in action.legs:
                 self.partner[leg] = "conference"
