@@ -23,7 +23,7 @@ import redis
 from controller.credentials import CONTROLLER_RPC_USER, basic_authorization
 from controller.phone import Phone, wait_until
 from tests.integration.calls import connect, sip_call_id, target
-from tests.integration.conftest import PHONES_IP, TRUNK_IP, Stack
+from tests.integration.conftest import PHONES_IP, TRUNK_IP, Stack, make_test_config, start_stack
 from tests.integration.sip_probe import SDP, SipProbe, SipSink, digest, final
 
 pytestmark = pytest.mark.integration
@@ -290,3 +290,35 @@ def test_a_trickling_request_body_is_cut_off(stack: Stack) -> None:
         reply = conn.recv(4096).decode(errors="replace")
     assert reply.startswith("HTTP/1.1 408"), reply[:80]
     assert time.monotonic() - started < 5
+
+
+@pytest.fixture
+def lab_stack() -> Iterator[Stack]:
+    """A lab node: extension 100 has no password, which the node explicitly allows."""
+    data = make_test_config()
+    data["node"]["lab_allow_extensions_without_password"] = True
+    del data["tenants"]["acme"]["extensions"]["100"]["password"]
+    local = start_stack("lab", data)
+    try:
+        yield Stack(local)
+    finally:
+        local.stop()
+
+
+def test_a_lab_nodes_extension_without_a_password_calls_unchallenged(lab_stack: Stack) -> None:
+    stack = lab_stack
+    ip, port = stack.trunk
+    trunk = SipSink(ip, port)
+    phone = probe(stack, PHONES_IP)
+    try:
+        got = phone.request("INVITE", node_uri(stack, "+79161234567"), from_uri="sip:100@acme.test",
+                            body=SDP.format(ip=PHONES_IP, port=41010))
+        assert final(got) == 486, [r.status for r in got]  # the trunk's answer: the call went out
+        assert trunk.requests()[:1] == ["INVITE"]
+        # Boris still has a password: his calls are still challenged
+        got = phone.request("INVITE", node_uri(stack, "+79161234567"), from_uri="sip:101@acme.test",
+                            body=SDP.format(ip=PHONES_IP, port=41012))
+        assert final(got) == 407, [r.status for r in got]
+    finally:
+        phone.close()
+        trunk.close()
