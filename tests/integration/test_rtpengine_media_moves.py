@@ -113,3 +113,56 @@ async def test_hold_consult_and_repair_inside_one_call(ng: RtpengineNg, music: P
     finally:
         for p in everyone:
             p.close()
+
+
+async def test_a_re_paired_party_keeps_getting_its_old_partners_stream_unless_that_is_blocked(
+        ng: RtpengineNg, music: Path) -> None:
+    """Why the client on hold is blocked too: re-pairing A with B re-offers A's tag only, and rtpengine
+    10.5 keeps forwarding the client's stream to A's port, so A would hear B and the client mixed."""
+    C, A, B = RtpParty("C", C_MARK), RtpParty("A", A_MARK), RtpParty("B", B_MARK)
+    everyone = (C, A, B)
+    try:
+        to_a = media_port((await ng.offer(CALL, "C", C.sdp()))["sdp"])
+        to_c = media_port((await ng.answer(CALL, "C", "A", A.sdp()))["sdp"])
+        await ng.block_media(CALL, "A")
+        await ng.play_media(CALL, "C", str(music), repeat_times=100)
+        to_b = media_port((await ng.offer(CALL, "A", A.sdp("2"), to_tag="B"))["sdp"])
+        await ng.answer(CALL, "A", "B", B.sdp())
+        await ng.unblock_media(CALL, "A")
+        # everyone talks: A gets B's stream AND the client's (the leak)
+        heard = await exchange((C, rtp(to_c)), (A, rtp(to_a)), (B, rtp(to_b)), parties=everyone)
+        assert heard["A"][0].get(B_MARK, 0) >= 10 and heard["A"][0].get(C_MARK, 0) >= 10, heard
+        # blocking the client's tag stops it; the music still reaches the client (a block is on what a tag sends)
+        await ng.block_media(CALL, "C")
+        heard = await exchange((C, rtp(to_c)), (A, rtp(to_a)), (B, rtp(to_b)), parties=everyone)
+        assert heard["A"][0] == {B_MARK: heard["A"][0].get(B_MARK, 0)} and heard["A"][0][B_MARK] >= 10, heard
+        assert len(A.received()[0]) == 1, f"A gets more than one stream: {A.received()[0]}"
+        assert heard["C"][0] == {} and heard["C"][1] >= 5, f"the client on hold: {heard['C']}"
+    finally:
+        for p in everyone:
+            p.close()
+
+
+@pytest.mark.parametrize("offered_with_inject", [True, False])
+async def test_play_dtmf_reaches_the_other_side_only_in_a_call_offered_with_inject_dtmf(
+        ng: RtpengineNg, offered_with_inject: bool) -> None:
+    """What the talk options rely on: a blocked party's RFC 4733 events are dropped (and still reported),
+    and `play DTMF` from that party reaches the other side only when the call was offered and answered
+    with `inject DTMF` (Kamailio adds it for tenants that pass digits on); without it, nothing."""
+    C, A = RtpParty("C", C_MARK), RtpParty("A", A_MARK)
+    flags = {"flags": ["inject DTMF"]} if offered_with_inject else {}
+    try:
+        to_a = media_port((await ng.offer(CALL, "C", C.sdp(), **flags))["sdp"])
+        await ng.answer(CALL, "C", "A", A.sdp(), **flags)
+        await asyncio.to_thread(A.send, rtp(to_a), 10)  # a talking party: its stream is up
+        await ng.request("block DTMF", call_id=CALL, from_tag="A")
+        await asyncio.to_thread(A.send_dtmf, rtp(to_a), "#", 0.1)
+        await asyncio.sleep(0.3)
+        assert C.digits == [], "a blocked party's digit reached the other side"
+        await ng.request("play DTMF", call_id=CALL, from_tag="A", code="5", duration=160)
+        await asyncio.to_thread(A.send, rtp(to_a), 30)  # the injector rides on A's running stream
+        await asyncio.sleep(0.3)
+        assert C.digits == (["5"] if offered_with_inject else []), C.digits
+    finally:
+        C.close()
+        A.close()
