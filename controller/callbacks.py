@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -54,19 +54,12 @@ def clip(value: str, limit: int = MAX_TEXT) -> str:
 
 @dataclass(frozen=True, slots=True)
 class InviteParams:
-    """route.invite's params, checked: bounded strings, an IP address, a port number."""
+    """route.invite's params, checked: bounded strings, an IP address, a port number. The routing facts
+    are `facts` (its conversation id is given when the call is routed); the rest is bookkeeping."""
 
-    call_id: str
-    source_ip: str
-    source_port: int
-    from_user: str
-    from_domain: str
-    ruri_user: str
-    ruri_domain: str
+    facts: InviteFacts
     from_tag: str
     xfer_leg: str  # "" unless the INVITE is of a leg the controller originated
-    peer: str  # who Kamailio says sent it: "trunk", "phone" (authenticated) or "node"
-    auth_user: str  # the phone's authenticated user ("" for a trunk or the node)
 
     @classmethod
     def parse(cls, params: dict[str, Any]) -> InviteParams:
@@ -79,21 +72,14 @@ class InviteParams:
         source_ip = text("source_ip")
         if normalize_ip(source_ip) is None:
             raise invalid_param("source_ip", "must be an IP address")
-        return cls(
+        facts = InviteFacts(
             call_id=call_id, source_ip=source_ip, source_port=int_param(params, "source_port", low=0, high=65535),
             from_user=text("from_user"), from_domain=text("from_domain"),
-            ruri_user=text("ruri_user"), ruri_domain=text("ruri_domain"),
-            from_tag=text("from_tag", default=""), xfer_leg=text("xfer_leg", default=""),
+            ruri_user=text("ruri_user"), ruri_domain=text("ruri_domain"), conversation_id="",
+            # who Kamailio says sent it: "trunk", "phone" (authenticated as auth_user) or "node"
             peer=text("peer", default=""), auth_user=text("auth_user", default=""),
         )
-
-    def facts(self, conversation_id: str) -> InviteFacts:
-        return InviteFacts(
-            call_id=self.call_id, source_ip=self.source_ip, source_port=self.source_port,
-            from_user=self.from_user, from_domain=self.from_domain, ruri_user=self.ruri_user,
-            ruri_domain=self.ruri_domain, conversation_id=conversation_id, peer=self.peer,
-            auth_user=self.auth_user,
-        )
+        return cls(facts, from_tag=text("from_tag", default=""), xfer_leg=text("xfer_leg", default=""))
 
 
 class Callbacks:
@@ -137,10 +123,10 @@ class Callbacks:
     async def route_invite(self, params: dict[str, Any]) -> dict[str, Any]:
         invite = InviteParams.parse(params)
         if invite.xfer_leg:
-            if invite.peer != "node":
+            if invite.facts.peer != "node":
                 raise invalid_param("xfer_leg", "only from the node itself")
-            return await self.route_transfer_leg(invite.xfer_leg, invite.call_id)
-        facts = invite.facts(uuid.uuid4().hex)
+            return await self.route_transfer_leg(invite.xfer_leg, invite.facts.call_id)
+        facts = replace(invite.facts, conversation_id=uuid.uuid4().hex)
         call_id, from_user, ruri_user = clip(facts.call_id, MAX_CALL_ID), clip(facts.from_user), clip(facts.ruri_user)
 
         decision = decide_route(self.config, facts)
