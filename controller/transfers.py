@@ -356,7 +356,7 @@ class TransferEngine:
         media = leg_media(await self.media.ng.query(io.ng_call_id), anchor)
         targets = [{"uri": d.removeprefix(LOOKUP_PREFIX), "lookup": int(d.startswith(LOOKUP_PREFIX))} for d in dial]
         tenant = self.config.tenants[io.tenant_id]
-        target_user = targets[0]["uri"].split(":", 1)[1].split("@", 1)[0]
+        target_user = _number_of(dial[0]) or ""
         call_id = await self.sip.originate(
             conversation_id=io.conversation_id, leg_id=leg, targets=targets, target_user=target_user,
             domain=tenant.domain, caller_id=caller_id, sdp=media.sdp(),
