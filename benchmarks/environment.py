@@ -16,7 +16,7 @@ from benchmarks.probes import ControllerProbe, KamailioProbe, RedisProbe, Rtpeng
 from benchmarks.procstat import CpuMeter
 from benchmarks.settings import EXTENSION, PHONES_IP, TRUNK_IP, Settings
 from benchmarks.sipp_load import Endpoint, SippUas
-from controller.stack import REPO_ROOT, LocalStack, StackOptions, free_media_port, free_port, with_free_ports
+from controller.devstack.stack import REPO_ROOT, LocalStack, StackOptions, free_media_port, free_port, with_free_ports
 
 
 def bench_config(uas: Endpoint, settings: Settings) -> dict[str, Any]:

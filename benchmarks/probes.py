@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import redis
 
+from controller.adapters.redis_store import EVENTS_STREAM
 from controller.codecs import bencode
 from controller.credentials import redis_kwargs
-from controller.stack import EVENT_STREAM, LocalStack
-from controller.store import EVENTS_STREAM
+from controller.devstack.stack import EVENT_STREAM, LocalStack
 
 
 @dataclass(frozen=True)

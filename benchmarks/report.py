@@ -13,7 +13,7 @@ from benchmarks.results import (
     ProfileSummary,
     StepResult,
 )
-from controller.store import ConversationStore
+from controller.adapters.redis_store import ConversationStore
 
 TITLES = {"baseline": "Baseline: plain Kamailio + rtpengine", "full": "Full stack: + controller and Redis"}
 
@@ -532,7 +532,7 @@ def _method(result: BenchResult, w) -> None:
                                              if st.setup_tick_ms})) or "1"
     w("## Method\n")
     w(f"""- One run measures both modes on this machine, one after the other, each with its own stack
-  (`controller.stack.LocalStack`, everything on loopback). **Baseline**: `with_controller=False`: Kamailio
+  (`controller.devstack.stack.LocalStack`, everything on loopback). **Baseline**: `with_controller=False`: Kamailio
   relays every new INVITE straight to the answering SIPp with the same record-routing, dialog tracking and
   rtpengine anchoring, but asks no controller and writes nothing to Redis. **Full stack**: Kamailio asks the
   controller once per INVITE (JSON-RPC over HTTP from an async worker) and appends call notifications to

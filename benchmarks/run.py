@@ -44,8 +44,8 @@ from benchmarks.settings import (
 )
 from benchmarks.steps import run_step
 from benchmarks.transfers import KINDS, TransferEnvironment, run_transfer_step, timeline
-from controller import stack as stack_module
-from controller.stack import REPO_ROOT
+from controller.devstack import stack as stack_module
+from controller.devstack.stack import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "BENCHMARKS.md"
 CALL_MODES = ("baseline", "full")

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.processes import ManagedProcess
+from controller.devstack.processes import ManagedProcess
 
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
 UAC_SCENARIO = SCENARIOS / "uac.xml"

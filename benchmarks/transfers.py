@@ -41,7 +41,7 @@ from benchmarks.steps import (
     with_one_retry,
 )
 from benchmarks.watch import watch_until_done
-from controller.stack import LocalStack, StackOptions, free_media_port, free_port
+from controller.devstack.stack import LocalStack, StackOptions, free_media_port, free_port
 
 CLIENT_SCENARIO = SCENARIOS / "xfer_client.xml"
 A_SCENARIO = SCENARIOS / "xfer_a.xml"

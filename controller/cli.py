@@ -44,7 +44,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from controller.logs import setup_logging
-    from controller.service import serve
+    from controller.service.app import serve
 
     setup_logging(args.log_level)
     try:
@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_stack(args: argparse.Namespace) -> int:
     import yaml
 
-    from controller.stack import LocalStack
+    from controller.devstack.stack import LocalStack
 
     data = yaml.safe_load(Path(args.config).read_text())
     stack = LocalStack(data, args.run_dir / "stack")
@@ -91,7 +91,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from controller.demo import run_demo
+    from controller.devstack.demo import run_demo
 
     return run_demo(Path(args.config), args.run_dir / "demo")
 
@@ -99,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_voicemails(args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
-    from controller.voicemail import list_voicemails
+    from controller.adapters.voicemail import list_voicemails
 
     config = load_config(args.config)
 
@@ -125,7 +125,7 @@ def cmd_voicemails(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
-    from controller.store import ConversationStore
+    from controller.adapters.redis_store import ConversationStore
 
     config = load_config(args.config)
 

@@ -2,7 +2,7 @@
 
 Prompt and music names the machine passes around are opaque strings; we encode where the audio comes
 from in them, and `prompt_source()` decodes them when the service plays one:
-  system:<name>                  a system tone or announcement (controller.prompts)
+  system:<name>                  a system tone or announcement (controller.adapters.prompts)
   tts:<fallback>:<voice>:<text>  the tenant's text, spoken by espeak-ng
   file:<fallback>:<path>         the tenant's own audio file
 <fallback> is the system prompt played instead when the tenant's audio cannot be produced.

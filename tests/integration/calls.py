@@ -7,7 +7,7 @@ import itertools
 import time
 from collections.abc import Callable
 
-from controller.phone import Phone, exchange, wait_until
+from controller.devstack.phone import Phone, exchange, wait_until
 from tests.integration.conftest import CLIENT_NUMBER, PHONES_IP, TRUNK_IP, Stack
 
 _names = itertools.count()

@@ -23,9 +23,9 @@ import redis
 import yaml
 
 from controller.credentials import redis_kwargs
-from controller.phone import Phone
-from controller.sipp import SippParty
-from controller.stack import (
+from controller.devstack.phone import Phone
+from controller.devstack.sipp import SippParty
+from controller.devstack.stack import (
     REPO_ROOT,
     FreePorts,
     LocalStack,

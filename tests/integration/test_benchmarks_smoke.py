@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from controller.stack import REPO_ROOT
+from controller.devstack.stack import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.phone import Phone, wait_until
-from controller.stack import free_port
+from controller.devstack.phone import Phone, wait_until
+from controller.devstack.stack import free_port
 from tests.integration.calls import CLIENT, A, B, assert_talking, eventually, gone, person, sip_call_id, target
 from tests.integration.conftest import CLIENT_NUMBER, PHONES_IP, TRUNK_IP, Stack
 

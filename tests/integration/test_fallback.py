@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.phone import Phone, exchange, wait_until
-from controller.stack import StackOptions
+from controller.devstack.phone import Phone, exchange, wait_until
+from controller.devstack.stack import StackOptions
 from tests.integration.calls import (
     CLIENT,
     A,

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from controller.adapters.rtpengine_ng import RtpengineNg
-from controller.media_stats import MediaWatcher
+from controller.devstack.media_stats import MediaWatcher
 from tests.integration.conftest import CLIENT_NUMBER, PHONES_IP, Stack
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from controller.adapters.rtpengine_ng import RtpengineNg
-from controller.rtp_party import RtpParty, media_port
-from controller.stack import LocalStack
+from controller.devstack.rtp_party import RtpParty, media_port
+from controller.devstack.stack import LocalStack
 from tests.integration.conftest import RUN_ROOT, make_test_config
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from controller.credentials import CONTROLLER_RPC_USER, basic_authorization
-from controller.phone import Phone, wait_until
+from controller.devstack.phone import Phone, wait_until
 from tests.integration.calls import connect, sip_call_id, target
 from tests.integration.conftest import PHONES_IP, TRUNK_IP, Stack, make_test_config, start_stack
 from tests.integration.sip_probe import SDP, SipProbe, SipSink, digest, final

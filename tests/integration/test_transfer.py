@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from controller.phone import Phone, wait_until
+from controller.devstack.phone import Phone, wait_until
 from tests.integration.calls import (
     CLIENT,
     A,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from controller.callbacks import MAX_CALL_ID, MAX_TEXT, Callbacks
 from controller.config import load_config
 from controller.metrics import Metrics
+from controller.service.callbacks import MAX_CALL_ID, MAX_TEXT, Callbacks
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 CONFIG = load_config(EXAMPLE)
@@ -207,7 +207,7 @@ async def test_bad_input_gets_a_json_rpc_error_and_writes_nothing(
 async def test_an_unknown_method_name_is_clipped_in_the_reply_and_the_log(
     store: FakeStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="controller.callbacks"):
+    with caplog.at_level(logging.WARNING, logger="controller.service.callbacks"):
         reply = await make_callbacks(store).handle(request(INVITE, method="m" * 50_000, id=3))
     assert reply is not None
     assert reply["error"]["code"] == NO_METHOD
@@ -218,7 +218,7 @@ async def test_an_unknown_method_name_is_clipped_in_the_reply_and_the_log(
 
 async def test_log_lines_of_a_routed_call_are_bounded(store: FakeStore, caplog: pytest.LogCaptureFixture) -> None:
     longest = INVITE | {"call_id": "c" * MAX_CALL_ID, "from_user": "u" * MAX_TEXT, "ruri_user": "r" * MAX_TEXT}
-    with caplog.at_level(logging.DEBUG, logger="controller.callbacks"):
+    with caplog.at_level(logging.DEBUG, logger="controller.service.callbacks"):
         await make_callbacks(store).handle(request(longest))
         await make_callbacks(store).handle(_with(call_id="c" * 100_000))
     assert len(caplog.records) == 2

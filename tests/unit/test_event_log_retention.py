@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import store as store_module
-from controller.store import EVENTS_LENGTH_TRIM_EVERY, EVENTS_STREAM, ConversationStore
+from controller.adapters import redis_store as store_module
+from controller.adapters.redis_store import EVENTS_LENGTH_TRIM_EVERY, EVENTS_STREAM, ConversationStore
 
 
 class Pipe:

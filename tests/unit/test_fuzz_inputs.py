@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.adapters.dtmf import EVENT_DIGITS, DtmfEvent, parse_dtmf_datagram
-from controller.callbacks import MAX_CALL_ID, MAX_TEXT, ROUTE_PARAMS, Callbacks
 from controller.codecs.bencode import decode, encode
 from controller.codecs.jsonrpc import parse_response
 from controller.config import normalize_ip
 from controller.errors import BencodeError, JsonRpcError
 from controller.metrics import Metrics
+from controller.service.callbacks import MAX_CALL_ID, MAX_TEXT, ROUTE_PARAMS, Callbacks
 from tests.unit.test_callbacks import CONFIG, INVITE, FakeStore
 
 FUZZ = settings(max_examples=10_000, deadline=None,
@@ -116,7 +116,7 @@ class Endpoint:
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[Endpoint]:
     store, lines = FakeStore(), LongestLine()
-    logger = logging.getLogger("controller.callbacks")
+    logger = logging.getLogger("controller.service.callbacks")
     saved = logger.level, logger.propagate
     # every line is formatted (and measured), none goes to pytest's capture: that would cost seconds
     logger.setLevel(logging.DEBUG)

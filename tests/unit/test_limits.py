@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from controller.adapters.redis_limits import LIVE_KEY, MINUTE_KEY, MINUTE_TTL_S, OutsideTransferLimits
 from controller.config import load_config
 from controller.core import (
     Conversation,
@@ -21,11 +22,10 @@ from controller.core import (
 )
 from controller.core.machine import Leg
 from controller.core.types import LegRole, LegState, RejectReason, TargetKind
-from controller.limits import LIVE_KEY, MINUTE_KEY, MINUTE_TTL_S, OutsideTransferLimits
+from controller.engine.engine import ConversationIO, TransferEngine
 from controller.metrics import Metrics
 from controller.numbering import NumberingPlan
 from controller.tenant_settings import settings_for
-from controller.transfers import ConversationIO, TransferEngine
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 CONFIG = load_config(EXAMPLE)

@@ -3,7 +3,7 @@ side by side."""
 
 from __future__ import annotations
 
-from controller.notifications import group_by_conversation
+from controller.service.notifications import group_by_conversation
 
 
 def note(method: str, call_id: str) -> tuple[str, dict]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.media_executor import MediaExecutor
-from controller.prompts import PromptError, PromptLibrary
+from controller.adapters.prompts import PromptError, PromptLibrary
+from controller.adapters.rtpengine_media import MediaExecutor
 
 
 def fmt(path: Path) -> tuple[int, int, int]:
@@ -64,7 +64,7 @@ def test_an_unknown_system_prompt_is_an_error(tmp_path: Path) -> None:
 
 
 def test_the_recorder_answers_a_subscription_with_the_offered_codecs() -> None:
-    from controller.voicemail import recorder_answer
+    from controller.adapters.voicemail import recorder_answer
 
     offer = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
              "m=audio 30000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"

@@ -13,7 +13,7 @@ import yaml
 
 from controller.config import CONTROL_ENDPOINTS, ConfigError, parse_config
 from controller.credentials import basic_authorization, ha1, matches, new_secrets, redis_kwargs
-from controller.service import registrar_entries
+from controller.service.app import registrar_entries
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 

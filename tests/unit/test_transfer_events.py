@@ -9,7 +9,7 @@ import pytest
 from controller.core import LegAnswered, LegFailed, LegHungUp, LegRinging
 from controller.core.states import ConversationState as C
 from controller.core.states import TransferState as T
-from controller.transfers import ConversationIO, TransferEngine, _time_steps
+from controller.engine.engine import ConversationIO, TransferEngine, _time_steps
 
 
 def io(direction: str = "incoming") -> ConversationIO:
@@ -55,7 +55,7 @@ def test_leg_lookup_and_dialog_sides() -> None:
 
 def test_step_times_add_up_per_transfer_state(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter([1000, 1400, 1500, 5500, 5600])
-    monkeypatch.setattr("controller.transfers.now_ms", lambda: next(clock))
+    monkeypatch.setattr("controller.engine.engine.now_ms", lambda: next(clock))
     conv = io()
     path = [C.TALKING, T.COLLECTING, T.RESOLVING, T.BLIND_RINGING, T.RINGING_TRANSFEROR, C.TALKING]
     for before, after in itertools.pairwise(path):

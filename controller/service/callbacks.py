@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from controller.budget import PerSourceBudget
+from controller.adapters.redis_store import ConversationStore, now_ms
 from controller.codecs.jsonrpc import (
     Id,
     JsonRpcError,
@@ -36,7 +36,7 @@ from controller.config import Config, normalize_ip
 from controller.logs import call_logger
 from controller.metrics import Metrics
 from controller.routing import InviteFacts, RouteRejection, decide_route
-from controller.store import ConversationStore, now_ms
+from controller.service.budget import PerSourceBudget
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,13 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from controller.adapters.kamailio_sip import SipExecutor
+from controller.adapters.prompts import PromptError
+from controller.adapters.redis_limits import OutsideTransferLimits
+from controller.adapters.redis_store import ConversationStore, now_ms
+from controller.adapters.redis_timers import TimerStore
+from controller.adapters.rtpengine_media import MediaExecutor, PromptStarted, leg_media
+from controller.adapters.voicemail import VoicemailBox, new_voicemail
 from controller.config import Config, Tenant
 from controller.core import (
     Action,
@@ -57,18 +64,10 @@ from controller.core import (
 from controller.core.states import State, TransferState
 from controller.core.types import LegState, OutcomeKind, RejectReason, TargetKind
 from controller.errors import ControllerError
-from controller.leg_sip import leg_media
-from controller.limits import OutsideTransferLimits
 from controller.logs import call_logger
-from controller.media_executor import MediaExecutor, PromptStarted
 from controller.metrics import Metrics
-from controller.prompts import PromptError
 from controller.routing import NumberTargets, targets_for_number, targets_for_origin
-from controller.sip_executor import SipExecutor
-from controller.store import ConversationStore, now_ms
 from controller.tenant_settings import settings_for
-from controller.timers import TimerStore
-from controller.voicemail import VoicemailBox, new_voicemail
 
 log = logging.getLogger(__name__)
 

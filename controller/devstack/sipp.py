@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.processes import ManagedProcess
+from controller.devstack.processes import ManagedProcess
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "tests" / "sipp"
+SCENARIOS = Path(__file__).resolve().parents[2] / "tests" / "sipp"
 
 
 @dataclass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.leg_sip import LegMediaUnknown, build_originate, leg_media
+from controller.adapters.kamailio_sip import build_originate
+from controller.adapters.rtpengine_media import LegMediaUnknown, leg_media
 
 
 def query_reply(tag: str, address: str = "127.0.0.3", port: int = 40000, codec: str = "PCMA/8000") -> dict:

@@ -12,8 +12,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from controller.adapters.prompts import Prompt, PromptError, PromptLibrary
 from controller.adapters.rtpengine_ng import RtpengineNg
+from controller.codecs.sdp import TELEPHONE_EVENT, audio_sdp, static_codec
 from controller.core import (
     Action,
     BlockDtmf,
@@ -28,8 +31,6 @@ from controller.core import (
     UnblockMedia,
 )
 from controller.errors import RtpengineError
-from controller.leg_sip import leg_media
-from controller.prompts import Prompt, PromptError, PromptLibrary
 from controller.tenant_settings import prompt_source
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,39 @@ PASSED_DIGIT_MS = 160  # a passed-on digit lasts as long as a short key press (R
 
 #: Told when a digit is re-played: rtpengine reports it in its DTMF log as if the party had pressed it.
 DigitPassed = Callable[[str, str, str], None]  # (call-id, tag, digit)
+
+
+class LegMediaUnknown(LookupError):
+    """rtpengine does not know this leg's media (no such tag, or it never sent an SDP)."""
+
+
+@dataclass(frozen=True)
+class LegMedia:
+    address: str
+    port: int
+    codec: str
+
+    def sdp(self) -> str:
+        """The minimal SDP rtpengine needs to re-pair this party: its endpoint and its codec."""
+        return audio_sdp(self.address, self.port, [static_codec(self.codec), TELEPHONE_EVENT])
+
+
+def leg_media(query_reply: dict[str, Any], tag: str) -> LegMedia:
+    """The media endpoint and codec rtpengine has for party `tag`, from an ng `query` reply."""
+    info = (query_reply.get("tags") or {}).get(tag)
+    if not info:
+        raise LegMediaUnknown(f"rtpengine has no leg {tag!r}")
+    for media in info.get("medias") or []:
+        if media.get("type") != "audio":
+            continue
+        for stream in media.get("streams") or []:
+            if "RTP" not in (stream.get("flags") or []):
+                continue
+            endpoint = stream.get("advertised endpoint") or stream.get("endpoint") or {}
+            if endpoint.get("address") and endpoint.get("port"):
+                return LegMedia(str(endpoint["address"]), int(endpoint["port"]), str(media.get("codec") or "PCMA/8000"))
+    raise LegMediaUnknown(f"rtpengine has no audio endpoint for leg {tag!r}")
+
 
 
 class MediaUnsupported(RuntimeError):

@@ -13,16 +13,54 @@
 from __future__ import annotations
 
 import logging
+import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from controller.adapters.kamailio_rpc import KamailioRpc
+from controller.adapters.redis_store import ConversationStore
 from controller.errors import KamailioRpcError
-from controller.leg_sip import build_originate
-from controller.store import ConversationStore
 
 log = logging.getLogger(__name__)
 
 RING_TIMEOUT_MARGIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class OriginateRequest:
+    """Arguments of Kamailio's `tm.t_uac_start` for a leg the controller originates.
+
+    The INVITE goes to Kamailio itself (next hop), so it is routed, anchored and dialog-tracked like any
+    call; `X-Xfer-Leg` tells Kamailio's callback which pending leg it is (only trusted from Kamailio).
+    """
+
+    ruri: str
+    nexthop: str
+    headers: str
+    body: str
+    call_id: str
+
+    def rpc_params(self) -> list[str]:
+        return ["INVITE", self.ruri, self.nexthop, ".", self.headers, self.body]
+
+
+def build_originate(*, leg_id: str, target_user: str, domain: str, caller_id: str, proxy: str,
+                    sdp: str, call_id: str | None = None) -> OriginateRequest:
+    call_id = call_id or f"xfer-{secrets.token_hex(12)}"
+    identity = f"<sip:{caller_id}@{domain}>"
+    # no From tag: tm.t_uac_* adds its own, and a second one breaks the ACK (platform-notes.md)
+    headers = (
+        f"From: {identity}\r\n"
+        f"To: <sip:{target_user}@{domain}>\r\n"
+        f"Call-ID: {call_id}\r\n"
+        "CSeq: 1 INVITE\r\n"
+        f"Contact: <sip:xfer@{proxy}>\r\n"
+        f"P-Asserted-Identity: {identity}\r\n"
+        f"X-Xfer-Leg: {leg_id}\r\n"
+        "Content-Type: application/sdp\r\n"
+    )
+    return OriginateRequest(ruri=f"sip:{target_user}@{domain}", nexthop=f"sip:{proxy}", headers=headers,
+                            body=sdp, call_id=call_id)
 
 
 class SipExecutor:

@@ -26,8 +26,13 @@ from redis.asyncio import Redis
 
 from controller.adapters.dtmf import DtmfDeduplicator, DtmfEvent, start_dtmf_listener
 from controller.adapters.kamailio_rpc import KamailioRpc
+from controller.adapters.kamailio_sip import SipExecutor
+from controller.adapters.prompts import PromptLibrary
+from controller.adapters.redis_store import ConversationStore
+from controller.adapters.redis_timers import TimerLoop, TimerStore
+from controller.adapters.rtpengine_media import MediaExecutor
 from controller.adapters.rtpengine_ng import RtpengineNg
-from controller.callbacks import Callbacks
+from controller.adapters.voicemail import VoicemailBox
 from controller.config import Config
 from controller.credentials import (
     CONTROLLER_RPC_USER,
@@ -37,16 +42,11 @@ from controller.credentials import (
     matches,
     redis_kwargs,
 )
+from controller.engine.engine import TransferEngine
 from controller.logs import call_logger
-from controller.media_executor import MediaExecutor
 from controller.metrics import Metrics
-from controller.notifications import NotificationConsumer
-from controller.prompts import PromptLibrary
-from controller.sip_executor import SipExecutor
-from controller.store import ConversationStore
-from controller.timers import TimerLoop, TimerStore
-from controller.transfers import TransferEngine
-from controller.voicemail import VoicemailBox
+from controller.service.callbacks import Callbacks
+from controller.service.notifications import NotificationConsumer
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 from redis.asyncio import Redis
 
+from controller.adapters.redis_store import ConversationStore
 from controller.adapters.rtpengine_ng import RtpengineNg
 from controller.credentials import redis_kwargs
-from controller.phone import Phone, exchange, wait_until
-from controller.stack import LocalStack, StackOptions, with_free_ports
-from controller.store import ConversationStore
+from controller.devstack.phone import Phone, exchange, wait_until
+from controller.devstack.stack import LocalStack, StackOptions, with_free_ports
 
 TRUNK_IP = "127.0.0.2"
 CLIENT_NUMBER = "+79161234567"

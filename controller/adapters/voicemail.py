@@ -24,8 +24,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from controller.adapters.prompts import wav_seconds
 from controller.adapters.rtpengine_ng import RtpengineNg
-from controller.prompts import wav_seconds
+from controller.codecs.sdp import audio_sdp, offered_codecs
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +169,4 @@ async def list_voicemails(redis: Redis, limit: int = 100) -> list[dict[str, str]
 def recorder_answer(offer_sdp: str, host: str, port: int) -> str:
     """Answer a subscription offer for the recorder at host:port. rtpengine refuses an answer whose
     codecs differ from the offer's, so the offer's payload types and their attributes are echoed."""
-    lines = offer_sdp.replace("\r\n", "\n").split("\n")
-    m_line = next((ln for ln in lines if ln.startswith("m=audio")), "m=audio 0 RTP/AVP 8")
-    payload_types = m_line.split()[3:]
-    codec_lines = [ln for ln in lines if ln.startswith(("a=rtpmap:", "a=fmtp:")) and ln.split(":", 1)[1].split()[0]
-                   in payload_types]
-    return "\r\n".join([
-        "v=0", f"o=xfer-voicemail 1 1 IN IP4 {host}", "s=-", f"c=IN IP4 {host}", "t=0 0",
-        f"m=audio {port} RTP/AVP {' '.join(payload_types)}", *codec_lines, "a=recvonly",
-    ]) + "\r\n"
+    return audio_sdp(host, port, offered_codecs(offer_sdp), direction="recvonly", origin="xfer-voicemail")

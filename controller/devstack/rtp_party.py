@@ -14,6 +14,9 @@ import struct
 import threading
 import time
 
+from controller.codecs.sdp import TELEPHONE_EVENT as TELEPHONE_EVENT_CODEC
+from controller.codecs.sdp import audio_sdp, static_codec
+
 PCMA = 8
 TELEPHONE_EVENT = 101
 DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
@@ -45,9 +48,8 @@ class RtpParty:
 
     def sdp(self, session: str = "1") -> str:
         host, port = self.address
-        return (f"v=0\r\no=- {session} 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
-                f"m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
-                f"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n")
+        return audio_sdp(host, port, [static_codec("PCMA/8000"), TELEPHONE_EVENT_CODEC], origin="-", session=session,
+                         ptime_ms=20)
 
     def send(self, destination: tuple[str, int], packets: int = 10) -> None:
         self._destination = destination

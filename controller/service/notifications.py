@@ -13,12 +13,12 @@ import asyncio
 import logging
 from typing import Any
 
+from controller.adapters.redis_store import ConversationStore, now_ms
 from controller.codecs.jsonrpc import JsonRpcError, Notification, parse_message
+from controller.engine.engine import TransferEngine
 from controller.logs import call_logger
 from controller.metrics import Metrics
-from controller.store import ConversationStore, now_ms
 from controller.tasks import cancel_and_wait
-from controller.transfers import TransferEngine
 
 log = logging.getLogger(__name__)
 

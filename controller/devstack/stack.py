@@ -32,11 +32,11 @@ from controller.credentials import (
     new_secrets,
     redis_kwargs,
 )
-from controller.processes import ManagedProcess
+from controller.devstack.processes import ManagedProcess
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 KAMAILIO_CFG = REPO_ROOT / "kamailio" / "kamailio.cfg"
 RTPENGINE_TEMPLATE = REPO_ROOT / "rtpengine" / "rtpengine.conf.tmpl"
 EVENT_STREAM = "xfer:kamailio"

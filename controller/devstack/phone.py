@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.rtp_party import RtpParty
-from controller.sipp import SippParty
-from controller.stack import free_media_port, free_port
+from controller.devstack.rtp_party import RtpParty
+from controller.devstack.sipp import SippParty
+from controller.devstack.stack import free_media_port, free_port
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The controller service: the one entry point for everything Kamailio sends, and the wiring."""
