@@ -1,0 +1,198 @@
+"""The notification consumer with the real store: Kamailio's stream entries (XADDed the way
+kamailio.cfg's route[NOTIFY] writes them) are applied in order, acknowledged and deleted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from controller.adapters.redis_store import INBOUND_GROUP, INBOUND_STREAM, ConversationStore, now_ms
+from controller.metrics import Metrics
+from controller.service.notifications import NotificationConsumer
+from tests.component.conftest import eventually
+
+
+class FakeEngine:
+    """Records what the transfer engine is told, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def on_notification(self, conversation: str, method: str, params: dict[str, Any]) -> None:
+        self.calls.append((conversation, method, params))
+
+
+def notification(method: str, call_id: str, *, from_tag: str = "ft", to_tag: str = "tt", code: int = 0,
+                 reason: str = "", cause: str = "", **extra: str) -> str:
+    """One entry as route[NOTIFY] builds it with jansson_set: every field present, code an integer."""
+    params = {"call_id": call_id, "from_tag": from_tag, "to_tag": to_tag, **extra, "code": code,
+              "reason": reason, "cause": cause}
+    return json.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+
+
+async def xadd(redis: Redis, message: str | bytes) -> str:
+    """What Kamailio does: XADD xfer:kamailio MAXLEN ~ 1000000 * m <json>."""
+    return (await redis.xadd(INBOUND_STREAM, {"m": message}, maxlen=1_000_000, approximate=True)).decode()
+
+
+@pytest.fixture
+def store(redis: Redis) -> ConversationStore:
+    return ConversationStore(redis, max_call_s=3600, ttl_after_end_s=30)
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+async def consumer(store: ConversationStore, metrics: Metrics, engine: FakeEngine
+                   ) -> AsyncIterator[NotificationConsumer]:
+    running = NotificationConsumer(store, metrics, consumer="replica-1", engine=engine)  # type: ignore[arg-type]
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def all_applied(redis: Redis) -> bool:
+    """Every notification read, acknowledged and deleted: nothing pending, nothing left in the stream."""
+    groups = await redis.xinfo_groups(INBOUND_STREAM)
+    if not groups or groups[0]["pending"] or groups[0]["lag"] not in (0, None):
+        return False
+    return await redis.xlen(INBOUND_STREAM) == 0
+
+
+async def wait_applied(redis: Redis) -> None:
+    await eventually(lambda: all_applied(redis), what="every notification to be applied and acknowledged")
+
+
+def counted(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_call_answered_then_ended_updates_its_conversation(
+        redis: Redis, store: ConversationStore, consumer: NotificationConsumer, engine: FakeEngine,
+        metrics: Metrics) -> None:
+    await store.create_conversation("conv-1", "call-1", {"tenant": "acme", "direction": "incoming"})
+    before = now_ms()
+    await xadd(redis, notification("call.answered", "call-1", to_tag="anna-tag", code=200, reason="OK"))
+    consumer.start()
+    await wait_applied(redis)
+    conv = await store.get_conversation("conv-1")
+    assert (conv["state"], conv["to_tag"]) == ("answered", "anna-tag")
+    assert before <= int(conv["answered_ms"]) <= now_ms()
+
+    await xadd(redis, notification("call.ended", "call-1", to_tag="anna-tag", by_tag="ft", cause="bye"))
+    await eventually(lambda: _state(store, "conv-1", "ended"), what="the conversation to end")
+    await wait_applied(redis)
+    conv = await store.get_conversation("conv-1")
+    assert conv["cause"] == "bye" and int(conv["ended_ms"]) >= int(conv["answered_ms"])
+    assert int(conv["duration_ms"]) == int(conv["ended_ms"]) - int(conv["answered_ms"])
+    assert 0 < await redis.ttl("xfer:conv:conv-1") <= 30  # ended: expires soon
+    assert [(e["event"], e["conversation"]) for e in await store.read_events()] == [
+        ("call.started", "conv-1"), ("call.answered", "conv-1"), ("call.ended", "conv-1")]
+    ended = (await store.read_events())[-1]["data"]
+    assert (ended["call_id"], ended["code"], ended["cause"]) == ("call-1", 0, "bye")
+    # the engine hears of the end (it may have a transfer to clean up), not of the plain answer
+    assert [(c, m) for c, m, _ in engine.calls] == [("conv-1", "call.ended")]
+    assert counted(metrics, "xfer_calls_total", direction="incoming", outcome="ended") == 1
+
+
+async def _state(store: ConversationStore, conversation: str, state: str) -> bool:
+    return (await store.get_conversation(conversation)).get("state") == state
+
+
+async def test_notifications_apply_in_stream_order_per_conversation(
+        redis: Redis, store: ConversationStore, consumer: NotificationConsumer, engine: FakeEngine) -> None:
+    """The client's dialog and B's leg are one conversation; another call is a second one."""
+    await store.create_conversation("conv-1", "call-1", {"direction": "incoming"})
+    await store.save_leg("conv-1.t1.b1", "conv-1", "leg-1", [])
+    await store.create_conversation("conv-2", "call-2", {"direction": "outgoing"})
+    sequence = [
+        ("call.answered", "call-1"), ("leg.ringing", "leg-1"), ("call.answered", "call-2"),
+        ("call.answered", "leg-1"), ("leg.hungup", "call-1"), ("call.failed", "leg-1"), ("call.ended", "call-2"),
+        ("call.ended", "call-1"),
+    ]
+    for method, call_id in sequence:
+        await xadd(redis, notification(method, call_id, code=200 if method == "call.answered" else 0))
+    consumer.start()
+    await wait_applied(redis)
+    await eventually(lambda: _state(store, "conv-1", "ended"), what="the first conversation to end")
+
+    # the engine got every notification it is told about, each conversation's in stream order
+    assert [(c, m, p["call_id"]) for c, m, p in engine.calls if c == "conv-1"] == [
+        ("conv-1", "leg.ringing", "leg-1"), ("conv-1", "call.answered", "leg-1"), ("conv-1", "leg.hungup", "call-1"),
+        ("conv-1", "call.failed", "leg-1"), ("conv-1", "call.ended", "call-1")]
+    assert [(c, m) for c, m, _ in engine.calls if c == "conv-2"] == [("conv-2", "call.ended")]
+    # the log in each conversation's order; B's leg ringing and failing are the engine's, not the call's
+    events = await store.read_events()
+    assert [e["event"] for e in events if e["conversation"] == "conv-1"] == [
+        "call.started", "call.answered", "call.ended"]
+    assert [e["event"] for e in events if e["conversation"] == "conv-2"] == [
+        "call.started", "call.answered", "call.ended"]
+    assert (await store.get_conversation("conv-2"))["state"] == "ended"
+
+
+async def test_a_malformed_notification_is_dropped_and_acknowledged(
+        redis: Redis, store: ConversationStore, consumer: NotificationConsumer, metrics: Metrics) -> None:
+    await store.create_conversation("conv-1", "call-1", {})
+    for bad in (b"not json", b"\xff\xfe", json.dumps({"jsonrpc": "2.0", "method": "call.answered", "id": 1,
+                                                       "params": {"call_id": "call-1"}}),  # a request, not a note
+                json.dumps({"jsonrpc": "2.0", "method": "call.answered", "params": ["call-1"]}), "[]"):
+        await xadd(redis, bad)
+    await xadd(redis, notification("call.answered", "call-1", to_tag="anna-tag", code=200))
+    consumer.start()
+    await wait_applied(redis)
+    await eventually(lambda: _state(store, "conv-1", "answered"), what="the good notification to apply")
+    assert counted(metrics, "xfer_errors_total", component="notification_malformed") == 5
+    assert (await redis.xpending(INBOUND_STREAM, INBOUND_GROUP))["pending"] == 0
+    assert [e["event"] for e in await store.read_events()] == ["call.started", "call.answered"]
+
+
+async def test_a_call_no_conversation_knows_is_still_recorded(
+        redis: Redis, store: ConversationStore, consumer: NotificationConsumer, engine: FakeEngine) -> None:
+    """Kamailio's own rejections while the controller was down (controller_unavailable)."""
+    await xadd(redis, notification("call.rejected", "lost-1", code=503, reason="Service Unavailable",
+                                   cause="controller_unavailable"))
+    await xadd(redis, notification("call.unheard.of", "lost-1"))  # unknown methods are counted and ignored
+    consumer.start()
+    await wait_applied(redis)
+    [rejected] = await store.read_events()
+    assert (rejected["event"], rejected["conversation"]) == ("call.rejected", "")
+    assert rejected["data"] == {"call_id": "lost-1", "code": 503, "reason": "Service Unavailable",
+                                "cause": "controller_unavailable"}
+    assert engine.calls == []
+
+
+async def test_a_restarted_consumer_first_applies_what_it_read_before_dying(
+        redis: Redis, store: ConversationStore, consumer: NotificationConsumer) -> None:
+    await store.create_conversation("conv-1", "call-1", {})
+    await store.ensure_inbound_group()
+    await xadd(redis, notification("call.answered", "call-1", to_tag="anna-tag", code=200))
+    # the same replica read it, then died before applying it: it is pending under its name
+    assert len(await store.read_inbound("replica-1", pending=False, block_ms=10)) == 1
+    assert (await redis.xpending(INBOUND_STREAM, INBOUND_GROUP))["pending"] == 1
+    consumer.start()
+    await wait_applied(redis)
+    assert (await store.get_conversation("conv-1"))["state"] == "answered"
+
+
+async def test_a_department_answer_names_the_member_who_answered(
+        redis: Redis, store: ConversationStore, consumer: NotificationConsumer) -> None:
+    await store.create_conversation("conv-1", "call-1", {"employee": ""})
+    await xadd(redis, notification("call.answered", "call-1", to_tag="boris-tag", code=200, answered_ext="101"))
+    consumer.start()
+    await wait_applied(redis)
+    await eventually(lambda: _state(store, "conv-1", "answered"), what="the answer to apply")
+    assert (await store.get_conversation("conv-1"))["employee"] == "101"
+    assert (await store.read_events())[-1]["data"]["employee"] == "101"
