@@ -144,6 +144,13 @@ class MediaExecutor:
                 raise TypeError(f"not a media action: {action!r}")
         return None
 
+    async def endpoint_sdp(self, call_id: str, tag: str) -> str:
+        """An SDP of party `tag`'s real media endpoint, as rtpengine knows it (raises LegMediaUnknown)."""
+        return leg_media(await self.ng.query(call_id), tag).sdp()
+
+    async def delete_call(self, call_id: str) -> None:
+        await self.ng.delete(call_id)
+
     async def bridge(self, call_id: str, a: str, b: str, muted: tuple[str, ...] = ()) -> None:
         """Re-pair a and b: an offer/answer between their tags with SDPs of their real endpoints.
         A tag keeps sending to its old port and rtpengine follows the new pairing; the previous

@@ -28,6 +28,7 @@ from controller.adapters.dtmf import DtmfDeduplicator, DtmfEvent, start_dtmf_lis
 from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.kamailio_sip import SipExecutor
 from controller.adapters.prompts import PromptLibrary
+from controller.adapters.redis_limits import OutsideTransferLimits
 from controller.adapters.redis_store import ConversationStore
 from controller.adapters.redis_timers import TimerLoop, TimerStore
 from controller.adapters.rtpengine_media import MediaExecutor
@@ -110,10 +111,11 @@ async def on_startup(app: web.Application) -> None:
     timers = TimerStore(redis)
     voicemail = VoicemailBox(ng, redis, app[VOICEMAIL_DIR_KEY], node.controller.address)
     dedup = DtmfDeduplicator()
+    limits = OutsideTransferLimits(redis, slot_lifetime_s=node.max_call_duration_s)
     engine = TransferEngine(
         config, store, MediaExecutor(ng, PromptLibrary(app[CACHE_DIR_KEY] / "prompts"), dedup.expect_echo),
         SipExecutor(kamailio, kamailio_xfer, store, f"{node.sip.address}:{node.sip.port}"), timers, metrics,
-        voicemail)
+        limits, voicemail)
     background: set[asyncio.Task[None]] = set()
 
     async def digit_to_engine(event: DtmfEvent) -> None:

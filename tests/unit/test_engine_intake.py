@@ -9,7 +9,8 @@ import pytest
 from controller.core import LegAnswered, LegFailed, LegHungUp, LegRinging
 from controller.core.states import ConversationState as C
 from controller.core.states import TransferState as T
-from controller.engine.engine import ConversationIO, TransferEngine, _time_steps
+from controller.engine.context import ConversationIO, time_steps
+from controller.engine.intake import client_dialog_event, leg_event
 
 
 def io(direction: str = "incoming") -> ConversationIO:
@@ -31,18 +32,18 @@ def io(direction: str = "incoming") -> ConversationIO:
     ("something.else", {}, None),
 ])
 def test_leg_notifications(method: str, params: dict, expected: object) -> None:
-    assert TransferEngine._leg_event("L", method, params) == expected
+    assert leg_event("L", method, params) == expected
 
 
 @pytest.mark.parametrize("direction", ["incoming", "outgoing"])
 def test_who_hung_up_the_client_dialog(direction: str) -> None:
     conv = io(direction)
-    assert TransferEngine._client_dialog_event(conv, "leg.hungup", {}) == LegHungUp(conv.transferor_tag)
+    assert client_dialog_event(conv, "leg.hungup", {}) == LegHungUp(conv.transferor_tag)
     for tag in (conv.client_tag, conv.transferor_tag):
-        assert TransferEngine._client_dialog_event(conv, "call.ended", {"by_tag": tag}) == LegHungUp(tag)
+        assert client_dialog_event(conv, "call.ended", {"by_tag": tag}) == LegHungUp(tag)
     # no BYE sender known (dialog timeout, our own BYE): the conversation's client side is over
-    assert TransferEngine._client_dialog_event(conv, "call.ended", {}) == LegHungUp(conv.client_tag)
-    assert TransferEngine._client_dialog_event(conv, "call.answered", {}) is None
+    assert client_dialog_event(conv, "call.ended", {}) == LegHungUp(conv.client_tag)
+    assert client_dialog_event(conv, "call.answered", {}) is None
 
 
 def test_leg_lookup_and_dialog_sides() -> None:
@@ -53,12 +54,12 @@ def test_leg_lookup_and_dialog_sides() -> None:
     assert conv.side_of(conv.client_tag) == "caller" and outgoing.side_of(outgoing.client_tag) == "callee"
 
 
-def test_step_times_add_up_per_transfer_state(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_step_times_add_up_per_transfer_state() -> None:
     clock = iter([1000, 1400, 1500, 5500, 5600])
-    monkeypatch.setattr("controller.engine.engine.now_ms", lambda: next(clock))
     conv = io()
     path = [C.TALKING, T.COLLECTING, T.RESOLVING, T.BLIND_RINGING, T.RINGING_TRANSFEROR, C.TALKING]
     for before, after in itertools.pairwise(path):
-        _time_steps(conv, before, after)
-    _time_steps(conv, C.TALKING, C.TALKING)  # no change, no time read
+        time_steps(conv, before, after, next(clock))
+    time_steps(conv, C.TALKING, C.TALKING, 99_999)  # no change: the time is not used
     assert conv.steps_ms == {"collecting": 400, "resolving": 100, "blind_ringing": 4000, "ringing_transferor": 100}
+    assert conv.step_since_ms == 5600

@@ -22,7 +22,8 @@ from controller.core import (
 )
 from controller.core.machine import Leg
 from controller.core.types import LegRole, LegState, RejectReason, TargetKind
-from controller.engine.engine import ConversationIO, TransferEngine
+from controller.engine.context import ConversationIO
+from controller.engine.executor import ActionExecutor
 from controller.metrics import Metrics
 from controller.numbering import NumberingPlan
 from controller.tenant_settings import settings_for
@@ -222,7 +223,7 @@ class FakeTimers:
         pass
 
 
-def engine(redis: FakeRedis, plan_changes: dict[str, Any] | None = None) -> tuple[TransferEngine, FakeStore]:
+def engine(redis: FakeRedis, plan_changes: dict[str, Any] | None = None) -> tuple[ActionExecutor, FakeStore]:
     config = CONFIG
     if plan_changes:
         tenant = CONFIG.tenants["acme"]
@@ -230,7 +231,7 @@ def engine(redis: FakeRedis, plan_changes: dict[str, Any] | None = None) -> tupl
         config = CONFIG.model_copy(update={"tenants": {"acme": tenant.model_copy(update={"numbering_plan": plan})}})
     store = FakeStore()
     limits = limiter(redis, Clock())
-    built = TransferEngine(config, store, None, None, FakeTimers(), Metrics(), limits=limits)  # type: ignore[arg-type]
+    built = ActionExecutor(config, store, None, None, FakeTimers(), limits, Metrics(), clock=lambda: 0)  # type: ignore[arg-type]
     return built, store
 
 

@@ -1,0 +1,251 @@
+"""Carry out one of the machine's actions through the ports; a result that is a fact comes back as an event.
+
+Every action of the machine maps to one branch below. A resolved number comes back as TargetResolved or
+TargetRejected, a prompt that started is reported as finished later (a deadline), a target that cannot
+be rung as LegFailed. Whatever an action raises is the engine's business: it becomes an ActionFailed
+event and the machine decides (controller.engine.engine).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from controller.adapters.voicemail import new_voicemail
+from controller.config import Config
+from controller.core import (
+    Action,
+    BridgeMedia,
+    CancelLeg,
+    CancelTimer,
+    Conversation,
+    EndConversation,
+    EndLeg,
+    Event,
+    LegFailed,
+    OriginateLeg,
+    PlayHoldMusic,
+    PlayPrompt,
+    PlayRingback,
+    RecordOutcome,
+    ResolveOrigin,
+    ResolveTarget,
+    RingTransferor,
+    StartRecording,
+    StartTimer,
+    StopMedia,
+    StopRecording,
+    TargetRejected,
+    TransferRefused,
+)
+from controller.core.types import OutcomeKind, RejectReason, TargetKind
+from controller.errors import ControllerError
+from controller.logs import call_logger
+from controller.metrics import Metrics
+from controller.routing import targets_for_number, targets_for_origin
+
+from .context import ConversationIO
+from .dialing import LOOKUP_PREFIX, dial_string, leg_ng_flags, number_of, own_numbers, resolution
+from .ports import Clock, Limits, MediaPort, Records, SipPort, Timers, VoicemailPort
+
+log = logging.getLogger(__name__)
+
+PROMPT_TIMER = "prompt"  # timers named "prompt|<leg>|<prompt>" report PromptFinished, not TimerFired
+RINGBACK = "ringback"
+
+
+class ActionExecutor:
+    def __init__(self, config: Config, records: Records, media: MediaPort, sip: SipPort, timers: Timers,
+                 limits: Limits, metrics: Metrics, clock: Clock, voicemail: VoicemailPort | None = None):
+        self.config = config
+        self.records = records
+        self.media = media
+        self.sip = sip
+        self.timers = timers
+        self.limits = limits
+        self.metrics = metrics
+        self.clock = clock
+        self.voicemail = voicemail
+        self.digit_at: dict[str, float] = {}  # when the last digit arrived, for the DTMF-to-INVITE latency
+
+    async def run(self, machine: Conversation, io: ConversationIO, action: Action) -> Event | None:
+        cid = machine.id
+        if not isinstance(action, StartTimer | CancelTimer | EndConversation | RecordOutcome):
+            io.touched = True
+        match action:
+            case StartTimer(name=name, seconds=seconds):
+                await self.timers.start(cid, name, seconds)
+            case CancelTimer(name=name):
+                await self.timers.cancel(cid, name)
+            case ResolveTarget(transfer_id=transfer_id, number=number):
+                io.transfer_started_ms[transfer_id] = self.clock()
+                self.metrics.transfers_started.inc()
+                return await self._resolve(machine, io, transfer_id, number)
+            case ResolveOrigin(transfer_id=transfer_id, origin=origin):
+                tenant = self.config.tenants[io.tenant_id]
+                found = targets_for_origin(tenant, origin, exclude=machine.transferor_number)
+                await self.records.append_event("transfer.origin", cid, {
+                    "transfer_id": transfer_id, "origin": origin, "call_id": io.ng_call_id,
+                    "targets": len(found.targets) if found else 0})
+                return resolution(transfer_id, found)
+            case OriginateLeg(leg=leg, target=target, target_kind=kind, caller_id=caller_id, timeout_s=timeout):
+                await self._originate(machine, io, leg, [target], kind, caller_id, timeout)
+            case RingTransferor(leg=leg, number=number, caller_id=caller_id, timeout_s=timeout):
+                found = targets_for_number(self.config, self.config.tenants[io.tenant_id], number)
+                if found is None or not found.targets:
+                    return LegFailed(leg, 0)
+                dial = [dial_string(t.uri, t.lookup) for t in found.targets]
+                await self._originate(machine, io, leg, dial, TargetKind.EXTENSION, caller_id, timeout)
+            case CancelLeg(leg=leg):
+                if leg in io.legs:
+                    await self.sip.cancel(io.legs[leg]["call_id"])
+            case EndLeg(leg=leg):
+                await self._end_leg(io, leg)
+            case EndConversation(reason=reason):
+                await self._end_conversation(machine, io, reason)
+            case RecordOutcome():
+                await self._record_outcome(io, action)
+            case TransferRefused(number=number, trigger=trigger, reason=reason):
+                await self.records.append_event("transfer.refused", cid, {
+                    "number": number, "trigger": str(trigger), "reason": reason, "call_id": io.ng_call_id})
+            case StartRecording(leg=leg, mailbox=mailbox):
+                if self.voicemail is None:
+                    raise ControllerError("voicemail is not configured on this controller")
+                await self.voicemail.start(call_id=io.ng_call_id, leg=leg, message=new_voicemail(
+                    tenant=io.tenant_id, mailbox=mailbox, client_number=machine.client_number or "",
+                    conversation=cid, transfer=machine.transfer.id if machine.transfer else ""))
+            case StopRecording(leg=leg):
+                if self.voicemail is not None:
+                    message = await self.voicemail.stop(cid, leg)
+                    if message is not None:
+                        await self.voicemail.save(message)
+                        await self.records.append_event("voicemail.recorded", cid, asdict(message) | {
+                            "call_id": io.ng_call_id})
+            case _:
+                started = await self.media.execute(io.ng_call_id, action)
+                if started is not None:
+                    await self.timers.start(cid, f"{PROMPT_TIMER}|{started.leg}|{started.prompt}", started.seconds)
+                await self._track_loops(io, action)
+        return None
+
+    async def _track_loops(self, io: ConversationIO, action: Action) -> None:
+        match action:
+            case PlayHoldMusic(leg=leg, music=music):
+                io.loops[leg] = music
+            case PlayRingback(leg=leg):
+                io.loops[leg] = RINGBACK
+            case StopMedia(leg=leg) | PlayPrompt(leg=leg):
+                io.loops.pop(leg, None)
+            case BridgeMedia():
+                for leg, what in io.loops.items():
+                    restart = PlayRingback(leg) if what == RINGBACK else PlayHoldMusic(leg, what)
+                    await self.media.execute(io.ng_call_id, restart)
+
+    # -- actions that need the conversation's I/O context --------------------------------------------
+    async def _resolve(self, machine: Conversation, io: ConversationIO, transfer_id: str, number: str) -> Event:
+        tenant = self.config.tenants[io.tenant_id]
+        found = targets_for_number(self.config, tenant, number, exclude=number_of(machine.transferor_number),
+                                   own_numbers=own_numbers(machine, tenant))
+        if found is not None and found.refusal is not None:
+            io.refusals[transfer_id] = str(found.refusal)
+        elif found is not None and found.kind == "trunk" and found.targets:
+            slot = f"{machine.id}.{transfer_id}"
+            exceeded: str | None
+            try:
+                exceeded = await self.limits.acquire(io.tenant_id, slot, tenant.numbering_plan)
+            except RedisError as exc:
+                # toll fraud is what the limits are for: a transfer they cannot count does not go out
+                self.metrics.errors.labels("redis").inc()
+                exceeded = f"uncounted ({exc})"
+            if exceeded is not None:
+                call_logger(log, machine.id, transfer_id).warning(
+                    "outside transfer to %s refused: tenant %s, limit %s", number, io.tenant_id, exceeded)
+                io.refusals[transfer_id] = "limit"
+                return TargetRejected(transfer_id, RejectReason.FORBIDDEN)
+            io.outside_slots.append(slot)
+        return resolution(transfer_id, found)
+
+    async def _release_outside(self, io: ConversationIO, slots: list[str]) -> None:
+        held = [slot for slot in slots if slot in io.outside_slots]
+        if held:
+            await self.limits.release(io.tenant_id, *held)
+            io.outside_slots = [slot for slot in io.outside_slots if slot not in held]
+
+    async def _originate(self, machine: Conversation, io: ConversationIO, leg: str, dial: list[str],
+                         kind: TargetKind, caller_id: str, ring_timeout_s: float) -> None:
+        # B's leg is offered from a placeholder tag of its own, not from A: pairing A with a B that has
+        # no media yet makes rtpengine drop A's packets, and with them A's `*` while B rings. The
+        # placeholder's SDP is the endpoint of whoever B will talk to first, so B's early media reaches
+        # them; the machine's BridgeMedia re-pairs B properly when B answers.
+        anchor = io.transferor_tag if machine.transferor_up else io.client_tag
+        sdp = await self.media.endpoint_sdp(io.ng_call_id, anchor)
+        targets = [{"uri": d.removeprefix(LOOKUP_PREFIX), "lookup": int(d.startswith(LOOKUP_PREFIX))} for d in dial]
+        tenant = self.config.tenants[io.tenant_id]
+        call_id = await self.sip.originate(
+            conversation_id=io.conversation_id, leg_id=leg, targets=targets, target_user=number_of(dial[0]) or "",
+            domain=tenant.domain, caller_id=caller_id, sdp=sdp,
+            ng_flags=leg_ng_flags(io.ng_call_id, leg, tenant.talk_options.other_digits == "pass"),
+            ring_timeout_s=ring_timeout_s)
+        io.legs[leg] = {"call_id": call_id, "from_tag": "", "to_tag": "", "kind": str(kind)}
+        started = self.digit_at.pop(io.conversation_id, None)
+        if started is not None:
+            self.metrics.dtmf_to_invite.observe(time.perf_counter() - started)
+
+    async def _end_leg(self, io: ConversationIO, leg: str) -> None:
+        if leg in io.legs:
+            info = io.legs[leg]
+            if info.get("to_tag"):
+                await self.sip.bye(info["call_id"], info["from_tag"], info["to_tag"], "callee")
+            return
+        if leg in (io.client_tag, io.transferor_tag):
+            await self.sip.bye(io.ng_call_id, io.client_from_tag, io.client_to_tag, io.side_of(leg))
+
+    async def _end_conversation(self, machine: Conversation, io: ConversationIO, reason: str) -> None:
+        await self.timers.cancel_all(machine.id, list(machine.active_timers))
+        await self._release_outside(io, list(io.outside_slots))
+        if not io.touched:
+            return  # an ordinary call: Kamailio's dialog:end has cleaned up everything
+        await self.sip.set_transferor(io.ng_call_id, None)
+        io.takeover = False
+        for info in io.legs.values():
+            await self.sip.forget_leg(info["call_id"])
+        await self.records.end_legs({leg: info["call_id"] for leg, info in io.legs.items()})
+        try:
+            await self.media.delete_call(io.ng_call_id)
+        except ControllerError:
+            pass  # Kamailio's dialog:end usually got there first
+        await self.records.update_conversation(machine.id, {"machine_end_reason": reason})
+
+    async def _record_outcome(self, io: ConversationIO, outcome: RecordOutcome) -> None:
+        started = io.transfer_started_ms.pop(outcome.transfer_id, None)
+        fields: dict[str, Any] = {k: (str(v) if v is not None else None) for k, v in asdict(outcome).items()}
+        fields.update(call_id=io.ng_call_id, direction=io.direction, tenant=io.tenant_id)
+        if started:
+            fields["duration_ms"] = self.clock() - started
+        fields["steps_ms"], io.steps_ms = io.steps_ms, {}
+        refusal = io.refusals.pop(outcome.transfer_id, None)
+        if refusal is not None:
+            fields["refusal"] = refusal
+            if outcome.kind is OutcomeKind.REFUSED:
+                fields["cause"] = refusal  # "limit", "denied_prefix"... rather than the machine's "forbidden"
+        if outcome.kind not in (OutcomeKind.COMPLETED, OutcomeKind.CONFERENCED):
+            # B's leg is over: an outside transfer that completed holds its slot until the call ends
+            await self._release_outside(io, [f"{io.conversation_id}.{outcome.transfer_id}"])
+        kind = str(outcome.kind)
+        self.metrics.transfers.labels(kind).inc()
+        await self.records.append_event(f"transfer.{kind}", io.conversation_id, fields)
+
+    async def sync_takeover(self, machine: Conversation, io: ConversationIO) -> None:
+        """Kamailio absorbs A's BYE while a transfer runs, and answers the client's in-dialog requests
+        once A (the other side of the client's SIP dialog) has left a call that goes on."""
+        live = machine.state.value not in ("ended", "new")
+        original_a = machine.legs.get(io.transferor_tag)
+        a_left = original_a is not None and original_a.state.value != "up"
+        want = live and (machine.transfer is not None or a_left)
+        if want != io.takeover:
+            await self.sip.set_transferor(io.ng_call_id, io.transferor_tag if want else None)
+            io.takeover = want
