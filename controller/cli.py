@@ -1,6 +1,6 @@
 """xferctl: the controller's command line.
 
-  xferctl check-config FILE        validate a configuration without starting anything
+  xferctl check-config [FILE]      validate a configuration without starting anything
   xferctl serve --config FILE      run the controller service (what systemd / Ansible runs)
   xferctl stack [--config FILE]    run the whole local stack on loopback until Ctrl-C
   xferctl demo                     local stack + a demo call through it, with a summary
@@ -21,9 +21,11 @@ from pathlib import Path
 
 from controller.config import ConfigError, Secrets, load_config
 from controller.credentials import redis_kwargs
+from controller.devstack import resources
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
-DEFAULT_RUN_DIR = Path(__file__).resolve().parent.parent / "run"
+# the checkout's files, or the installed copies; run/ in a checkout, else $XFERCTL_RUN_DIR or the XDG state dir
+DEFAULT_CONFIG = resources.EXAMPLE_CONFIG
+DEFAULT_RUN_DIR = resources.RUN_DIR
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -140,7 +142,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
-ARCHITECTURE = Path(__file__).resolve().parent.parent / "docs" / "ARCHITECTURE.md"
+ARCHITECTURE = resources.ARCHITECTURE_DOC
 DIAGRAM_START, DIAGRAM_END = "<!-- state-diagram:start -->", "<!-- state-diagram:end -->"
 
 
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check-config", help="validate a configuration file")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, nargs="?", default=DEFAULT_CONFIG, help="default: the example configuration")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("serve", help="run the controller service")

@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.devstack import resources
 from controller.devstack.processes import ManagedProcess
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "tests" / "sipp"
+SCENARIOS = resources.SIPP_SCENARIOS
 
 
 @dataclass

@@ -32,13 +32,14 @@ from controller.credentials import (
     new_secrets,
     redis_kwargs,
 )
+from controller.devstack import resources
 from controller.devstack.processes import ManagedProcess
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-KAMAILIO_CFG = REPO_ROOT / "kamailio" / "kamailio.cfg"
-RTPENGINE_TEMPLATE = REPO_ROOT / "rtpengine" / "rtpengine.conf.tmpl"
+REPO_ROOT = resources.ROOT  # the checkout, or the installed copy of its shipped files (resources.py)
+KAMAILIO_CFG = resources.KAMAILIO_CFG
+RTPENGINE_TEMPLATE = resources.RTPENGINE_TEMPLATE
 EVENT_STREAM = "xfer:kamailio"
 
 
@@ -133,7 +134,7 @@ class LocalStack:
         self.config_data = json.loads(json.dumps(config_data))
         node = self.config_data.setdefault("node", {})
         node["secrets"] = new_secrets() | (node.get("secrets") or {})
-        self.config: Config = parse_config(self.config_data, base_dir=REPO_ROOT / "config")
+        self.config: Config = parse_config(self.config_data, base_dir=resources.CONFIG_DIR)
         self.processes: dict[str, ManagedProcess] = {}
         self.config_path = self.run_dir / "controller.yaml"
 
