@@ -30,6 +30,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from controller import wire
+from controller.core.settings import FallbackPolicy, Settings
+from controller.core.settings import TalkOptions as CoreTalkOptions
+from controller.core.types import CallerIdPolicy, Direction, FallbackRule
 from controller.errors import ControllerError
 from controller.numbering import NumberingPlan
 
@@ -38,7 +42,6 @@ PHONE_NUMBER_RE = re.compile(r"\+?[0-9]{3,20}")
 EXTENSION_RE = re.compile(r"[0-9]{2,8}")
 # Names end up in Redis keys, metric labels and logs: keep them plain.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_TALK_KEY_RE = re.compile(r"[0-9*#]")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _SIP_URI_RE = re.compile(
@@ -126,7 +129,8 @@ PhoneNumber = Annotated[
 ]
 ExtensionNumber = Annotated[str, _Quoted, _matching(EXTENSION_RE, "must be 2..8 digits")]
 Name = Annotated[str, _Quoted, _matching(_NAME_RE, "must be 1..64 letters, digits, '_', '.' or '-'")]
-TalkKey = Annotated[str, _Quoted, _matching(_TALK_KEY_RE, "must be one character of 0-9, * or #")]
+# what a talk-option key may be is the core's rule (controller.core.settings.TalkOptions): TalkOptions runs it
+TalkKey = Annotated[str, _Quoted]
 IpAddress = Annotated[str, _Quoted, AfterValidator(_ip_address)]
 SipUri = Annotated[str, _Quoted, AfterValidator(_sip_uri)]
 Domain = Annotated[str, _Quoted, AfterValidator(_domain)]
@@ -221,7 +225,8 @@ class Node(_Model):
     dtmf: Endpoint = Endpoint(port=5999)
     redis: Redis = Redis()
     call_keys_ttl_after_end_s: int = Field(default=60, ge=1, le=86400)
-    max_call_duration_s: int = Field(default=14400, ge=1, le=7 * 86400)
+    # Kamailio's dialog timeout and htable expiry and rtpengine's final-timeout are this value (wire.py)
+    max_call_duration_s: int = Field(default=wire.MAX_CALL_DURATION_S, ge=1, le=7 * 86400)
     secrets: Secrets = Secrets()
     # a lab node may let an extension register and call without a password (check-config warns)
     lab_allow_extensions_without_password: bool = False
@@ -317,32 +322,61 @@ class Department(_Model):
     members: list[ExtensionNumber] = Field(min_length=1)
 
 
+# The state machine's defaults are the configuration's: one copy, in controller.core.settings.
+_SETTINGS = Settings()
+_FALLBACK = FallbackPolicy()
+_CORE_TALK = _SETTINGS.talk_options
+#: configuration name of each core TalkOptions field
+_TALK_FIELDS = {"transfer": "transfer", "back": "return", "conference": "conference"}
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _talk_field(message: str) -> str:
+    """The configuration field a core TalkOptions error is about (the first core field it names)."""
+    named = [(message.find(core), name) for core, name in _TALK_FIELDS.items() if core in message]
+    return min(named)[1] if named else "transfer"
+
+
 class TalkOptions(_Model):
-    transfer: TalkKey = "#"
-    return_: TalkKey = Field(default="*", alias="return")
-    conference: TalkKey = "#"
-    interdigit_timeout_ms: int = Field(default=2500, ge=500, le=10000)
-    max_digits: int = Field(default=20, ge=1, le=32)
+    transfer: TalkKey = _CORE_TALK.transfer
+    return_: TalkKey = Field(default=_CORE_TALK.back, alias="return")
+    # None: no conference key. Off by default: rtpengine 10.5 cannot mix a three-way call yet.
+    conference: TalkKey | None = None
+    # after the transfer key: time to the first digit, pause that ends the number, wait for its route
+    first_digit_timeout_ms: int = Field(default=_ms(_SETTINGS.first_digit_timeout_s), ge=1000, le=60000)
+    interdigit_timeout_ms: int = Field(default=_ms(_SETTINGS.interdigit_timeout_s), ge=500, le=10000)
+    resolve_timeout_ms: int = Field(default=_ms(_SETTINGS.resolve_timeout_s), ge=500, le=30000)
+    max_digits: int = Field(default=_SETTINGS.max_number_length, ge=1, le=32)
     # The talk options never reach the other side. Other digits an employee presses (an IVR's menu):
     # "pass" re-plays them to the other party (rtpengine's DTMF injection puts the tenant's calls
     # through its transcoding engine, docs/BENCHMARKS.md); "absorb" keeps every digit on the PBX.
-    other_digits: Literal["pass", "absorb"] = "pass"
+    other_digits: Literal["pass", "absorb"] = "pass" if _SETTINGS.pass_other_digits else "absorb"
+
+    def core(self) -> CoreTalkOptions:
+        """The state machine's talk options (its rules checked: the key alphabet, no prefixes)."""
+        keys = {"transfer": self.transfer, "back": self.return_}
+        if self.conference is not None:
+            keys["conference"] = self.conference
+        return CoreTalkOptions(**keys)
 
     @model_validator(mode="after")
-    def _distinct_keys(self) -> TalkOptions:
-        # Conference may share the transfer key (pressed again during a consultation), but
-        # "return" must be distinguishable from both.
+    def _core_rules(self) -> TalkOptions:
         problems: list[Problem] = []
         if self.return_ == self.transfer:
             problems.append((("return",), f"must differ from transfer ({self.transfer!r})"))
-        elif self.return_ == self.conference:
-            problems.append((("return",), f"must differ from conference ({self.conference!r})"))
+        try:
+            self.core()
+        except ValueError as exc:  # the core's own rule, reported at the field it names
+            problems.append(((_talk_field(str(exc)),), str(exc)))
         _raise_problems(problems)
         return self
 
 
 class CallerId(_Model):
-    policy: Literal["did", "client", "company"] = "did"
+    policy: CallerIdPolicy = _SETTINGS.caller_id_policy
 
 
 class Prompt(_Model):
@@ -369,22 +403,26 @@ class Prompt(_Model):
 
 
 class TransferRule(_Model):
-    no_answer_timeout_s: int = Field(default=20, ge=1, le=300)
-    on_failure: Literal["return_to_transferor", "apologize", "voicemail"] = "return_to_transferor"
-    return_to_origin: bool = False
-    warn_transferor: bool = False
-    warn_client: bool = False
+    no_answer_timeout_s: int = Field(default=round(_SETTINGS.no_answer_timeout_s), ge=1, le=wire.MAX_RING_S)
+    on_failure: FallbackRule = _FALLBACK.rule
+    return_to_origin: bool = _FALLBACK.return_to_origin
+    warn_transferor: bool = _FALLBACK.warn_transferor_prompt is not None
+    warn_client: bool = _FALLBACK.warn_client_prompt is not None
     apology: Prompt = Prompt()
     voicemail_greeting: Prompt = Prompt()
-    voicemail_max_s: int = Field(default=120, ge=5, le=3600)
+    voicemail_max_s: int = Field(default=round(_FALLBACK.voicemail_max_s), ge=5, le=3600)
+    # a prompt's end is awaited at most this long (a lost notification never strands a caller): longer
+    # than the tenant's longest announcement
+    prompt_guard_ms: int = Field(default=_ms(_SETTINGS.prompt_guard_s), ge=5000, le=3_600_000)
 
     @model_validator(mode="after")
     def _return_options(self) -> TransferRule:
-        message = f"only allowed with on_failure: return_to_transferor (on_failure is {self.on_failure!r})"
+        returns = FallbackRule.RETURN_TO_TRANSFEROR
+        message = f"only allowed with on_failure: {returns.value} (on_failure is {self.on_failure.value!r})"
         problems: list[Problem] = [
             ((field,), message)
             for field in ("return_to_origin", "warn_transferor", "warn_client")
-            if getattr(self, field) and self.on_failure != "return_to_transferor"
+            if getattr(self, field) and self.on_failure is not returns
         ]
         _raise_problems(problems)
         return self
@@ -393,6 +431,9 @@ class TransferRule(_Model):
 class TransferRules(_Model):
     incoming: TransferRule = TransferRule()
     outgoing: TransferRule = TransferRule()
+
+    def for_direction(self, direction: Direction | str) -> TransferRule:
+        return self.incoming if Direction(direction) is Direction.INCOMING else self.outgoing
 
 
 class Tenant(_Model):
@@ -539,10 +580,6 @@ class Config(_Model):
     def lookup_did(self, number: str) -> DidMatch | None:
         """The DID ``number`` (with or without its leading '+'), with its tenant and route."""
         return self._dids.get(_did_key(number))
-
-    def tenant_for_did(self, number: str) -> tuple[str, Tenant, DidRoute] | None:
-        match = self.lookup_did(number)
-        return None if match is None else (match.tenant_id, match.tenant, match.route)
 
     def warnings(self) -> list[str]:
         """What a valid configuration still does that a carrier's security engineer should know."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.config import Config, Prompt, Tenant, TransferRule
-from controller.core import FallbackPolicy, Prompts, Settings, TalkOptions
+from controller.core import FallbackPolicy, FallbackRule, Prompts, Settings
+from controller.core.types import Direction
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def prompt_source(name: str) -> PromptSource:
 
 
 def _fallback(rule: TransferRule) -> FallbackPolicy:
-    warn = rule.on_failure == "return_to_transferor"
+    warn = rule.on_failure is FallbackRule.RETURN_TO_TRANSFEROR
     return FallbackPolicy(
         rule=rule.on_failure,
         return_to_origin=rule.return_to_origin,
@@ -57,15 +58,20 @@ def _fallback(rule: TransferRule) -> FallbackPolicy:
     )
 
 
-def settings_for(config: Config, tenant: Tenant, direction: str) -> Settings:
-    """The snapshot a new conversation of `tenant` in `direction` runs with."""
+def settings_for(config: Config, tenant: Tenant, direction: Direction | str) -> Settings:
+    """The snapshot a new conversation of `tenant` in `direction` runs with: the one place where the
+    configuration's types become the state machine's (tests/unit/test_tenant_settings.py checks that
+    every Settings field is mapped)."""
     rules = tenant.transfer_rules
-    current = rules.incoming if direction == "incoming" else rules.outgoing
+    current = rules.for_direction(direction)
     talk = tenant.talk_options
     return Settings(
-        talk_options=TalkOptions(transfer=talk.transfer, back=talk.return_, conference=talk.conference),
+        talk_options=talk.core(),
+        first_digit_timeout_s=talk.first_digit_timeout_ms / 1000,
         interdigit_timeout_s=talk.interdigit_timeout_ms / 1000,
+        resolve_timeout_s=talk.resolve_timeout_ms / 1000,
         no_answer_timeout_s=float(current.no_answer_timeout_s),
+        prompt_guard_s=current.prompt_guard_ms / 1000,
         caller_id_policy=tenant.caller_id.policy,
         company_number=tenant.company_number,
         fallback_incoming=_fallback(rules.incoming),

@@ -20,10 +20,17 @@ from typing import Any
 from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.redis_store import ConversationStore
 from controller.errors import KamailioRpcError
+from controller.wire import (
+    GONE_PREFIX,
+    HTABLE,
+    LEG_CONTACT_USER,
+    LEG_HEADER,
+    LEG_PREFIX,
+    RING_TIMEOUT_MARGIN_S,
+    TRANSFEROR_PREFIX,
+)
 
 log = logging.getLogger(__name__)
-
-RING_TIMEOUT_MARGIN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -54,9 +61,9 @@ def build_originate(*, leg_id: str, target_user: str, domain: str, caller_id: st
         f"To: <sip:{target_user}@{domain}>\r\n"
         f"Call-ID: {call_id}\r\n"
         "CSeq: 1 INVITE\r\n"
-        f"Contact: <sip:xfer@{proxy}>\r\n"
+        f"Contact: <sip:{LEG_CONTACT_USER}@{proxy}>\r\n"
         f"P-Asserted-Identity: {identity}\r\n"
-        f"X-Xfer-Leg: {leg_id}\r\n"
+        f"{LEG_HEADER}: {leg_id}\r\n"
         "Content-Type: application/sdp\r\n"
     )
     return OriginateRequest(ruri=f"sip:{target_user}@{domain}", nexthop=f"sip:{proxy}", headers=headers,
@@ -80,7 +87,7 @@ class SipExecutor:
                                   proxy=self.proxy, sdp=sdp)
         ring_ms = round((ring_timeout_s + RING_TIMEOUT_MARGIN_S) * 1000)
         await self.store.save_leg(leg_id, conversation_id, request.call_id, targets, ring_ms)
-        await self.rpc.call("htable.sets", "xfer", f"leg:{request.call_id}", ng_flags)
+        await self.rpc.call("htable.sets", HTABLE, f"{LEG_PREFIX}{request.call_id}", ng_flags)
         await self.rpc.call("tm.t_uac_start", *request.rpc_params())
         return request.call_id
 
@@ -102,16 +109,16 @@ class SipExecutor:
 
     async def set_transferor(self, call_id: str, tag: str | None) -> None:
         if tag:
-            await self.rpc.call("htable.sets", "xfer", f"transferor:{call_id}", tag)
+            await self.rpc.call("htable.sets", HTABLE, f"{TRANSFEROR_PREFIX}{call_id}", tag)
         else:
-            await self._forget(f"transferor:{call_id}")
-            await self._forget(f"gone:{call_id}")
+            await self._forget(f"{TRANSFEROR_PREFIX}{call_id}")
+            await self._forget(f"{GONE_PREFIX}{call_id}")
 
     async def forget_leg(self, call_id: str) -> None:
-        await self._forget(f"leg:{call_id}")
+        await self._forget(f"{LEG_PREFIX}{call_id}")
 
     async def _forget(self, key: str) -> None:
         try:
-            await self.rpc.call("htable.delete", "xfer", key)
+            await self.rpc.call("htable.delete", HTABLE, key)
         except KamailioRpcError as exc:
             log.debug("htable.delete %s: %s", key, exc)

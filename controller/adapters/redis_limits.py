@@ -22,9 +22,9 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from controller.numbering import NumberingPlan
+from controller.wire import LIMIT_LIVE_KEY as LIVE_KEY
+from controller.wire import LIMIT_MINUTE_KEY as MINUTE_KEY
 
-MINUTE_KEY = "xfer:limit:{}:outside:{}"
-LIVE_KEY = "xfer:limit:{}:outside:live"
 MINUTE_TTL_S = 120  # a window's counter outlives its minute, whatever the replicas' clocks say
 
 Exceeded = Literal["per_minute", "concurrent"]

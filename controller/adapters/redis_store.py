@@ -18,13 +18,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-CONV_KEY = "xfer:conv:{}"
-CALL_KEY = "xfer:call:{}"
-EVENTS_STREAM = "xfer:events"
-INBOUND_STREAM = "xfer:kamailio"
-INBOUND_GROUP = "controllers"
-REGISTRAR_KEY = "xfer:registrar"
-LEG_KEY = "xfer:leg:{}"
+from controller.wire import CALL_KEY, CONV_KEY, EVENTS_STREAM, INBOUND_GROUP, INBOUND_STREAM, LEG_KEY, REGISTRAR_KEY
+
+__all__ = ["CALL_KEY", "CONV_KEY", "EVENTS_STREAM", "INBOUND_GROUP", "INBOUND_STREAM", "LEG_KEY", "REGISTRAR_KEY",
+           "ConversationStore", "now_ms"]
 
 
 def now_ms() -> int:

@@ -34,13 +34,14 @@ from controller.credentials import (
 )
 from controller.devstack import resources
 from controller.devstack.processes import ManagedProcess
+from controller.wire import INBOUND_STREAM, kamailio_wire_defines, substdef_lines
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = resources.ROOT  # the checkout, or the installed copy of its shipped files (resources.py)
 KAMAILIO_CFG = resources.KAMAILIO_CFG
 RTPENGINE_TEMPLATE = resources.RTPENGINE_TEMPLATE
-EVENT_STREAM = "xfer:kamailio"
+EVENT_STREAM = INBOUND_STREAM  # Kamailio's notifications (benchmarks read it)
 
 
 def free_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> int:
@@ -220,7 +221,7 @@ class LocalStack:
             media_address=rtpe.media_address, ng_address=rtpe.ng_address, ng_port=rtpe.ng_port,
             cli_port=free_port(), port_min=rtpe.port_min, port_max=rtpe.port_max,
             dtmf_address=self.node.dtmf.address, dtmf_port=self.node.dtmf.port,
-            log_level=self.options.rtpengine_log_level,
+            log_level=self.options.rtpengine_log_level, max_call_duration_s=self.node.max_call_duration_s,
         ))
         proc = self._spawn("rtpengine", ["rtpengine", "--config-file", str(conf), "--config-section", "rtpengine"])
         proc.wait_healthy(lambda: ng_ping((rtpe.ng_address, rtpe.ng_port)))
@@ -241,13 +242,15 @@ class LocalStack:
         self.start_controller()
 
     def kamailio_secrets_cfg(self) -> Path:
-        """Kamailio's main file for this run (mode 0600): the secret defines, then the project's script.
-        Defines given with -A would be readable by anyone in the process's command line."""
+        """Kamailio's main file for this run (mode 0600): the wire names (controller/wire.py) and the
+        secret defines, then the project's script. Defines given with -A would be readable by anyone in
+        the process's command line; the wire names are substdefs, which -A cannot give."""
         n = self.node
         kamailio_user, kamailio_password = CONTROLLER_RPC_USER, n.secrets.controller_rpc
         controller = f"http://{kamailio_user}:{kamailio_password}@{n.controller.address}:{n.controller.port}"
         lines = [
             "#!KAMAILIO",
+            *substdef_lines(kamailio_wire_defines(n.max_call_duration_s)),
             f'#!define RPC_AUTH "{basic_authorization(*self.rpc_auth)}"',
             f'#!define CTL_HTTPCON "ctl=>{controller}"',
             f'#!define REDIS_SERVER "name=st;addr={n.redis.address};port={n.redis.port};db={n.redis.db};'
@@ -281,7 +284,6 @@ class LocalStack:
             "CONTROLLER_IP": f'"{n.controller.address}"',
             "TRUNKS_FILE": f'"{self.trunks_file()}"',
             "RTPENGINE_SOCK": f'"udp:{n.rtpengine.ng_address}:{n.rtpengine.ng_port}"',
-            "EVENT_STREAM": f'"{EVENT_STREAM}"',
             "CTL_SOCK": f'"unix:{self.run_dir / "kamailio_ctl"}"',
             "BASELINE_HOSTPORT": f'"{o.baseline_hostport}"',
             "LOG_LEVEL": str(o.kamailio_log_level),

@@ -14,15 +14,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from controller import cli, wire
 from controller.config import (
+    CallerId,
     Config,
     ConfigError,
     DidRoute,
     Extension,
     Prompt,
+    TalkOptions,
+    TransferRule,
     load_config,
     parse_config,
 )
+from controller.core.settings import FallbackPolicy, Settings
+from controller.core.types import CallerIdPolicy, Direction, FallbackRule
 from controller.numbering import NumberingPlan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
@@ -257,17 +263,25 @@ INVALID = [
     ),
     ("alias-uri", put(f"{ACME}.sip_aliases.300", "tel:+100"), f"{ACME}.sip_aliases.300", "sip: or sips: URI"),
     # talk options
+    # the core's own rule (controller.core.settings.TalkOptions), reported at the configuration's field
     (
-        "talk-key-two-chars",
-        put(f"{ACME}.talk_options.transfer", "##"),
+        "talk-key-digit",
+        put(f"{ACME}.talk_options.transfer", "5"),
         f"{ACME}.talk_options.transfer",
-        "one char",
+        "talk option transfer='5': 1-4 DTMF symbols starting with *, # or A-D",
     ),
     (
-        "talk-key-letter",
-        put(f"{ACME}.talk_options.conference", "A"),
+        "talk-key-five-symbols",
+        put(f"{ACME}.talk_options.conference", "#####"),
         f"{ACME}.talk_options.conference",
-        "0-9, *",
+        "talk option conference='#####'",
+    ),
+    ("talk-key-empty", put(f"{ACME}.talk_options.return", ""), f"{ACME}.talk_options.return", "talk option back=''"),
+    (
+        "talk-key-not-dtmf",
+        put(f"{ACME}.talk_options.transfer", "#x"),
+        f"{ACME}.talk_options.transfer",
+        "1-4 DTMF symbols",
     ),
     ("talk-key-unquoted", put(f"{ACME}.talk_options.transfer", 5), f"{ACME}.talk_options.transfer", "quoted"),
     (
@@ -277,10 +291,28 @@ INVALID = [
         "must differ from transfer ('#')",
     ),
     (
-        "return-equals-conference",
-        put(f"{ACME}.talk_options", {"transfer": "9", "return": "*", "conference": "*"}),
+        "return-prefix-of-conference",
+        put(f"{ACME}.talk_options", {"transfer": "#", "return": "*", "conference": "*2"}),
         f"{ACME}.talk_options.return",
-        "must differ from conference ('*')",
+        "'back' and 'conference' must not be prefixes of each other",
+    ),
+    (
+        "first-digit-low",
+        put(f"{ACME}.talk_options.first_digit_timeout_ms", 999),
+        f"{ACME}.talk_options.first_digit_timeout_ms",
+        "greater than or equal to 1000",
+    ),
+    (
+        "resolve-high",
+        put(f"{ACME}.talk_options.resolve_timeout_ms", 30001),
+        f"{ACME}.talk_options.resolve_timeout_ms",
+        "less than or equal to 30000",
+    ),
+    (
+        "prompt-guard-low",
+        put(f"{IN}.prompt_guard_ms", 4999),
+        f"{IN}.prompt_guard_ms",
+        "greater than or equal to 5000",
     ),
     (
         "interdigit-low",
@@ -464,7 +496,7 @@ def test_example_loads() -> None:
     assert (acme.talk_options.transfer, acme.talk_options.return_, acme.talk_options.conference) == (
         "#",
         "*",
-        "#",
+        None,  # conference off: rtpengine 10.5 cannot mix
     )
     incoming, outgoing = acme.transfer_rules.incoming, acme.transfer_rules.outgoing
     assert (incoming.on_failure, incoming.warn_transferor, incoming.warn_client) == (
@@ -487,7 +519,7 @@ def test_defaults() -> None:
     )
     assert (node.rtpengine.ng_port, node.rtpengine.port_min, node.rtpengine.port_max) == (22222, 30000, 30999)
     assert (node.dtmf.port, node.redis.port, node.redis.db) == (5999, 6379, 0)
-    assert (node.call_keys_ttl_after_end_s, node.max_call_duration_s) == (60, 14400)
+    assert (node.call_keys_ttl_after_end_s, node.max_call_duration_s) == (60, wire.MAX_CALL_DURATION_S)
     assert config.trunks == {} and config.tenants == {}
     tenant = parse_config(
         {
@@ -501,8 +533,50 @@ def test_defaults() -> None:
         "return_to_transferor",
         120,
     )
-    assert (tenant.talk_options.interdigit_timeout_ms, tenant.talk_options.max_digits) == (2500, 20)
     assert tenant.caller_id.policy == "did" and tenant.hold_music is None
+
+
+def test_defaults_are_the_core_settings_defaults() -> None:
+    """One copy of every default: the state machine's (controller.core.settings)."""
+    core, fallback = Settings(), FallbackPolicy()
+    talk = TalkOptions()
+    assert (talk.transfer, talk.return_, talk.conference) == (core.talk_options.transfer, core.talk_options.back, None)
+    assert talk.first_digit_timeout_ms == core.first_digit_timeout_s * 1000
+    assert talk.interdigit_timeout_ms == core.interdigit_timeout_s * 1000
+    assert talk.resolve_timeout_ms == core.resolve_timeout_s * 1000
+    assert talk.max_digits == core.max_number_length
+    assert (talk.other_digits == "pass") is core.pass_other_digits
+    assert CallerId().policy is core.caller_id_policy
+    rule = TransferRule()
+    assert rule.no_answer_timeout_s == core.no_answer_timeout_s == fallback.transferor_ring_timeout_s
+    assert rule.prompt_guard_ms == core.prompt_guard_s * 1000
+    assert (rule.on_failure, rule.return_to_origin, rule.voicemail_max_s) == (
+        fallback.rule, fallback.return_to_origin, fallback.voicemail_max_s)
+    assert (rule.warn_transferor, rule.warn_client) == (
+        fallback.warn_transferor_prompt is not None, fallback.warn_client_prompt is not None)
+
+
+def test_enums_are_the_cores() -> None:
+    config = load_config(EXAMPLE)
+    acme = config.tenants["acme"]
+    assert acme.caller_id.policy is CallerIdPolicy.DID
+    assert acme.transfer_rules.outgoing.on_failure is FallbackRule.APOLOGIZE
+    assert acme.transfer_rules.for_direction(Direction.OUTGOING) is acme.transfer_rules.outgoing
+    assert acme.transfer_rules.for_direction("incoming") is acme.transfer_rules.incoming
+
+
+def test_check_config_refuses_a_digit_talk_key_naming_the_field(tmp_path: Path, capsys) -> None:
+    data = example_data()
+    data["tenants"]["acme"]["talk_options"]["transfer"] = "5"
+    path = tmp_path / "digit.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == (
+        ("tenants.acme.talk_options.transfer", "talk option transfer='5': 1-4 DTMF symbols starting with *, # or A-D"),)
+    assert cli.main(["check-config", str(path)]) == 1
+    assert ("tenants.acme.talk_options.transfer: talk option transfer='5': 1-4 DTMF symbols starting with *, # or A-D"
+            in capsys.readouterr().err)
 
 
 # Edges that must stay accepted (so the rules above are not simply "reject everything").
@@ -515,6 +589,8 @@ VALID_EDGES = [
     ("timeout-1", put(f"{IN}.no_answer_timeout_s", 1)),
     ("timeout-300", put(f"{IN}.no_answer_timeout_s", 300)),
     ("conference-equals-transfer", put(f"{ACME}.talk_options.conference", "#")),
+    ("conference-off", put(f"{ACME}.talk_options.conference", None)),
+    ("talk-keys-four-symbols", put(f"{ACME}.talk_options", {"transfer": "##", "return": "*1", "conference": "A"})),
     ("ipv6-trunk", put("trunks.carrier.address", "::1")),
     ("sips-contact", put(f"{ACME}.extensions.100.contact", "sips:100@[::1]:5061;transport=tls")),
     (
@@ -669,17 +745,16 @@ def test_config_is_frozen() -> None:
         config.tenants["acme"].name = "Other"  # type: ignore[misc]
 
 
-def test_tenant_for_did_tolerates_the_plus() -> None:
+def test_lookup_did_tolerates_the_plus() -> None:
     config = load_config(EXAMPLE)
     for number in ("+74951110000", "74951110000"):
-        found = config.tenant_for_did(number)
+        found = config.lookup_did(number)
         assert found is not None
-        tenant_id, tenant, route = found
-        assert (tenant_id, tenant.domain, route) == ("acme", "acme.test", DidRoute(extension="100"))
+        assert (found.tenant_id, found.tenant.domain, found.route) == ("acme", "acme.test", DidRoute(extension="100"))
     assert config.lookup_did("74951110001").did == "+74951110001"  # type: ignore[union-attr]
-    assert config.tenant_for_did("+74951119999") is None
-    assert config.tenant_for_did("++74951110000") is None
-    assert config.tenant_for_did("") is None
+    assert config.lookup_did("+74951119999") is None
+    assert config.lookup_did("++74951110000") is None
+    assert config.lookup_did("") is None
 
 
 @given(digits=st.from_regex(r"[0-9]{3,20}", fullmatch=True), configured_plus=st.booleans())
