@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from controller.tasks import cancel_and_wait
+from controller.wire import TIMERS_KEY
 
 log = logging.getLogger(__name__)
 
-TIMERS_KEY = "xfer:timers"
 POLL_INTERVAL_S = 0.05
 
 

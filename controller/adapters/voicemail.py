@@ -27,11 +27,10 @@ from redis.asyncio import Redis
 from controller.adapters.prompts import wav_seconds
 from controller.adapters.rtpengine_ng import RtpengineNg
 from controller.codecs.sdp import audio_sdp, offered_codecs
+from controller.wire import VOICEMAIL_KEY, VOICEMAILS_KEY
 
 log = logging.getLogger(__name__)
 
-VOICEMAILS_KEY = "xfer:voicemails"  # sorted set: message id scored by its time (ms)
-VOICEMAIL_KEY = "xfer:voicemail:{}"  # hash: the message's metadata; kept until deleted
 SOX_TYPE = {8: "al", 0: "ul"}  # RTP payload type -> sox raw type (A-law, mu-law)
 
 

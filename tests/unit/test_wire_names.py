@@ -27,9 +27,6 @@ RTPENGINE_TMPL = ROOT / "rtpengine" / "rtpengine.conf.tmpl"
 EXAMPLE = ROOT / "config" / "example.yaml"
 ROLE = ROOT / "ansible" / "roles" / "xfer_node"
 WIRE_NAME = re.compile(r"\bWIRE_[A-Z_]+\b")
-#: Files that still spell a Redis key themselves (not this change's files): their owners switch them to
-#: `from controller.wire import ...`; until then their values must at least be wire.py's.
-PENDING = {"controller/adapters/redis_timers.py", "controller/adapters/voicemail.py"}
 
 
 def _script_lines() -> list[str]:
@@ -101,16 +98,8 @@ def _python_files() -> list[Path]:
 
 def test_no_redis_key_is_spelled_outside_wire_py() -> None:
     offenders = {str(f.relative_to(ROOT)): _xfer_literals(f) for f in _python_files()}
-    offenders = {path: found for path, found in offenders.items() if found and path not in PENDING}
+    offenders = {path: found for path, found in offenders.items() if found}
     assert offenders == {}
-
-
-def test_the_pending_files_agree_with_wire_py() -> None:
-    values = {v for k, v in vars(wire).items() if k.isupper() and isinstance(v, str)}
-    for path in sorted(PENDING):
-        found = _xfer_literals(ROOT / path)
-        assert found, f"{path} no longer spells a key: remove it from PENDING"
-        assert set(found) <= values, path
 
 
 def test_the_adapters_use_wire_py() -> None:
