@@ -107,6 +107,9 @@ def no_digits(p: Phone) -> None:
     assert p.voice.digits == [], f"{p.voice.name} received DTMF {p.voice.digits}"
 
 
+POLL_S = 0.05  # how often a wait looks again (a poll interval, never a wait by itself)
+
+
 def eventually(check: Callable[[], None], timeout: float = 5.0) -> None:
     """Run `check` (assertions about what people hear) until it passes: media settles a moment after the
     signalling that changed it. A lasting leak still fails, with the last check's message."""
@@ -118,6 +121,22 @@ def eventually(check: Callable[[], None], timeout: float = 5.0) -> None:
         except AssertionError:
             if time.monotonic() >= deadline:
                 raise
+        time.sleep(POLL_S)
+
+
+def observe_for(seconds: float, check: Callable[[], None], *, what: str) -> None:
+    """An explicit observation window, for a negative that no positive event can stand for: `check`
+    (an assertion that something has NOT happened) must hold at every look during `seconds`, and at
+    the end. It fails at the first look that sees it happen."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            check()
+        except AssertionError as exc:
+            raise AssertionError(f"while observing that {what}: {exc}") from exc
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(POLL_S)
 
 
 def gone(p: Phone) -> bool:

@@ -22,6 +22,7 @@ import pytest
 import redis
 import yaml
 
+from controller.adapters.redis_store import INBOUND_STREAM
 from controller.credentials import redis_kwargs
 from controller.devstack.phone import Phone
 from controller.devstack.sipp import SippParty
@@ -44,6 +45,7 @@ SUPPORT_DID = "+74951110003"
 # as the byte 0x92, so a client on hold "hears" it like a party's voice marker
 BETA_HOLD_SAMPLE, BETA_HOLD_MARKER = 3000, 0x92
 RUN_ROOT = REPO_ROOT / "run" / "tests"
+POLL_S = 0.05  # how often a wait looks again
 
 pytestmark = pytest.mark.integration
 
@@ -175,13 +177,42 @@ class Stack:
         return self.wait_for(find, what=f"{name} event for {call_id}")
 
     def wait_for(self, predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
+        """Poll `predicate` until it returns something truthy (and return that), for at most `timeout` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()
             if value:
                 return value
-            time.sleep(0.05)
+            time.sleep(POLL_S)  # the poll interval of this wait
         raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def controller_log(self) -> list[str]:
+        """The messages the controller has logged so far (its log is one JSON object per line)."""
+        path = self.local.run_dir / "logs" / "controller.log"
+        if not path.exists():
+            return []
+        messages = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                messages.append(str(json.loads(line).get("msg", "")))
+            except (ValueError, AttributeError):
+                messages.append(line)
+        return messages
+
+    def wait_logged(self, message: str, timeout: float = 10.0) -> None:
+        """Wait until the controller has logged a message containing `message`."""
+        self.wait_for(lambda: any(message in m for m in self.controller_log()), timeout,
+                      what=f"the controller to log {message!r}")
+
+    def notifications_applied(self) -> bool:
+        """The controller has applied every notification Kamailio has written so far: its consumer
+        group has nothing pending and nothing unread, and the applied entries are deleted."""
+        try:
+            groups = self.redis.xinfo_groups(INBOUND_STREAM)
+        except redis.ResponseError:  # no stream yet: nothing was ever written
+            return True
+        return (all(g["pending"] == 0 and g.get("lag") in (0, None) for g in groups)
+                and self.redis.xlen(INBOUND_STREAM) == 0)
 
     def rpc(self, method: str, *params: Any) -> Any:
         reply = httpx.post(self.local.kamailio_rpc_url, timeout=5, auth=self.local.rpc_auth,

@@ -28,7 +28,10 @@ def test_benchmark_smoke_reports_both_modes_and_a_ratio(tmp_path_factory: pytest
     for name, mode in results["modes"].items():
         assert mode["steps"], f"{name}: no step ran: {mode['stop_reason']}"
         step = mode["steps"][0]
-        assert step["successful"] > 0, f"{name}: {step}"
+        # a smoke step is 10 calls/s for 2 s: 20 calls, and a step that passed lost none of them
+        assert (step["rate"], step["calls"]) == (10, 20), f"{name}: {step}"
+        assert step["passed"], f"{name}: {step['reasons']}"
+        assert step["created"] == step["successful"] == 20 and step["failed"] == 0, f"{name}: {step}"
         assert step["setup_ms"]["p50"] is not None
         # CPU is counted in 10 ms ticks: a few seconds at 10 calls/s may leave Kamailio at 0
         assert {"kamailio", "rtpengine", "redis", "sipp_uac", "sipp_uas"} <= set(step["cpu_s"])
@@ -36,10 +39,12 @@ def test_benchmark_smoke_reports_both_modes_and_a_ratio(tmp_path_factory: pytest
         # media really went through rtpengine, both ways
         assert step["media"]["relayedpackets"] > step["successful"] * 20
         assert mode["max_rate"] > 0, f"{name}: {mode['stop_reason']}"
-    assert results["ratio"] and results["ratio"] > 0
+    # both modes rated their only step, 10 calls/s: the ratio of the highest rates is exactly 1
+    assert results["ratio"] == 1.0, results["ratio"]
 
     full = results["modes"]["full"]["steps"][0]
     assert full["controller"]["callbacks"] >= full["successful"]
+    assert full["notifications_per_call"] > 0  # the controller read Kamailio's notifications of the calls
     assert full["controller"]["p99_ms"] is not None
     assert "controller" in full["cpu_s"] and "controller" not in results["modes"]["baseline"]["steps"][0]["cpu_s"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import httpx
 import pytest
@@ -21,14 +22,19 @@ def sip_call_id(party) -> str:
     return match.group(1)
 
 
-def watch_media(stack: Stack, *parties) -> dict[str, dict[str, int]]:
-    """Run until the parties have finished; per call, the RTP packets rtpengine received from each tag."""
+def watch_media(stack: Stack, *parties, timeout: float = 30.0) -> dict[str, dict[str, int]]:
+    """Run until the parties' calls are over (their SIPp processes have exited, at most `timeout` s);
+    per call, the RTP packets rtpengine received from each tag."""
     node = stack.local.node.rtpengine
 
     async def run() -> dict[str, dict[str, int]]:
         async with RtpengineNg((node.ng_address, node.ng_port)) as ng, MediaWatcher(ng) as watcher:
-            while any(p.process.alive() for p in parties):  # noqa: ASYNC110 - polling child processes
-                await asyncio.sleep(0.1)
+            deadline = time.monotonic() + timeout
+            while any(p.process.alive() for p in parties):
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"the call was not over within {timeout} s: "
+                                         f"{[p.name for p in parties if p.process.alive()]} still running")
+                await asyncio.sleep(0.1)  # the poll interval of this wait
             return dict(watcher.last)
 
     return asyncio.run(run())

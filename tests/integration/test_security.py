@@ -22,7 +22,7 @@ import redis
 
 from controller.credentials import CONTROLLER_RPC_USER, basic_authorization
 from controller.devstack.phone import Phone, wait_until
-from tests.integration.calls import connect, sip_call_id, target
+from tests.integration.calls import connect, observe_for, sip_call_id, target
 from tests.integration.conftest import PHONES_IP, TRUNK_IP, Stack, make_test_config, start_stack
 from tests.integration.sip_probe import SDP, SipProbe, SipSink, digest, final
 
@@ -65,8 +65,9 @@ def test_a_strangers_invite_is_challenged_and_never_reaches_the_trunk(stack: Sta
         assert statuses[-1] == 403, f"a source that keeps guessing is not refused outright: {statuses}"
     finally:
         stranger.close()
-    time.sleep(0.3)
-    assert trunk.requests() == [], "a stranger's INVITE reached the trunk"
+    # every probe got its final answer from Kamailio itself; a relay that might still be on its way has
+    # no event of its own to wait for, so the trunk is watched for a named window
+    observe_for(0.3, lambda: nothing_reached(trunk), what="no stranger's INVITE reaches the trunk")
 
 
 def test_requests_for_dialogs_the_node_does_not_know_are_refused(stack: Stack, trunk: SipSink) -> None:
@@ -86,9 +87,15 @@ def test_requests_for_dialogs_the_node_does_not_know_are_refused(stack: Stack, t
         assert final(got) == 481, [r.status for r in got]
     finally:
         stranger.close()
-    time.sleep(0.5)
-    assert trunk.requests() == [], "a stranger's in-dialog request was relayed"
+    # whatever Kamailio wrote about these requests (it writes before it answers) has been applied by the
+    # controller once its notification stream is drained: then the event log is complete
+    stack.wait_for(stack.notifications_applied, what="the controller to apply Kamailio's notifications")
     assert not [e for e in stack.events() if e["data"].get("call_id") == call_id], "a forged BYE was recorded"
+    observe_for(0.5, lambda: nothing_reached(trunk), what="no stranger's in-dialog request reaches the trunk")
+
+
+def nothing_reached(trunk: SipSink) -> None:
+    assert trunk.requests() == [], f"a stranger's request reached the trunk: {trunk.requests()}"
 
 
 def register(p: SipProbe, stack: Stack, aor_user: str, contact: str, *, creds: tuple[str, str] | None,
@@ -223,7 +230,7 @@ def test_secrets_are_in_private_files_and_never_on_a_command_line(stack: Stack) 
 
 def test_forged_dtmf_datagrams_cannot_start_a_transfer(stack: Stack, people: list[Phone], trunk: SipSink) -> None:
     """A stranger who learnt the call's Call-ID and tags sends rtpengine-like DTMF datagrams for A."""
-    client, _ = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=6000)
+    client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=6000)
     call_id = sip_call_id(client)
     conversation = stack.redis.get(f"xfer:call:{call_id}")
     fields = stack.redis.hgetall(f"xfer:conv:{conversation}")
@@ -239,7 +246,13 @@ def test_forged_dtmf_datagrams_cannot_start_a_transfer(stack: Stack, people: lis
             sock.sendto(json.dumps(datagram).encode(), (dtmf.address, dtmf.port))
     finally:
         sock.close()
-    time.sleep(4)  # longer than the inter-digit timeout: a collected number would have been dialled
+    # A presses 5 (no talk option: it is re-played to the client). The controller reads DTMF reports in
+    # the order they arrive, so when the client hears that 5, every forged datagram before it has been
+    # handled; and had the forged # started collecting a number, the 5 would have been collected too,
+    # never re-played. Then: no number is being collected, so none will be dialled.
+    a.press("5")
+    wait_until(lambda: client.voice.digits == ["5"], timeout=5,
+               what="the client to hear A's 5 (a collection started by forged digits would have swallowed it)")
     assert not [e for e in stack.events() if e["event"].startswith("transfer.")
                 and e["data"].get("call_id") == call_id], "forged digits started a transfer"
     assert trunk.requests() == [], "forged digits dialled out"
@@ -268,9 +281,11 @@ def test_the_clients_digit_never_hides_the_employees(stack: Stack, people: list[
     """The client presses # a tenth of a second before A: A's #101 still starts A's transfer."""
     client, a = connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=9000)
     b = target(stack, people, "boris", "101", "employee_ring_until_cancel.xml")
+    client_tag = stack.redis.hget(f"xfer:conv:{stack.redis.get(f'xfer:call:{sip_call_id(client)}')}", "from_tag")
     pressing = threading.Thread(target=client.press, args=("#",))
     pressing.start()
-    time.sleep(0.1)
+    # A presses once the controller has the client's # (rtpengine reports a digit when it ends)
+    stack.wait_logged(f"DTMF '#' from tag {client_tag}", timeout=5)
     a.press("#101")
     pressing.join()
     wait_until(lambda: "INVITE" in b.sipp.received_requests(), timeout=8, what="B's INVITE")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks.procstat import CpuMeter, process_tree, read_stat
+from benchmarks.procstat import CLK_TCK, CpuMeter, process_tree, read_stat
 from benchmarks.profiling import package_of, summarise
 from benchmarks.promhist import Histogram, counter
 from benchmarks.report import render
@@ -135,9 +136,19 @@ def test_cpu_accounting_follows_a_process_tree() -> None:
         assert read_stat(os.getpid()).cpu_s > 0
         meter = CpuMeter({"runner": [os.getpid()]})
         before = meter.snapshot()
-        sum(i * i for i in range(300_000))  # a little CPU for this process
+        own_before = read_stat(os.getpid()).cpu_s
+        # CPU for this process until the kernel has counted at least one tick of it (10 ms)
+        deadline = time.monotonic() + 10
+        while read_stat(os.getpid()).cpu_s == own_before:
+            assert time.monotonic() < deadline, "10 s of work and no CPU tick counted"
+            sum(i * i for i in range(100_000))
+        own_used = read_stat(os.getpid()).cpu_s - own_before  # measured inside the meter's window
         usage = CpuMeter.usage(before, meter.snapshot())
-        assert usage.groups["runner"] >= 0 and usage.wall_s > 0
+        # the group is this process and its (sleeping) child: at least what this process used
+        # (seconds are ticks / CLK_TCK: compared with half a tick of slack for float rounding)
+        assert own_used > 0.5 / CLK_TCK, own_used
+        assert usage.groups["runner"] > own_used - 0.5 / CLK_TCK, (usage.groups, own_used)
+        assert usage.wall_s > 0
         assert child.pid not in {pid for pid in before.others}  # our own children are never "others"
     finally:
         child.kill()
