@@ -35,7 +35,7 @@ from controller.core.settings import FallbackPolicy, Settings
 from controller.core.settings import TalkOptions as CoreTalkOptions
 from controller.core.types import CallerIdPolicy, Direction, FallbackRule
 from controller.errors import ControllerError
-from controller.numbering import NumberingPlan
+from controller.routing.numbering import NumberingPlan
 
 # A DID, a company number or a dialled external number: optional '+', then digits only.
 PHONE_NUMBER_RE = re.compile(r"\+?[0-9]{3,20}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from controller.config import Tenant
 from controller.core import Conversation, Event, TargetRejected, TargetResolved
 from controller.core.types import LegState, RejectReason, TargetKind
-from controller.routing import NumberTargets
+from controller.routing.decision import NumberTargets
 
 __all__ = ["LOOKUP_PREFIX", "dial_string", "leg_ng_flags", "number_of", "own_numbers", "resolution"]
 

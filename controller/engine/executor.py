@@ -46,7 +46,7 @@ from controller.core.types import OutcomeKind, RejectReason, TargetKind
 from controller.errors import ControllerError
 from controller.logs import call_logger
 from controller.metrics import Metrics
-from controller.routing import targets_for_number, targets_for_origin
+from controller.routing.decision import targets_for_number, targets_for_origin
 
 from .context import ConversationIO
 from .dialing import LOOKUP_PREFIX, dial_string, leg_ng_flags, number_of, own_numbers, resolution

@@ -1,7 +1,7 @@
 """Kamailio's JSON-RPC callbacks: the one routing question per call.
 
 `route.invite` turns Kamailio's facts about a new INVITE into a routing decision (pure, in
-controller.routing) and records the new conversation in Redis. Bookkeeping failures never block a
+controller.routing.decision) and records the new conversation in Redis. Bookkeeping failures never block a
 call: if Redis is away, the call is still routed and the failure is logged and counted.
 
 Bad input is answered with a JSON-RPC error, never an exception: the params are checked strictly
@@ -35,7 +35,7 @@ from controller.codecs.jsonrpc import (
 from controller.config import Config, normalize_ip
 from controller.logs import call_logger
 from controller.metrics import Metrics
-from controller.routing import InviteFacts, RouteRejection, decide_route
+from controller.routing.decision import InviteFacts, RouteRejection, decide_route
 from controller.service.budget import PerSourceBudget
 
 log = logging.getLogger(__name__)

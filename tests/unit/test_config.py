@@ -29,7 +29,7 @@ from controller.config import (
 )
 from controller.core.settings import FallbackPolicy, Settings
 from controller.core.types import CallerIdPolicy, Direction, FallbackRule
-from controller.numbering import NumberingPlan
+from controller.routing.numbering import NumberingPlan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from controller.numbering import (
+from controller.routing.numbering import (
     DENIED_BY_COUNTRY,
     E164_MAX_DIGITS,
     GENERIC_DENIED,

@@ -13,8 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.config import Config, load_config, parse_config
-from controller.numbering import Refusal, check_outside
-from controller.routing import (
+from controller.routing.decision import (
     REFUSED_NUMBER,
     UNKNOWN_NUMBER,
     InviteFacts,
@@ -26,6 +25,7 @@ from controller.routing import (
     targets_for_number,
     targets_for_origin,
 )
+from controller.routing.numbering import Refusal, check_outside
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 CONFIG = load_config(EXAMPLE)

@@ -14,7 +14,7 @@ can send the call back to it:
     trunk:<name>                    outgoing call to a phone number through a trunk
 
 A number that would leave through the trunk is judged by the tenant's numbering plan
-(``controller/numbering.py``) and sent in its E.164 form; a refused one resolves to a
+(``controller/routing/numbering.py``) and sent in its E.164 form; a refused one resolves to a
 ``NumberTargets`` with no targets and its ``refusal``, so that callers tell "forbidden" from
 "unknown" (None).
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from controller.config import Config, Tenant
-from controller.numbering import DIALLED_RE, Refusal, check_outside, is_own_number
+from controller.routing.numbering import DIALLED_RE, Refusal, check_outside, is_own_number
 
 Direction = Literal["incoming", "outgoing", "internal"]
 
