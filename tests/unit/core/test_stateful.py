@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from controller.core import (
+    ActionFailed,
     BlockDtmf,
     BlockMedia,
     BridgeMedia,
@@ -60,7 +61,6 @@ from controller.core import (
     LegHungUp,
     LegRinging,
     LegState,
-    MediaFailed,
     OriginateLeg,
     PassDigit,
     PlayHoldMusic,
@@ -90,6 +90,7 @@ from controller.core import (
 CLIENT, A = "client", "alice"
 GHOST = "ghost"
 NUMBERS = ["201", "202", "999", "100", "+4930111", "300"]
+MEDIA_ACTIONS = ["PlayHoldMusic", "PlayPrompt", "BridgeMedia", "BlockMedia", "StartTimer", "ResolveTarget", "Bogus"]
 STATUSES = [486, 600, 603, 408, 480, 503, 487, 404, 0]
 
 _BAD = {
@@ -119,7 +120,7 @@ def expect_invalid(conv: Conversation, event: Event) -> bool:
         return leg is None or isinstance(event, _BAD[leg.state])
     if isinstance(event, DigitPressed | PromptFinished):
         return event.leg not in legs
-    if isinstance(event, MediaFailed):
+    if isinstance(event, ActionFailed):
         return event.leg is not None and event.leg not in legs
     if isinstance(event, TargetResolved | TargetRejected):
         m = re.fullmatch(r"t([1-9][0-9]*)", event.transfer_id)
@@ -337,7 +338,7 @@ class ConversationMachine(RuleBasedStateMachine):
             else:
                 weight = 6
             options.append((weight, lambda leg=leg: [LegHungUp(leg)]))
-        options.append((3, lambda: [MediaFailed(rnd.choice([None, conv.client_leg]), "play media", "boom")]))
+        options.append((3, lambda: [ActionFailed(rnd.choice(MEDIA_ACTIONS), rnd.choice([None, conv.client_leg]))]))
         for name in sorted(conv.active_timers):
             options.append((12, lambda name=name: [TimerFired(name)]))
         if conv.transfer is not None:
@@ -378,7 +379,7 @@ class ConversationMachine(RuleBasedStateMachine):
                 return [TargetResolved(transfer_id, ("201",))]
             return [TargetRejected(transfer_id)]
         if kind == 5:
-            return [MediaFailed(rnd.choice([None, CLIENT, A, GHOST]), "play media", "boom")]
+            return [ActionFailed(rnd.choice(MEDIA_ACTIONS), rnd.choice([None, CLIENT, A, GHOST]), "boom")]
         if kind == 6:
             return [TransferRequested(rnd.choice(NUMBERS), rnd.choice(list(TransferTrigger)))]
         return [ConversationStarted(Direction.INCOMING, CLIENT, A)]
