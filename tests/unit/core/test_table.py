@@ -66,7 +66,7 @@ def test_every_timer_a_state_starts_can_fire_there():
 def _check_steps(conv):
     """Every step of the last handle() was a cell, they chain, and the conversation is where the last one led."""
     steps = conv.last_steps
-    for (state, stimulus, target), following in zip(steps, [*steps[1:], None], strict=True):
+    for (state, stimulus, target), following in zip(steps, [*steps[1:], None][: len(steps)], strict=True):
         assert TRANSITIONS[state][stimulus] is target
         if following is not None:
             assert following[0] is target
