@@ -108,7 +108,6 @@ the origin's members); timers ``<conversation>/<purpose>/<n>``, never reused.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -122,11 +121,8 @@ from .events import (
     ConversationStarted,
     DigitPressed,
     Event,
-    LegAnswered,
     LegEvent,
     LegFailed,
-    LegHungUp,
-    LegRinging,
     PromptFinished,
     TargetRejected,
     TargetResolved,
@@ -144,72 +140,34 @@ from .states import (
     LEG_TRANSITIONS,
     ConversationState,
     LegDisposition,
-    LegSignal,
     State,
     Stimulus,
     TransferState,
     accepts,
     transitions_for,
 )
+from .stimuli import (
+    ACTIVE_KEYS,
+    AWAITING_RESOLUTION,
+    BOOKKEEPING,
+    KEY_STIMULUS,
+    NUMBER_DIGITS,
+    ORIGINATIONS,
+    PASSES_DIGITS,
+    ROLE_STIMULUS,
+    SIGNAL_OF,
+    TIMER_STIMULUS,
+    TRANSFER_ID,
+)
 from .transfer import Transfer
-from .types import EndReason, LegRole, LegState, TimerPurpose
+from .types import EndReason, LegState, TimerPurpose
 
-__all__ = ["SCHEMA_VERSION", "Conversation"]
+__all__ = ["SCHEMA_VERSION", "TIMER_STIMULUS", "Conversation"]
 
 #: Layout version of :meth:`Conversation.to_dict`.
 SCHEMA_VERSION = 2
 
 _C, _T, _S = ConversationState, TransferState, Stimulus
-
-#: States in which the service's answer to a resolution (``TargetResolved`` / ``TargetRejected``) counts.
-_AWAITING_RESOLUTION = frozenset({_T.RESOLVING, _T.ROUTING_TO_ORIGIN})
-_NUMBER_DIGITS = frozenset("0123456789")
-_TRANSFER_ID = re.compile(r"t([1-9][0-9]*)")
-
-#: Which talk options are active in which effective state.
-_ACTIVE_KEYS: Mapping[State, tuple[str, ...]] = {
-    _C.TALKING: ("transfer",),
-    _T.COLLECTING: ("back",),
-    _T.RESOLVING: ("back",),
-    _T.RINGING: ("back",),
-    _T.CONSULTING: ("back", "conference"),
-    _C.CONFERENCE: ("back",),
-}
-_KEY_STIMULUS = {"transfer": _S.TRANSFER_KEY, "back": _S.BACK_KEY, "conference": _S.CONFERENCE_KEY}
-#: States in which the transferor talks to a person, who should get the digits that are no talk option.
-_PASSES_DIGITS = frozenset({_C.TALKING, _T.CONSULTING})
-
-TIMER_STIMULUS: Mapping[TimerPurpose, Stimulus] = {
-    TimerPurpose.INTERDIGIT: _S.DIGIT_TIMEOUT,
-    TimerPurpose.RESOLVE: _S.RESOLVE_TIMEOUT,
-    TimerPurpose.NO_ANSWER: _S.NO_ANSWER_TIMEOUT,
-    TimerPurpose.RECALL: _S.RECALL_TIMEOUT,
-    TimerPurpose.PROMPT: _S.PROMPT_TIMEOUT,
-    TimerPurpose.RECORDING: _S.RECORDING_TIMEOUT,
-}
-_SIGNAL_OF: Mapping[type[LegEvent], LegSignal] = {
-    LegRinging: LegSignal.RINGING,
-    LegAnswered: LegSignal.ANSWERED,
-    LegFailed: LegSignal.FAILED,
-    LegHungUp: LegSignal.HUNG_UP,
-}
-_ROLE_STIMULUS: Mapping[tuple[LegRole, LegSignal], Stimulus] = {
-    (LegRole.CLIENT, LegSignal.HUNG_UP): _S.CLIENT_HUNG_UP,
-    (LegRole.TRANSFEROR, LegSignal.HUNG_UP): _S.TRANSFEROR_HUNG_UP,
-    (LegRole.PEER, LegSignal.HUNG_UP): _S.PEER_HUNG_UP,
-    (LegRole.TARGET, LegSignal.RINGING): _S.TARGET_RINGING,
-    (LegRole.TARGET, LegSignal.ANSWERED): _S.TARGET_ANSWERED,
-    (LegRole.TARGET, LegSignal.FAILED): _S.TARGET_FAILED,
-    (LegRole.TARGET, LegSignal.HUNG_UP): _S.TARGET_HUNG_UP,
-    (LegRole.RECALL, LegSignal.RINGING): _S.RECALL_RINGING,
-    (LegRole.RECALL, LegSignal.ANSWERED): _S.RECALL_ANSWERED,
-    (LegRole.RECALL, LegSignal.FAILED): _S.RECALL_FAILED,
-}
-#: ActionFailed: a failed origination is an unreachable target; failed bookkeeping changes nothing.
-_ORIGINATIONS = frozenset({"OriginateLeg", "RingTransferor"})
-_BOOKKEEPING = frozenset({"RecordOutcome", "TransferRefused", "CancelTimer", "EndConversation", "EndLeg",
-                          "SetDialogTakeover"})
-
 
 class Conversation:
     """One client call: legs, media model, timers and the active transfer.
@@ -404,7 +362,7 @@ class Conversation:
         leg = d.legs.get(event.leg)
         if leg is None:
             raise self._invalid(event, f"unknown leg {event.leg!r}")
-        signal = _SIGNAL_OF[type(event)]
+        signal = SIGNAL_OF[type(event)]
         entry = LEG_TRANSITIONS[leg.state].get(signal)
         if entry is None:
             raise self._invalid(event, f"leg {leg.id!r} is {leg.state.value}")
@@ -417,7 +375,7 @@ class Conversation:
         if disposition is LegDisposition.RELEASE:
             self._out.append(EndLeg(leg.id, EndReason.CANCELLED))
             return
-        stimulus = _ROLE_STIMULUS.get((leg.role, signal))
+        stimulus = ROLE_STIMULUS.get((leg.role, signal))
         if stimulus is None:
             raise self._invalid(event, f"{leg.role.value} leg cannot {signal.value}")
         self._fire(stimulus, event)
@@ -430,26 +388,26 @@ class Conversation:
         if event.leg != d.transferor_leg or leg.state is not LegState.UP:
             return  # only the transferor's digits count; the rest pass through in the media
         options = d.settings.talk_options
-        keys = {name: key for name in _ACTIVE_KEYS.get(self.effective_state, ())
+        keys = {name: key for name in ACTIVE_KEYS.get(self.effective_state, ())
                 if (key := getattr(options, name)) is not None}
         tokens, d.dtmf_buffer = match_digits(d.dtmf_buffer, event.digit, keys)
         for token in tokens:
             state = self.effective_state
             if token.key is not None:
-                self._fire(_KEY_STIMULUS[token.key], event)
-            elif state is _T.COLLECTING and token.digit in _NUMBER_DIGITS:
+                self._fire(KEY_STIMULUS[token.key], event)
+            elif state is _T.COLLECTING and token.digit in NUMBER_DIGITS:
                 self._fire(_S.NUMBER_DIGIT, event, token.digit)
-            elif state in _PASSES_DIGITS and d.settings.pass_other_digits:
+            elif state in PASSES_DIGITS and d.settings.pass_other_digits:
                 # rtpengine absorbed it with the rest of A's DTMF: the person A talks to still gets it
                 assert token.digit is not None
                 self._out.append(PassDigit(event.leg, token.digit))
 
     def _on_resolution(self, event: TargetResolved | TargetRejected) -> None:
-        match = _TRANSFER_ID.fullmatch(event.transfer_id)
+        match = TRANSFER_ID.fullmatch(event.transfer_id)
         if match is None or int(match.group(1)) > self._d.transfer_seq:
             raise self._invalid(event, f"no ResolveTarget was sent for {event.transfer_id!r}")
         transfer = self._d.transfer
-        if transfer is None or transfer.id != event.transfer_id or transfer.state not in _AWAITING_RESOLUTION:
+        if transfer is None or transfer.id != event.transfer_id or transfer.state not in AWAITING_RESOLUTION:
             return  # the transfer moved on (cancelled, or a duplicate answer)
         self._fire(_S.TARGET_RESOLVED if isinstance(event, TargetResolved) else _S.TARGET_REJECTED, event)
 
@@ -471,14 +429,14 @@ class Conversation:
         leg = d.legs.get(event.leg) if event.leg is not None else None
         if event.leg is not None and leg is None:
             raise self._invalid(event, f"unknown leg {event.leg!r}")
-        if event.action in _BOOKKEEPING:
+        if event.action in BOOKKEEPING:
             return  # nothing to retry, nothing changed
         if event.action == "CancelLeg":
             if leg is not None and leg.state is LegState.CANCELLING:
                 leg.state = LegState.ENDED  # the request was ours; never CANCELLING forever
                 d.media.forget(leg.id)
             return
-        if event.action in _ORIGINATIONS and leg is not None:
+        if event.action in ORIGINATIONS and leg is not None:
             if leg.state in (LegState.TRYING, LegState.RINGING, LegState.CANCELLING):
                 # as if Kamailio had answered with no response at all: the leg is unreachable
                 self._on_leg_event(LegFailed(leg.id, 0))

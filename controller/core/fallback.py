@@ -29,12 +29,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import branches
 from .actions import ResolveOrigin, RingTransferor
-from .events import LegAnswered, PromptFinished
+from .events import LegAnswered, LegFailed, PromptFinished, TargetResolved
 from .legs import Leg
 from .media import Overlay
 from .outcome import finish
 from .prompts import PromptRef
+from .sip import failure_cause
 from .states import Stimulus
 from .types import EndReason, FallbackRule, LegRole, LegState, OutcomeKind, OutcomeMode, TimerPurpose
 
@@ -184,6 +186,37 @@ def on_a_left_during_warning(s: Step) -> Stimulus:
     if t.rule is FallbackRule.RETURN_TO_TRANSFEROR:
         return after_recall_failed(s.facts)
     return after_transferor_left(s.facts)
+
+
+# -- the origin's members ---------------------------------------------------------------------
+
+
+def on_origin_resolved(s: Step) -> None:
+    assert isinstance(s.event, TargetResolved)
+    branches.ring(s, "o", s.facts.origin_caller_id(s.event.target_kind))
+
+
+def on_origin_answered(s: Step) -> None:
+    t = s.t
+    branches.take_answer(s)
+    branches.connect_client(s, OutcomeKind.FAILED, cause=t.cause, rule=t.rule, mode=OutcomeMode.ORIGIN)
+
+
+def on_origin_failed(s: Step) -> Stimulus | None:
+    """A member's failure (even a 6xx: they are different users) ends nothing while others ring."""
+    event, t = s.event, s.t
+    assert isinstance(event, LegFailed)
+    t.failures[event.leg] = failure_cause(event.sip_status)
+    if branches.alive(s):
+        return None
+    s.fx.cancel_timer(_TP.NO_ANSWER)
+    return _S.APOLOGIZE  # B's failure stays the cause
+
+
+def on_origin_no_answer(s: Step) -> None:
+    for leg in branches.alive(s):
+        s.fx.release_leg(leg, EndReason.NO_ANSWER)
+    apologize(s)
 
 
 # -- prompts and the recording ----------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from . import branches
 from . import fallback as fb
 from . import transfer as tr
 from .actions import TransferRefused
@@ -168,7 +169,7 @@ GUARD_FUNCTIONS: Mapping[tuple[State, Stimulus], Guard] = {
     (_T.RECONNECTING, _S.PROMPT_FINISHED): fb.guard_prompt,
     (_T.RECONNECTING, _S.MEDIA_FAILED): guard_media,
     (_T.ROUTING_TO_ORIGIN, _S.TARGET_RESOLVED): lambda s: (
-        _S.TARGET_RESOLVED if tr.allowed_targets(s)[1] else _S.NOBODY_TO_RING),
+        _S.TARGET_RESOLVED if branches.allowed_targets(s)[1] else _S.NOBODY_TO_RING),
     (_T.RINGING_ORIGIN, _S.TARGET_ANSWERED): tr.guard_answered,
     (_T.APOLOGIZING, _S.PROMPT_FINISHED): fb.guard_prompt,
     (_T.VOICEMAIL_GREETING, _S.PROMPT_FINISHED): fb.guard_prompt,
@@ -269,17 +270,17 @@ def _rows() -> dict[tuple[State, Stimulus], Handler]:
             _S.RECALL_TIMEOUT: fb.on_recall_timeout,
         },
         _T.ROUTING_TO_ORIGIN: {
-            _S.TARGET_RESOLVED: tr.on_origin_resolved,
+            _S.TARGET_RESOLVED: fb.on_origin_resolved,
             _S.NOBODY_TO_RING: fb.apologize,
             _S.TARGET_REJECTED: fb.apologize,
             _S.RESOLVE_TIMEOUT: fb.apologize,
         },
         _T.RINGING_ORIGIN: {
             _S.TARGET_RINGING: tr.ignore,
-            _S.TARGET_ANSWERED: tr.on_origin_answered,
-            _S.OUTSIDE_ANSWERED: tr.on_origin_answered,
-            _S.TARGET_FAILED: tr.on_origin_failed,
-            _S.NO_ANSWER_TIMEOUT: tr.on_origin_no_answer,
+            _S.TARGET_ANSWERED: fb.on_origin_answered,
+            _S.OUTSIDE_ANSWERED: fb.on_origin_answered,
+            _S.TARGET_FAILED: fb.on_origin_failed,
+            _S.NO_ANSWER_TIMEOUT: fb.on_origin_no_answer,
         },
         _T.APOLOGIZING: {
             _S.PROMPT_FINISHED: fb.on_prompt_finished,

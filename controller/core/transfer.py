@@ -17,10 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import fallback
-from .actions import OriginateLeg, ResolveTarget, TransferRefused
+from . import branches, fallback
+from .actions import ResolveTarget, TransferRefused
 from .events import LegFailed, LegRinging, TargetRejected, TargetResolved, TransferRequested
-from .legs import Leg
 from .outcome import finish
 from .prompts import PromptRef
 from .sip import aggregate_cause, failure_cause, is_global_failure
@@ -30,8 +29,6 @@ from .types import (
     EndReason,
     FailureCause,
     FallbackRule,
-    LegRole,
-    LegState,
     OutcomeCause,
     OutcomeKind,
     OutcomeMode,
@@ -148,53 +145,6 @@ def fail(s: Step, cause: FailureCause) -> Stimulus:
     return fallback.after_transferor_left(s.facts)
 
 
-def allowed_targets(s: Step) -> tuple[list[str], list[str]]:
-    """(distinct targets, those that may be rung): never A or the client for their own transfer."""
-    event = s.event
-    assert isinstance(event, TargetResolved)
-    targets = list(dict.fromkeys(t for t in event.targets if t))
-    return targets, [t for t in targets if not s.facts.is_self_target(t)]
-
-
-def ring(s: Step, prefix: str, caller_id: str) -> None:
-    """Originate one leg per target (``<conversation>.<transfer>.<prefix><n>``) under one no-answer timer."""
-    t, fx, event = s.t, s.fx, s.event
-    assert isinstance(event, TargetResolved)
-    fx.cancel_timer(_TP.RESOLVE)
-    timeout = s.facts.settings.no_answer_timeout_s
-    for index, target in enumerate(allowed_targets(s)[1], start=1):
-        leg_id = f"{s.facts.id}.{t.id}.{prefix}{index}"
-        fx.add_leg(Leg(leg_id, LegRole.TARGET, LegState.TRYING, target, event.target_kind))
-        t.branches.append(leg_id)
-        fx.emit(OriginateLeg(leg_id, target, event.target_kind, caller_id, timeout))
-    fx.start_timer(_TP.NO_ANSWER, timeout)
-
-
-def alive_branches(s: Step) -> list[str]:
-    return [leg for leg in s.t.branches if s.facts.is_live(leg)]
-
-
-def connect_client(s: Step, kind: OutcomeKind, **outcome: object) -> None:
-    """A has left and the answered leg is up: connect the client to it, who takes over from A."""
-    b = s.t.answered
-    assert b is not None
-    s.fx.media.stop(s.facts.client_leg)
-    s.fx.media.bridge(s.facts.client_leg, b)
-    s.fx.promote(b)  # media first, then the outcome (the action-list convention)
-    finish(s, kind, **outcome)  # type: ignore[arg-type]
-
-
-def take_answer(s: Step) -> str:
-    """The first answer wins: the other branches are released."""
-    t, winner = s.t, s.event.leg  # type: ignore[attr-defined]
-    s.fx.cancel_timer(_TP.NO_ANSWER)
-    t.answered = winner
-    for leg in t.branches:
-        if leg != winner:
-            s.fx.release_leg(leg, EndReason.ANSWERED_ELSEWHERE)
-    return winner
-
-
 # -- guards -------------------------------------------------------------------------------
 
 
@@ -208,7 +158,7 @@ def guard_digit_timeout(s: Step) -> Stimulus:
 
 
 def guard_resolved(s: Step) -> Stimulus:
-    targets, allowed = allowed_targets(s)
+    targets, allowed = branches.allowed_targets(s)
     a_up = s.facts.transferor_up
     if targets and not allowed:
         return _S.SELF_TARGET if a_up else _S.TARGET_INVALID
@@ -272,7 +222,7 @@ def on_target_resolved(s: Step) -> None:
     event = s.event
     assert isinstance(event, TargetResolved)
     s.t.target_kind = event.target_kind
-    ring(s, "b", s.facts.caller_id_for(event.target_kind))
+    branches.ring(s, "b", s.facts.caller_id_for(event.target_kind))
 
 
 def on_resolved_to_self(s: Step) -> None:
@@ -328,7 +278,7 @@ def ignore(s: Step) -> None:
 
 def on_target_answered(s: Step) -> None:
     """A talks to B; the client keeps the music."""
-    winner, a, media = take_answer(s), s.facts.a, s.fx.media
+    winner, a, media = branches.take_answer(s), s.facts.a, s.fx.media
     media.stop(a)
     if media.partner_of(a) != winner:
         media.bridge(a, winner)
@@ -336,8 +286,8 @@ def on_target_answered(s: Step) -> None:
 
 
 def on_blind_answered(s: Step) -> None:
-    take_answer(s)
-    connect_client(s, OutcomeKind.COMPLETED, mode=OutcomeMode.BLIND)
+    branches.take_answer(s)
+    branches.connect_client(s, OutcomeKind.COMPLETED, mode=OutcomeMode.BLIND)
 
 
 def on_target_failed(s: Step) -> Stimulus | None:
@@ -345,7 +295,7 @@ def on_target_failed(s: Step) -> Stimulus | None:
     assert isinstance(event, LegFailed)
     cause = failure_cause(event.sip_status)
     t.failures[event.leg] = cause
-    alive = alive_branches(s)
+    alive = branches.alive(s)
     # a 6xx ends every branch of one callee, but not across a department's members
     global_failure = is_global_failure(event.sip_status) and t.target_kind is not TargetKind.DEPARTMENT
     if alive and not global_failure:
@@ -360,7 +310,7 @@ def on_target_failed(s: Step) -> Stimulus | None:
 
 
 def on_no_answer(s: Step) -> Stimulus:
-    for leg in alive_branches(s):
+    for leg in branches.alive(s):
         s.fx.release_leg(leg, EndReason.NO_ANSWER)
     return fail(s, FailureCause.NO_ANSWER)
 
@@ -392,7 +342,7 @@ def on_conference_key(s: Step) -> None:
 
 
 def on_attended(s: Step) -> None:
-    connect_client(s, OutcomeKind.COMPLETED, mode=OutcomeMode.ATTENDED)
+    branches.connect_client(s, OutcomeKind.COMPLETED, mode=OutcomeMode.ATTENDED)
 
 
 # -- the back key, hang-ups, requests, media ------------------------------------------------
@@ -436,34 +386,3 @@ def on_media_lost(s: Step) -> None:
     release(s, EndReason.MEDIA_FAILURE)
     finish(s, OutcomeKind.FAILED, cause=OutcomeCause.MEDIA_FAILURE, rule=s.t.rule)
     s.fx.end(EndReason.MEDIA_FAILURE)
-
-
-# -- the origin's members (after A did not answer the recall) ------------------------------
-
-
-def on_origin_resolved(s: Step) -> None:
-    assert isinstance(s.event, TargetResolved)
-    ring(s, "o", s.facts.origin_caller_id(s.event.target_kind))
-
-
-def on_origin_answered(s: Step) -> None:
-    t = s.t
-    take_answer(s)
-    connect_client(s, OutcomeKind.FAILED, cause=t.cause, rule=t.rule, mode=OutcomeMode.ORIGIN)
-
-
-def on_origin_failed(s: Step) -> Stimulus | None:
-    """A member's failure (even a 6xx: they are different users) ends nothing while others ring."""
-    event, t = s.event, s.t
-    assert isinstance(event, LegFailed)
-    t.failures[event.leg] = failure_cause(event.sip_status)
-    if alive_branches(s):
-        return None
-    s.fx.cancel_timer(_TP.NO_ANSWER)
-    return _S.APOLOGIZE  # B's failure stays the cause
-
-
-def on_origin_no_answer(s: Step) -> None:
-    for leg in alive_branches(s):
-        s.fx.release_leg(leg, EndReason.NO_ANSWER)
-    fallback.apologize(s)
