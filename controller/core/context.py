@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .actions import Action, CancelLeg, CancelTimer, EndConversation, EndLeg, StartTimer
 from .callerid import caller_id_for_target
@@ -42,8 +42,9 @@ from .types import (
     TransferTrigger,
 )
 
-__all__ = ["CallData", "Effects", "Facts", "Step"]
+__all__ = ["CallData", "DataView", "Effects", "Facts", "Step"]
 
+V = TypeVar("V")
 _LIVE = frozenset({LegState.TRYING, LegState.RINGING})
 
 
@@ -79,22 +80,37 @@ class CallData:
     takeover: str | None = None
 
 
+class DataView(Generic[V]):
+    """A read-only, typed attribute showing the field of the same name of the owner's ``_d`` (CallData)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> V:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        return getattr(obj._d, self.name)  # type: ignore[no-any-return]
+
+    def __set__(self, obj: Any, value: V) -> None:
+        raise AttributeError(f"{self.name} is read-only; the conversation changes only by handle()")
+
+
 class Facts:
     """A read-only view of the conversation for handlers and guards."""
 
     def __init__(self, data: CallData) -> None:
         self._d = data
 
-    id = property(lambda self: self._d.id)
-    settings: Settings = property(lambda self: self._d.settings)  # type: ignore[assignment]
-    client_leg: str = property(lambda self: self._d.client_leg)  # type: ignore[assignment]
-    transferor_leg: str | None = property(lambda self: self._d.transferor_leg)  # type: ignore[assignment]
-    peer_leg: str | None = property(lambda self: self._d.peer_leg)  # type: ignore[assignment]
-    client_number = property(lambda self: self._d.client_number)
-    transferor_number = property(lambda self: self._d.transferor_number)
-    transferor_kind: TargetKind = property(lambda self: self._d.transferor_kind)  # type: ignore[assignment]
-    origin = property(lambda self: self._d.origin)
-    degraded: bool = property(lambda self: self._d.degraded)  # type: ignore[assignment]
+    id = DataView[str]()
+    settings = DataView[Settings]()
+    client_leg = DataView[str]()
+    transferor_leg = DataView[str | None]()
+    peer_leg = DataView[str | None]()
+    client_number = DataView[str | None]()
+    transferor_number = DataView[str | None]()
+    transferor_kind = DataView[TargetKind]()
+    origin = DataView[str | None]()
+    degraded = DataView[bool]()
 
     @property
     def legs(self) -> Mapping[str, Leg]:

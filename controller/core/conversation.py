@@ -113,7 +113,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .actions import Action, EndConversation, EndLeg, PassDigit, SetDialogTakeover
-from .context import CallData, Effects, Facts, Step
+from .context import CallData, DataView, Effects, Facts, Step
 from .dtmf import match_digits
 from .errors import InvalidTransition, TransitionTableError
 from .events import (
@@ -185,21 +185,21 @@ class Conversation:
 
     # -- read-only views ---------------------------------------------------------------
 
-    id = property(lambda self: self._d.id)
-    settings: Settings = property(lambda self: self._d.settings)  # type: ignore[assignment]
-    version: int = property(lambda self: self._d.version)  # type: ignore[assignment]
-    state: ConversationState = property(lambda self: self._d.state)  # type: ignore[assignment]
-    transfer: Transfer | None = property(lambda self: self._d.transfer)  # type: ignore[assignment]
-    client_leg: str = property(lambda self: self._d.client_leg)  # type: ignore[assignment]
-    transferor_leg: str | None = property(lambda self: self._d.transferor_leg)  # type: ignore[assignment]
-    peer_leg: str | None = property(lambda self: self._d.peer_leg)  # type: ignore[assignment]
-    client_number = property(lambda self: self._d.client_number)
-    transferor_number = property(lambda self: self._d.transferor_number)
-    did = property(lambda self: self._d.did)
-    degraded: bool = property(lambda self: self._d.degraded)  # type: ignore[assignment]
-    end_reason = property(lambda self: self._d.end_reason)
+    id = DataView[str]()
+    settings = DataView[Settings]()
+    version = DataView[int]()
+    state = DataView[ConversationState]()
+    transfer = DataView[Transfer | None]()
+    client_leg = DataView[str]()
+    transferor_leg = DataView[str | None]()
+    peer_leg = DataView[str | None]()
+    client_number = DataView[str | None]()
+    transferor_number = DataView[str | None]()
+    did = DataView[str | None]()
+    degraded = DataView[bool]()
+    end_reason = DataView[EndReason | None]()
     #: The transferor leg whose dialog Kamailio takes over (the last ``SetDialogTakeover``).
-    takeover = property(lambda self: self._d.takeover)
+    takeover = DataView[str | None]()
 
     @property
     def effective_state(self) -> State:
