@@ -18,23 +18,29 @@ Composition (one job per module)
 * ``conversation.py`` (here): one client call.  It owns the data
   (:class:`~controller.core.context.CallData`: the legs and their tiny
   per-dialog machine, who the client and the transferor are, the timers, the
-  active transfer), classifies each event into a *stimulus*, runs the table,
-  and computes the Kamailio dialog takeover once per event.
+  active transfer), classifies each event into a *stimulus* (with the tables
+  of ``stimuli.py``), runs the table, and computes the Kamailio dialog
+  takeover once per event.
 * ``states.py``: the states and THE table, one target per (state, stimulus),
   plus the declared guards and follow-ups; ``handlers.py``: the handler and
-  guard functions per cell; ``diagram.py`` draws the table.
+  guard function of every cell; ``diagram.py`` draws the table.
 * ``transfer.py``: the transfer sub-machine (collecting, resolving, ringing,
-  consulting); ``fallback.py``: what happens after B failed;
-  ``media.py``: who hears whom, emitting only the media commands needed;
+  consulting) and its data; ``branches.py``: the parallel legs towards B (the
+  first answer wins); ``fallback.py``: what happens after B failed, as pure
+  decisions plus the handlers of the states they lead to; ``outcome.py``: the
+  one ``RecordOutcome`` per transfer.
+* ``media.py``: who hears whom, emitting only the media commands needed;
   ``context.py``: the read-only facts and the effects object a handler gets
   (no handler holds a reference to the conversation); ``snapshot.py``: the one
-  codec of every snapshot.
+  codec of every snapshot; ``prompts.py``: what to play (``PromptRef``).
 * Room for more sub-machines: ``refer.py`` (the REFER subscription, RFC 3515:
   its NOTIFYs from the transfer's progress) and ``conference.py`` (a three-way
-  mixer; today ``TalkOptions.conference`` is off by default) plug in as new
-  states in ``states.py``, their handlers in ``handlers.py`` and, if they keep
-  data, a field of ``CallData`` next to ``transfer``: the snapshot codec and
-  the diagram follow by themselves.
+  mixer; today ``TalkOptions.conference`` is off by default and CONFERENCE is a
+  plain state of the conversation) plug in the same way as ``transfer.py``:
+  their states and cells in ``states.py``, their handlers and guards in
+  ``handlers.py``, their data as a field of ``CallData`` next to ``transfer``
+  (the snapshot codec and the diagram follow by themselves), and, for REFER,
+  a classification of its events in ``stimuli.py``.
 
 Tables as data
 --------------

@@ -309,7 +309,8 @@ def _rows() -> dict[tuple[State, Stimulus], Handler]:
             elif stimulus in DECISIONS:
                 table[state, stimulus] = _DECISIONS[stimulus]
             elif isinstance(state, TransferState):
-                # the rows every transfer state shares
+                # the rows every transfer state shares; where MEDIA_FAILED has no guard, A cannot be on
+                # the line (blind and fallback states), so the failure is fatal there
                 table[state, stimulus] = {
                     _S.TRANSFER_REQUESTED: tr.on_transfer_requested,
                     _S.CLIENT_HUNG_UP: tr.on_client_hung_up,
@@ -317,7 +318,7 @@ def _rows() -> dict[tuple[State, Stimulus], Handler]:
                     else tr.on_media_lost,
                     _S.MEDIA_LOST: tr.on_media_lost,
                 }[stimulus]
-            elif stimulus is _S.MEDIA_LOST:
+            elif stimulus is _S.MEDIA_LOST:  # talking, conference, bridged call
                 table[state, stimulus] = _ender(EndReason.MEDIA_FAILURE)
         for stimulus in own:
             if stimulus not in row:

@@ -336,8 +336,8 @@ TRANSITIONS: Mapping[State, Mapping[Stimulus, State]] = {**CONVERSATION_TRANSITI
 _MEDIA = (_S.MEDIA_FAILED, _S.MEDIA_LOST)
 _PROMPT = (_S.PROMPT_FINISHED, _S.PROMPTS_DONE)
 
-#: (state, stimulus) -> the stimuli its guard may refine it to (the guard functions are in
-#: :mod:`controller.core.guards`).  A guarded stimulus is accepted in that state even if it has no
+#: (state, stimulus) -> the stimuli its guard may refine it to (the guard functions are
+#: :data:`controller.core.handlers.GUARD_FUNCTIONS`).  A guarded stimulus is accepted in that state even if it has no
 #: cell of its own.
 GUARDS: Mapping[tuple[State, Stimulus], tuple[Stimulus, ...]] = {
     (_C.TALKING, _S.TRANSFER_REQUESTED): (_S.TRANSFER_REQUESTED, _S.SELF_TARGET),

@@ -3,8 +3,9 @@
 :class:`Transfer` is data only (part of the conversation's snapshot).  The
 handlers below are plain functions of a :class:`~controller.core.context.Step`:
 they read the conversation's facts, change things through its effects, and
-return nothing or a declared follow-up stimulus.  What happens after B failed
-is :mod:`controller.core.fallback`.
+return nothing or a declared follow-up stimulus.  The parallel legs towards B
+are :mod:`controller.core.branches`; what happens after B failed is
+:mod:`controller.core.fallback`.
 
 Stages: COLLECTING (digits after the transfer key) -> RESOLVING (the client on
 hold, the service resolves the number) -> RINGING (one leg per dial string,
