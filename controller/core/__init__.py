@@ -1,7 +1,7 @@
 """Pure call/transfer logic: a state machine per conversation, events in, actions out.
 
-Nothing in this package performs I/O; see :mod:`controller.core.machine` for
-the theory of operation.
+Nothing in this package performs I/O or imports anything but the standard
+library; see :mod:`controller.core.conversation` for the theory of operation.
 """
 
 from .actions import (
@@ -22,6 +22,7 @@ from .actions import (
     ResolveOrigin,
     ResolveTarget,
     RingTransferor,
+    SetDialogTakeover,
     StartConference,
     StartRecording,
     StartTimer,
@@ -31,9 +32,11 @@ from .actions import (
     UnblockMedia,
 )
 from .callerid import caller_id_for_target
+from .conversation import SCHEMA_VERSION, Conversation
 from .diagram import to_dot, to_mermaid
 from .errors import InvalidTransition, TransitionTableError
 from .events import (
+    ActionFailed,
     ConversationStarted,
     DigitPressed,
     Event,
@@ -42,34 +45,42 @@ from .events import (
     LegFailed,
     LegHungUp,
     LegRinging,
-    MediaFailed,
     PromptFinished,
     TargetRejected,
     TargetResolved,
     TimerFired,
     TransferRequested,
 )
-from .machine import SCHEMA_VERSION, Conversation, Leg, Transfer
+from .legs import Leg
+from .prompts import PromptKind, PromptRef
 from .settings import FallbackPolicy, Prompts, Settings, TalkOptions
 from .sip import failure_cause
 from .states import (
     CONVERSATION_TRANSITIONS,
     LEG_TRANSITIONS,
     TRANSFER_TRANSITIONS,
+    TRANSITIONS,
     ConversationState,
     Stimulus,
     TransferState,
 )
+from .transfer import Transfer
 from .types import (
     CallerIdPolicy,
+    Cause,
     Direction,
+    EndReason,
     FailureCause,
     FallbackRule,
     LegRole,
     LegState,
+    OutcomeCause,
     OutcomeKind,
+    OutcomeMode,
+    RefusalReason,
     RejectReason,
     TargetKind,
+    TimerPurpose,
     TransferTrigger,
 )
 
@@ -78,13 +89,16 @@ __all__ = [
     "LEG_TRANSITIONS",
     "SCHEMA_VERSION",
     "TRANSFER_TRANSITIONS",
+    "TRANSITIONS",
     "Action",
+    "ActionFailed",
     "BlockDtmf",
     "BlockMedia",
     "BridgeMedia",
     "CallerIdPolicy",
     "CancelLeg",
     "CancelTimer",
+    "Cause",
     "Conversation",
     "ConversationStarted",
     "ConversationState",
@@ -92,6 +106,7 @@ __all__ = [
     "Direction",
     "EndConversation",
     "EndLeg",
+    "EndReason",
     "Event",
     "FailureCause",
     "FallbackPolicy",
@@ -105,20 +120,25 @@ __all__ = [
     "LegRinging",
     "LegRole",
     "LegState",
-    "MediaFailed",
     "OriginateLeg",
+    "OutcomeCause",
     "OutcomeKind",
+    "OutcomeMode",
     "PassDigit",
     "PlayHoldMusic",
     "PlayPrompt",
     "PlayRingback",
     "PromptFinished",
+    "PromptKind",
+    "PromptRef",
     "Prompts",
     "RecordOutcome",
+    "RefusalReason",
     "RejectReason",
     "ResolveOrigin",
     "ResolveTarget",
     "RingTransferor",
+    "SetDialogTakeover",
     "Settings",
     "StartConference",
     "StartRecording",
@@ -131,6 +151,7 @@ __all__ = [
     "TargetRejected",
     "TargetResolved",
     "TimerFired",
+    "TimerPurpose",
     "Transfer",
     "TransferRefused",
     "TransferRequested",

@@ -1,8 +1,8 @@
 """Actions: commands :meth:`Conversation.handle` asks the service to execute.
 
 Every action is a frozen dataclass named after a command.  The service
-executes them in list order; a media command that fails is reported back as
-a ``MediaFailed`` event, a SIP outcome as a ``Leg*`` event.
+executes them in list order; an action that fails (any exception) is reported
+back as an ``ActionFailed`` event, a SIP outcome as a ``Leg*`` event.
 
 Media vocabulary (what the parties *hear*; the service maps it to rtpengine):
 
@@ -19,6 +19,12 @@ Media vocabulary (what the parties *hear*; the service maps it to rtpengine):
   longer forwarded to the other parties.
 * ``PassDigit(leg, digit)``: ``leg``'s partner hears ``digit`` as if ``leg``
   had sent it (a digit of a blocked transferor that is no talk option).
+
+Looped overlays and re-pairings (rtpengine 10.5): a re-pairing can stop a
+player on the re-paired party's former partner, so every ``BridgeMedia`` is
+followed at once by a ``PlayHoldMusic`` / ``PlayRingback`` for every leg that
+is still meant to hear one (sorted by leg); the service executes them as
+they come and needs no replay logic of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +32,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .types import FallbackRule, OutcomeKind, TargetKind, TransferTrigger
+from .prompts import DEFAULT_MUSIC, PromptRef, as_prompt
+from .types import (
+    Cause,
+    EndReason,
+    FallbackRule,
+    OutcomeKind,
+    OutcomeMode,
+    RefusalReason,
+    TargetKind,
+    TransferTrigger,
+)
 
 __all__ = [
     "Action",
@@ -46,6 +62,7 @@ __all__ = [
     "ResolveOrigin",
     "ResolveTarget",
     "RingTransferor",
+    "SetDialogTakeover",
     "StartConference",
     "StartRecording",
     "StartTimer",
@@ -67,7 +84,10 @@ class Action:
 @dataclass(frozen=True)
 class PlayHoldMusic(Action):
     leg: str
-    music: str = "default"
+    music: PromptRef = DEFAULT_MUSIC
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "music", as_prompt(self.music))
 
 
 @dataclass(frozen=True)
@@ -80,7 +100,10 @@ class PlayRingback(Action):
 @dataclass(frozen=True)
 class PlayPrompt(Action):
     leg: str
-    prompt: str
+    prompt: PromptRef
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prompt", as_prompt(self.prompt))
 
 
 @dataclass(frozen=True)
@@ -208,7 +231,7 @@ class EndLeg(Action):
     """Send BYE on an established leg."""
 
     leg: str
-    reason: str
+    reason: EndReason
 
 
 @dataclass(frozen=True)
@@ -217,14 +240,25 @@ class TransferRefused(Action):
 
     number: str
     trigger: TransferTrigger
-    reason: str
+    reason: RefusalReason | Cause
 
 
 @dataclass(frozen=True)
 class EndConversation(Action):
     """Every leg is ended or cancelled; forget the snapshot."""
 
-    reason: str
+    reason: EndReason
+
+
+@dataclass(frozen=True)
+class SetDialogTakeover(Action):
+    """Kamailio absorbs the BYE of ``transferor_leg`` (the conversation's first transferor) and
+    answers the client's in-dialog requests once that leg has left; ``None`` ends the takeover.
+
+    Wanted while the conversation runs and a transfer is active or the first transferor has left;
+    emitted when that changes (``None`` right before ``EndConversation``)."""
+
+    transferor_leg: str | None
 
 
 # -- timers --------------------------------------------------------------------------
@@ -251,11 +285,10 @@ class RecordOutcome(Action):
     """One event-log entry per transfer; the service adds timestamps and durations.
 
     ``cause`` is a :class:`~controller.core.types.FailureCause`, a
-    :class:`~controller.core.types.RejectReason` or one of ``self_target``,
-    ``no_number``, ``resolve_timeout``, ``transferor_returned``,
-    ``transferor_hung_up``, ``client_hung_up``, ``target_hung_up``,
-    ``media_failure``.  ``rule`` is the fallback rule applied (None while A was
-    on the line), ``mode`` the way it ended: ``attended`` / ``blind`` for a
+    :class:`~controller.core.types.RejectReason` or an
+    :class:`~controller.core.types.OutcomeCause`.  ``rule`` is the fallback rule
+    applied (None while A was on the line), ``mode`` the
+    :class:`~controller.core.types.OutcomeMode`: ``attended`` / ``blind`` for a
     completed transfer, ``transferor_on_line`` / ``recalled`` for a returned
     one, ``apology`` / ``voicemail`` / ``origin`` / ``client_hung_up`` for a
     failed one.  ``trigger`` and ``number`` let the service send the final
@@ -266,9 +299,9 @@ class RecordOutcome(Action):
     kind: OutcomeKind
     number: str | None = None
     trigger: TransferTrigger | None = None
-    cause: str | None = None
+    cause: Cause | None = None
     rule: FallbackRule | None = None
-    mode: str | None = None
+    mode: OutcomeMode | None = None
 
     def fields(self) -> dict[str, Any]:
         """The entry as JSON-safe primitives."""
@@ -279,5 +312,5 @@ class RecordOutcome(Action):
             "trigger": None if self.trigger is None else str(self.trigger),
             "cause": None if self.cause is None else str(self.cause),
             "rule": None if self.rule is None else str(self.rule),
-            "mode": self.mode,
+            "mode": None if self.mode is None else str(self.mode),
         }

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .prompts import PromptRef, as_prompt
 from .settings import DTMF_ALPHABET
 from .types import Direction, RejectReason, TargetKind, TransferTrigger
 
 __all__ = [
+    "ActionFailed",
     "ConversationStarted",
     "DigitPressed",
     "Event",
@@ -22,7 +24,6 @@ __all__ = [
     "LegFailed",
     "LegHungUp",
     "LegRinging",
-    "MediaFailed",
     "PromptFinished",
     "TargetRejected",
     "TargetResolved",
@@ -172,17 +173,24 @@ class PromptFinished(Event):
     """A prompt started with ``PlayPrompt(leg, prompt)`` finished playing."""
 
     leg: str
-    prompt: str
+    prompt: PromptRef
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prompt", as_prompt(self.prompt))
 
 
 @dataclass(frozen=True)
-class MediaFailed(Event):
-    """rtpengine refused or failed a media command.
+class ActionFailed(Event):
+    """The service could not execute an action (any exception of any action).
 
-    ``leg`` is the leg the failed command was about (if any) and ``operation``
-    the action name, for the log; the machine's reaction does not depend on them.
+    ``action`` is the failed action's class name (``"OriginateLeg"``), ``leg``
+    the leg it was about, if any, and ``detail`` the error, for the log.  The
+    machine's reaction depends on the action: a failed origination is an
+    unreachable target (``LegFailed(leg, 0)``), a failed CANCEL ends the leg, a
+    failed bookkeeping action changes nothing, and anything else (media, a
+    resolution request, a timer, an unknown name) is a media failure.
     """
 
+    action: str
     leg: str | None = None
-    operation: str = ""
     detail: str = ""

@@ -1,16 +1,18 @@
 """The tenant settings the machine needs, as a frozen snapshot.
 
 The service maps the project's configuration onto :class:`Settings` when a
-conversation starts; the snapshot is stored inside the conversation so that a
+conversation starts (prompts and hold music as
+:class:`~controller.core.prompts.PromptRef`); the snapshot is stored inside
+the conversation (encoded by :mod:`controller.core.snapshot`) so that a
 configuration change never alters a call that is already running, and a
 restarted controller continues with exactly the settings the call began with.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
 
+from .prompts import DEFAULT_MUSIC, PromptRef, as_prompt
 from .types import CallerIdPolicy, Direction, FallbackRule
 
 __all__ = ["DTMF_ALPHABET", "FallbackPolicy", "Prompts", "Settings", "TalkOptions"]
@@ -27,19 +29,26 @@ class TalkOptions:
 
     A key is a short DTMF string (``"#"``, ``"*2"``...) starting with ``*``, ``#``
     or ``A``-``D``.  ``back`` and ``conference`` are both active while A consults
-    B, so neither may be a prefix of the other.
+    B, so neither may be a prefix of the other.  ``conference`` is ``None`` (off)
+    by default: there is no mixer yet, so the key is never active and its digits
+    are ordinary digits (passed on per ``Settings.pass_other_digits``).
     """
 
     transfer: str = "#"
     back: str = "*"
-    conference: str = "#"
+    conference: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("transfer", "back", "conference"):
             key = getattr(self, name)
-            if not key or len(key) > 4 or not set(key) <= DTMF_ALPHABET or key[0] not in _KEY_START:
+            if key is None and name == "conference":
+                continue
+            if (not isinstance(key, str) or not key or len(key) > 4 or not set(key) <= DTMF_ALPHABET
+                    or key[0] not in _KEY_START):
                 raise ValueError(f"talk option {name}={key!r}: 1-4 DTMF symbols starting with *, # or A-D")
-        if self.back.startswith(self.conference) or self.conference.startswith(self.back):
+        if self.conference is not None and (
+            self.back.startswith(self.conference) or self.conference.startswith(self.back)
+        ):
             raise ValueError("talk options 'back' and 'conference' must not be prefixes of each other")
 
 
@@ -55,8 +64,8 @@ class FallbackPolicy:
     #: ``return_to_transferor`` only: if A does not answer either, route the client to ``origin``.
     return_to_origin: bool = False
     #: Optional prompts played before A and the client are reconnected after a failure.
-    warn_transferor_prompt: str | None = None
-    warn_client_prompt: str | None = None
+    warn_transferor_prompt: PromptRef | None = None
+    warn_client_prompt: PromptRef | None = None
     #: How long A is rung again.
     transferor_ring_timeout_s: float = 20.0
     #: Longest voicemail message.
@@ -64,31 +73,47 @@ class FallbackPolicy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rule", FallbackRule(self.rule))
+        for name in ("warn_transferor_prompt", "warn_client_prompt"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, as_prompt(getattr(self, name)))
         if self.transferor_ring_timeout_s <= 0 or self.voicemail_max_s <= 0:
             raise ValueError("fallback timeouts must be positive")
 
 
+# today's system prompts (PromptRef is frozen: one shared default each)
+_UNKNOWN_NUMBER = PromptRef.system("transfer_unknown_number")
+_FORBIDDEN = PromptRef.system("transfer_forbidden")
+_TRANSFER_ERROR = PromptRef.system("transfer_error")
+_APOLOGY = PromptRef.system("transfer_apology")
+_VOICEMAIL_GREETING = PromptRef.system("voicemail_greeting")
+_BEEP = PromptRef.system("beep")
+
+
 @dataclass(frozen=True)
 class Prompts:
-    """Names of announcements; the service maps them to media files."""
+    """The announcements; a plain string is taken as a system prompt's name."""
 
-    unknown_number: str = "transfer_unknown_number"
-    forbidden: str = "transfer_forbidden"
-    transfer_error: str = "transfer_error"
-    apology: str = "transfer_apology"
-    voicemail_greeting: str = "voicemail_greeting"
-    beep: str = "beep"
+    unknown_number: PromptRef = _UNKNOWN_NUMBER
+    forbidden: PromptRef = _FORBIDDEN
+    transfer_error: PromptRef = _TRANSFER_ERROR
+    apology: PromptRef = _APOLOGY
+    voicemail_greeting: PromptRef = _VOICEMAIL_GREETING
+    beep: PromptRef = _BEEP
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, as_prompt(getattr(self, f.name)))
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Per-tenant settings snapshot used by :class:`~controller.core.machine.Conversation`."""
+    """Per-tenant settings snapshot used by :class:`~controller.core.conversation.Conversation`."""
 
     talk_options: TalkOptions = field(default_factory=TalkOptions)
     #: Time A has to press the first digit after the transfer key.
     first_digit_timeout_s: float = 10.0
-    #: Inter-digit timeout that ends the dialled number.
-    interdigit_timeout_s: float = 4.0
+    #: Inter-digit timeout that ends the dialled number (the configuration's default, 2,500 ms).
+    interdigit_timeout_s: float = 2.5
     #: Guard on the service's answer to ``ResolveTarget``.
     resolve_timeout_s: float = 5.0
     #: How long B rings before the transfer fails with ``no_answer``.
@@ -101,7 +126,7 @@ class Settings:
     fallback_outgoing: FallbackPolicy = field(default_factory=FallbackPolicy)
     #: Extension numbers for the "number ends as soon as it is unambiguous" rule.
     known_extensions: frozenset[str] = frozenset()
-    hold_music: str = "default"
+    hold_music: PromptRef = DEFAULT_MUSIC
     prompts: Prompts = field(default_factory=Prompts)
     #: Longest number collected after the transfer key; further digits are ignored.
     max_number_length: int = 32
@@ -112,6 +137,7 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "caller_id_policy", CallerIdPolicy(self.caller_id_policy))
         object.__setattr__(self, "known_extensions", frozenset(self.known_extensions))
+        object.__setattr__(self, "hold_music", as_prompt(self.hold_music))
         for name in (
             "first_digit_timeout_s",
             "interdigit_timeout_s",
@@ -132,60 +158,3 @@ class Settings:
         if digits not in self.known_extensions:
             return False
         return not any(ext != digits and ext.startswith(digits) for ext in self.known_extensions)
-
-    # -- serialisation -------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "talk_options": {
-                "transfer": self.talk_options.transfer,
-                "back": self.talk_options.back,
-                "conference": self.talk_options.conference,
-            },
-            "first_digit_timeout_s": self.first_digit_timeout_s,
-            "interdigit_timeout_s": self.interdigit_timeout_s,
-            "resolve_timeout_s": self.resolve_timeout_s,
-            "no_answer_timeout_s": self.no_answer_timeout_s,
-            "prompt_guard_s": self.prompt_guard_s,
-            "caller_id_policy": self.caller_id_policy.value,
-            "company_number": self.company_number,
-            "fallback_incoming": _fallback_to_dict(self.fallback_incoming),
-            "fallback_outgoing": _fallback_to_dict(self.fallback_outgoing),
-            "known_extensions": sorted(self.known_extensions),
-            "hold_music": self.hold_music,
-            "prompts": dict(vars(self.prompts)),
-            "max_number_length": self.max_number_length,
-            "pass_other_digits": self.pass_other_digits,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Settings:
-        return cls(
-            talk_options=TalkOptions(**d["talk_options"]),
-            first_digit_timeout_s=d["first_digit_timeout_s"],
-            interdigit_timeout_s=d["interdigit_timeout_s"],
-            resolve_timeout_s=d["resolve_timeout_s"],
-            no_answer_timeout_s=d["no_answer_timeout_s"],
-            prompt_guard_s=d["prompt_guard_s"],
-            caller_id_policy=CallerIdPolicy(d["caller_id_policy"]),
-            company_number=d["company_number"],
-            fallback_incoming=FallbackPolicy(**d["fallback_incoming"]),
-            fallback_outgoing=FallbackPolicy(**d["fallback_outgoing"]),
-            known_extensions=frozenset(d["known_extensions"]),
-            hold_music=d["hold_music"],
-            prompts=Prompts(**d["prompts"]),
-            max_number_length=d["max_number_length"],
-            # snapshots written before the option existed passed nothing on
-            pass_other_digits=d.get("pass_other_digits", False),
-        )
-
-
-def _fallback_to_dict(policy: FallbackPolicy) -> dict[str, Any]:
-    return {
-        "rule": policy.rule.value,
-        "return_to_origin": policy.return_to_origin,
-        "warn_transferor_prompt": policy.warn_transferor_prompt,
-        "warn_client_prompt": policy.warn_client_prompt,
-        "transferor_ring_timeout_s": policy.transferor_ring_timeout_s,
-        "voicemail_max_s": policy.voicemail_max_s,
-    }

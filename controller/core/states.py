@@ -1,18 +1,29 @@
-"""States and transition tables (the data the machine and the diagram are built from).
+"""States and the transition table (the data the machine and the diagram are built from).
 
-In the spirit of h11's ``EVENT_TRIGGERED_TRANSITIONS``: the tables below say,
-for every state, which *stimuli* are acceptable and which states each may lead
-to.  A stimulus is what an event means in context (``LegHungUp`` on the
-client's leg is ``CLIENT_HUNG_UP``, on A's leg ``TRANSFEROR_HUNG_UP``; ``#``
-from A is ``TRANSFER_KEY`` while talking and ``CONFERENCE_KEY`` while
-consulting).  The machine raises ``InvalidTransition`` for any (state,
-stimulus) pair missing from the tables, and checks that every handler lands
-in one of the listed target states.
+In the spirit of h11's ``EVENT_TRIGGERED_TRANSITIONS``: for every state the
+table names, per *stimulus*, exactly ONE target state.  A stimulus is what an
+event means in context (``LegHungUp`` on the client's leg is
+``CLIENT_HUNG_UP``, on A's leg ``TRANSFEROR_HUNG_UP``; ``#`` from A is
+``TRANSFER_KEY`` while talking and ``CONFERENCE_KEY`` while consulting).
+
+Where one event can lead to different states, the choice is itself a stimulus,
+made in one of two declared ways, so that every edge is one cell:
+
+* a *guard* (:data:`GUARDS`) refines the stimulus before the lookup, from facts
+  that are known before anything happens (is the number A's own? is the party
+  who takes over an outside number? is this the second media failure?);
+* a handler whose decision depends on what it did first (B's last branch
+  failed: release it, then ask the fallback rules) returns an internal
+  *follow-up* stimulus (:data:`FOLLOW_UPS`), looked up in the row of the state
+  the first cell led to.
+
+The machine raises ``InvalidTransition`` for a (state, stimulus) pair that has
+no cell and no guard, and ``TransitionTableError`` if a guard or a handler
+produces a stimulus its cell did not declare.
 
 The *effective state* of a conversation is its :class:`ConversationState`, or,
 while it is ``TRANSFERRING``, the :class:`TransferState` of the active transfer.
-Targets in :data:`TRANSFER_TRANSITIONS` that are conversation states end the
-transfer.
+A transfer cell whose target is a conversation state ends the transfer.
 """
 
 from __future__ import annotations
@@ -24,14 +35,19 @@ from .types import LegState
 
 __all__ = [
     "CONVERSATION_TRANSITIONS",
+    "DECISIONS",
+    "FOLLOW_UPS",
+    "GUARDS",
     "LEG_TRANSITIONS",
     "TRANSFER_TRANSITIONS",
+    "TRANSITIONS",
     "ConversationState",
     "LegDisposition",
     "LegSignal",
     "State",
     "Stimulus",
     "TransferState",
+    "accepts",
     "edges",
     "transitions_for",
 ]
@@ -81,6 +97,7 @@ State = ConversationState | TransferState
 
 
 class Stimulus(enum.Enum):
+    # -- from events -------------------------------------------------------------------
     STARTED = "started"
     TRANSFER_KEY = "transfer_key"
     BACK_KEY = "back_key"
@@ -107,173 +124,278 @@ class Stimulus(enum.Enum):
     PROMPT_TIMEOUT = "prompt_timeout"
     RECORDING_TIMEOUT = "recording_timeout"
     MEDIA_FAILED = "media_failed"
+    # -- refined by guards -------------------------------------------------------------
+    #: The number is A's own or the client's (or resolved only to them).
+    SELF_TARGET = "self_target"
+    #: A second media failure, or one while A is gone: nothing left to fall back to.
+    MEDIA_LOST = "media_lost"
+    #: The number could not be used and A has left: a failed (blind) transfer.
+    TARGET_INVALID = "target_invalid"
+    #: The number resolved and A has left meanwhile: B rings for a blind transfer.
+    RESOLVED_BLIND = "resolved_blind"
+    #: The resolution named nobody to ring.
+    NOBODY_TO_RING = "nobody_to_ring"
+    #: B answered a blind transfer / the origin's member answered, and is an outside number.
+    OUTSIDE_ANSWERED = "outside_answered"
+    #: A left while the party who takes over is an outside number.
+    TRANSFEROR_HUNG_UP_OUTSIDE = "transferor_hung_up_outside"
+    #: Every awaited prompt finished; ``PROMPT_NEXT``: and another one is queued.
+    PROMPTS_DONE = "prompts_done"
+    PROMPT_NEXT = "prompt_next"
+    NO_NUMBER = "no_number"
+    NUMBER_TOO_LONG = "number_too_long"
+    # -- follow-ups of handlers ----------------------------------------------------------
+    #: The number is complete (and not A's own): resolve it.
+    NUMBER_KNOWN = "number_known"
+    #: Fallback decisions (:mod:`controller.core.fallback`).
+    RECONNECT = "reconnect"
+    WARN = "warn"
+    RECALL = "recall"
+    ROUTE_TO_ORIGIN = "route_to_origin"
+    APOLOGIZE = "apologize"
+    VOICEMAIL = "voicemail"
 
 
 _C = ConversationState
 _T = TransferState
 _S = Stimulus
 
-# Landing sets shared by several rows.
-#: B failed after A left: the direction's fallback rule decides.
-_FALLBACK: tuple[State, ...] = (_T.RINGING_TRANSFEROR, _T.ROUTING_TO_ORIGIN, _T.APOLOGIZING, _T.VOICEMAIL_GREETING)
-#: A cannot take the client back: the routing step the call came from, if configured, else the apology.
-_NO_TRANSFEROR: tuple[State, ...] = (_T.ROUTING_TO_ORIGIN, _T.APOLOGIZING)
+#: The decisions of the fallback rules, and where each leads.
+DECISIONS: Mapping[Stimulus, State] = {
+    _S.RECONNECT: _C.TALKING,
+    _S.WARN: _T.RECONNECTING,
+    _S.RECALL: _T.RINGING_TRANSFEROR,
+    _S.ROUTE_TO_ORIGIN: _T.ROUTING_TO_ORIGIN,
+    _S.APOLOGIZE: _T.APOLOGIZING,
+    _S.VOICEMAIL: _T.VOICEMAIL_GREETING,
+}
 #: B failed while A is on the line: reconnect (after optional warning prompts).
-_RETURN: tuple[State, ...] = (_T.RECONNECTING, _C.TALKING)
-#: The client is connected to B: B takes over talk options, or not (outside number).
-_COMPLETE: tuple[State, ...] = (_C.TALKING, _C.BRIDGED)
-#: Media failure: back to the plain client-A call once, otherwise end.
-_ABORT: tuple[State, ...] = (_C.TALKING, _C.ENDED)
-_END: tuple[State, ...] = (_C.ENDED,)
+_A_ON_LINE = (_S.RECONNECT, _S.WARN)
+#: A cannot take the client back: the routing step the call came from, if configured, else the apology.
+_NO_TRANSFEROR = (_S.ROUTE_TO_ORIGIN, _S.APOLOGIZE)
+#: B failed after A left: the direction's rule.
+_A_GONE = (_S.RECALL, *_NO_TRANSFEROR, _S.VOICEMAIL)
 
 
-CONVERSATION_TRANSITIONS: Mapping[ConversationState, Mapping[Stimulus, tuple[State, ...]]] = {
-    _C.NEW: {_S.STARTED: (_C.TALKING,)},
+def _decisions(*stimuli: Stimulus) -> dict[Stimulus, State]:
+    return {s: DECISIONS[s] for s in stimuli}
+
+
+#: Rows shared by every transfer state after A left.
+def _tail(state: State) -> dict[Stimulus, State]:
+    return {_S.TRANSFER_REQUESTED: state, _S.CLIENT_HUNG_UP: _C.ENDED, _S.MEDIA_FAILED: _C.ENDED}
+
+
+def _with_a(state: State) -> dict[Stimulus, State]:
+    """Rows shared by every transfer state in which A may be on the line."""
+    return {
+        _S.TRANSFER_REQUESTED: state,
+        _S.CLIENT_HUNG_UP: _C.ENDED,
+        _S.MEDIA_FAILED: _C.TALKING,
+        _S.MEDIA_LOST: _C.ENDED,
+    }
+
+
+CONVERSATION_TRANSITIONS: Mapping[ConversationState, Mapping[Stimulus, State]] = {
+    _C.NEW: {_S.STARTED: _C.TALKING},
     _C.TALKING: {
-        _S.TRANSFER_KEY: (_T.COLLECTING,),
-        _S.TRANSFER_REQUESTED: (_T.RESOLVING, _C.TALKING),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.TRANSFEROR_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _ABORT,
+        _S.TRANSFER_KEY: _T.COLLECTING,
+        _S.TRANSFER_REQUESTED: _T.RESOLVING,
+        _S.SELF_TARGET: _C.TALKING,
+        _S.CLIENT_HUNG_UP: _C.ENDED,
+        _S.TRANSFEROR_HUNG_UP: _C.ENDED,
+        _S.MEDIA_FAILED: _C.TALKING,
+        _S.MEDIA_LOST: _C.ENDED,
     },
     _C.CONFERENCE: {
-        _S.BACK_KEY: (_C.TALKING,),
-        _S.TRANSFEROR_HUNG_UP: _COMPLETE,
-        _S.PEER_HUNG_UP: (_C.TALKING,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.TRANSFER_REQUESTED: (_C.CONFERENCE,),
-        _S.MEDIA_FAILED: _ABORT,
+        _S.BACK_KEY: _C.TALKING,
+        _S.TRANSFEROR_HUNG_UP: _C.TALKING,
+        _S.TRANSFEROR_HUNG_UP_OUTSIDE: _C.BRIDGED,
+        _S.PEER_HUNG_UP: _C.TALKING,
+        _S.CLIENT_HUNG_UP: _C.ENDED,
+        _S.TRANSFER_REQUESTED: _C.CONFERENCE,
+        _S.MEDIA_FAILED: _C.TALKING,
+        _S.MEDIA_LOST: _C.ENDED,
     },
     _C.BRIDGED: {
-        _S.PEER_HUNG_UP: _END,
-        _S.CLIENT_HUNG_UP: _END,
-        _S.TRANSFER_REQUESTED: (_C.BRIDGED,),
-        _S.MEDIA_FAILED: (_C.BRIDGED, _C.ENDED),
+        _S.PEER_HUNG_UP: _C.ENDED,
+        _S.CLIENT_HUNG_UP: _C.ENDED,
+        _S.TRANSFER_REQUESTED: _C.BRIDGED,
+        _S.MEDIA_FAILED: _C.BRIDGED,
+        _S.MEDIA_LOST: _C.ENDED,
     },
-    _C.ENDED: {_S.TRANSFER_REQUESTED: (_C.ENDED,)},
+    _C.ENDED: {_S.TRANSFER_REQUESTED: _C.ENDED},
 }
 
 
-TRANSFER_TRANSITIONS: Mapping[TransferState, Mapping[Stimulus, tuple[State, ...]]] = {
+TRANSFER_TRANSITIONS: Mapping[TransferState, Mapping[Stimulus, State]] = {
     _T.COLLECTING: {
-        _S.NUMBER_DIGIT: (_T.COLLECTING, _T.RESOLVING, _C.TALKING),
-        _S.DIGIT_TIMEOUT: (_T.RESOLVING, _C.TALKING),
-        _S.BACK_KEY: (_C.TALKING,),
-        _S.TRANSFER_REQUESTED: (_T.COLLECTING,),
-        _S.TRANSFEROR_HUNG_UP: _END,
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _ABORT,
+        _S.NUMBER_DIGIT: _T.COLLECTING,
+        _S.NUMBER_KNOWN: _T.RESOLVING,
+        _S.SELF_TARGET: _C.TALKING,
+        _S.NO_NUMBER: _C.TALKING,
+        _S.NUMBER_TOO_LONG: _C.TALKING,
+        _S.BACK_KEY: _C.TALKING,
+        _S.TRANSFEROR_HUNG_UP: _C.ENDED,
+        **_with_a(_T.COLLECTING),
     },
     _T.RESOLVING: {
-        _S.TARGET_RESOLVED: (_T.RINGING, _T.BLIND_RINGING, *_RETURN, *_FALLBACK),
-        _S.TARGET_REJECTED: (_C.TALKING, *_FALLBACK),
-        _S.RESOLVE_TIMEOUT: (_C.TALKING, *_FALLBACK),
-        _S.BACK_KEY: (_C.TALKING,),
-        _S.TRANSFER_REQUESTED: (_T.RESOLVING,),
-        _S.TRANSFEROR_HUNG_UP: (_T.RESOLVING,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _ABORT,
+        _S.TARGET_RESOLVED: _T.RINGING,
+        _S.RESOLVED_BLIND: _T.BLIND_RINGING,
+        _S.SELF_TARGET: _C.TALKING,
+        _S.TARGET_REJECTED: _C.TALKING,
+        _S.RESOLVE_TIMEOUT: _C.TALKING,
+        _S.NOBODY_TO_RING: _T.RESOLVING,
+        _S.TARGET_INVALID: _T.RESOLVING,
+        _S.BACK_KEY: _C.TALKING,
+        _S.TRANSFEROR_HUNG_UP: _T.RESOLVING,
+        **_decisions(*_A_ON_LINE, *_A_GONE),
+        **_with_a(_T.RESOLVING),
     },
     _T.RINGING: {
-        _S.TARGET_RINGING: (_T.RINGING,),
-        _S.TARGET_ANSWERED: (_T.CONSULTING,),
-        _S.TARGET_FAILED: (_T.RINGING, *_RETURN),
-        _S.NO_ANSWER_TIMEOUT: _RETURN,
-        _S.BACK_KEY: (_C.TALKING,),
-        _S.TRANSFER_REQUESTED: (_T.RINGING,),
-        _S.TRANSFEROR_HUNG_UP: (_T.BLIND_RINGING,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _ABORT,
+        _S.TARGET_RINGING: _T.RINGING,
+        _S.TARGET_ANSWERED: _T.CONSULTING,
+        _S.TARGET_FAILED: _T.RINGING,
+        _S.NO_ANSWER_TIMEOUT: _T.RINGING,
+        _S.BACK_KEY: _C.TALKING,
+        _S.TRANSFEROR_HUNG_UP: _T.BLIND_RINGING,
+        **_decisions(*_A_ON_LINE),
+        **_with_a(_T.RINGING),
     },
     _T.BLIND_RINGING: {
-        _S.TARGET_RINGING: (_T.BLIND_RINGING,),
-        _S.TARGET_ANSWERED: _COMPLETE,
-        _S.TARGET_FAILED: (_T.BLIND_RINGING, *_FALLBACK),
-        _S.NO_ANSWER_TIMEOUT: _FALLBACK,
-        _S.TRANSFER_REQUESTED: (_T.BLIND_RINGING,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _END,
+        _S.TARGET_RINGING: _T.BLIND_RINGING,
+        _S.TARGET_ANSWERED: _C.TALKING,
+        _S.OUTSIDE_ANSWERED: _C.BRIDGED,
+        _S.TARGET_FAILED: _T.BLIND_RINGING,
+        _S.NO_ANSWER_TIMEOUT: _T.BLIND_RINGING,
+        **_decisions(*_A_GONE),
+        **_tail(_T.BLIND_RINGING),
     },
     _T.CONSULTING: {
-        _S.TRANSFEROR_HUNG_UP: _COMPLETE,
-        _S.BACK_KEY: (_C.TALKING,),
-        _S.CONFERENCE_KEY: (_C.CONFERENCE,),
-        _S.TARGET_HUNG_UP: (_C.TALKING,),
-        _S.TRANSFER_REQUESTED: (_T.CONSULTING,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _ABORT,
+        _S.TRANSFEROR_HUNG_UP: _C.TALKING,
+        _S.TRANSFEROR_HUNG_UP_OUTSIDE: _C.BRIDGED,
+        _S.BACK_KEY: _C.TALKING,
+        _S.CONFERENCE_KEY: _C.CONFERENCE,
+        _S.TARGET_HUNG_UP: _C.TALKING,
+        **_with_a(_T.CONSULTING),
     },
     _T.RECONNECTING: {
-        _S.PROMPT_FINISHED: (_T.RECONNECTING, _C.TALKING),
-        _S.PROMPT_TIMEOUT: (_C.TALKING,),
-        _S.TRANSFEROR_HUNG_UP: (*_NO_TRANSFEROR, _T.VOICEMAIL_GREETING),
-        _S.TRANSFER_REQUESTED: (_T.RECONNECTING,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _ABORT,
+        _S.PROMPT_FINISHED: _T.RECONNECTING,
+        _S.PROMPTS_DONE: _C.TALKING,
+        _S.PROMPT_TIMEOUT: _C.TALKING,
+        _S.TRANSFEROR_HUNG_UP: _T.RECONNECTING,
+        **_decisions(*_NO_TRANSFEROR, _S.VOICEMAIL),
+        **_with_a(_T.RECONNECTING),
     },
     _T.RINGING_TRANSFEROR: {
-        _S.RECALL_RINGING: (_T.RINGING_TRANSFEROR,),
-        _S.RECALL_ANSWERED: _RETURN,
-        _S.RECALL_FAILED: _NO_TRANSFEROR,
-        _S.RECALL_TIMEOUT: _NO_TRANSFEROR,
-        _S.TRANSFER_REQUESTED: (_T.RINGING_TRANSFEROR,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _END,
+        _S.RECALL_RINGING: _T.RINGING_TRANSFEROR,
+        _S.RECALL_ANSWERED: _T.RINGING_TRANSFEROR,
+        _S.RECALL_FAILED: _T.RINGING_TRANSFEROR,
+        _S.RECALL_TIMEOUT: _T.RINGING_TRANSFEROR,
+        **_decisions(*_A_ON_LINE, *_NO_TRANSFEROR),
+        **_tail(_T.RINGING_TRANSFEROR),
     },
     _T.ROUTING_TO_ORIGIN: {
-        _S.TARGET_RESOLVED: (_T.RINGING_ORIGIN, _T.APOLOGIZING),
-        _S.TARGET_REJECTED: (_T.APOLOGIZING,),
-        _S.RESOLVE_TIMEOUT: (_T.APOLOGIZING,),
-        _S.TRANSFER_REQUESTED: (_T.ROUTING_TO_ORIGIN,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _END,
+        _S.TARGET_RESOLVED: _T.RINGING_ORIGIN,
+        _S.NOBODY_TO_RING: _T.APOLOGIZING,
+        _S.TARGET_REJECTED: _T.APOLOGIZING,
+        _S.RESOLVE_TIMEOUT: _T.APOLOGIZING,
+        **_tail(_T.ROUTING_TO_ORIGIN),
     },
     _T.RINGING_ORIGIN: {
-        _S.TARGET_RINGING: (_T.RINGING_ORIGIN,),
-        _S.TARGET_ANSWERED: _COMPLETE,
-        _S.TARGET_FAILED: (_T.RINGING_ORIGIN, _T.APOLOGIZING),
-        _S.NO_ANSWER_TIMEOUT: (_T.APOLOGIZING,),
-        _S.TRANSFER_REQUESTED: (_T.RINGING_ORIGIN,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _END,
+        _S.TARGET_RINGING: _T.RINGING_ORIGIN,
+        _S.TARGET_ANSWERED: _C.TALKING,
+        _S.OUTSIDE_ANSWERED: _C.BRIDGED,
+        _S.TARGET_FAILED: _T.RINGING_ORIGIN,
+        _S.NO_ANSWER_TIMEOUT: _T.APOLOGIZING,
+        **_decisions(_S.APOLOGIZE),
+        **_tail(_T.RINGING_ORIGIN),
     },
     _T.APOLOGIZING: {
-        _S.PROMPT_FINISHED: _END,
-        _S.PROMPT_TIMEOUT: _END,
-        _S.TRANSFER_REQUESTED: (_T.APOLOGIZING,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _END,
+        _S.PROMPT_FINISHED: _T.APOLOGIZING,
+        _S.PROMPTS_DONE: _C.ENDED,
+        _S.PROMPT_TIMEOUT: _C.ENDED,
+        **_tail(_T.APOLOGIZING),
     },
     _T.VOICEMAIL_GREETING: {
-        _S.PROMPT_FINISHED: (_T.VOICEMAIL_GREETING, _T.VOICEMAIL_RECORDING),
-        _S.PROMPT_TIMEOUT: (_T.VOICEMAIL_RECORDING,),
-        _S.TRANSFER_REQUESTED: (_T.VOICEMAIL_GREETING,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _END,
+        _S.PROMPT_FINISHED: _T.VOICEMAIL_GREETING,
+        _S.PROMPT_NEXT: _T.VOICEMAIL_GREETING,
+        _S.PROMPTS_DONE: _T.VOICEMAIL_RECORDING,
+        _S.PROMPT_TIMEOUT: _T.VOICEMAIL_RECORDING,
+        **_tail(_T.VOICEMAIL_GREETING),
     },
     _T.VOICEMAIL_RECORDING: {
-        _S.RECORDING_TIMEOUT: _END,
-        _S.TRANSFER_REQUESTED: (_T.VOICEMAIL_RECORDING,),
-        _S.CLIENT_HUNG_UP: _END,
-        _S.MEDIA_FAILED: _END,
+        _S.RECORDING_TIMEOUT: _C.ENDED,
+        **_tail(_T.VOICEMAIL_RECORDING),
     },
 }
 
+#: Both tables as one: effective state -> stimulus -> the one target.
+TRANSITIONS: Mapping[State, Mapping[Stimulus, State]] = {**CONVERSATION_TRANSITIONS, **TRANSFER_TRANSITIONS}
 
-def transitions_for(state: State) -> Mapping[Stimulus, tuple[State, ...]]:
+_MEDIA = (_S.MEDIA_FAILED, _S.MEDIA_LOST)
+_PROMPT = (_S.PROMPT_FINISHED, _S.PROMPTS_DONE)
+
+#: (state, stimulus) -> the stimuli its guard may refine it to (the guard functions are
+#: :data:`controller.core.handlers.GUARD_FUNCTIONS`).  A guarded stimulus is accepted in that state even if it has no
+#: cell of its own.
+GUARDS: Mapping[tuple[State, Stimulus], tuple[Stimulus, ...]] = {
+    (_C.TALKING, _S.TRANSFER_REQUESTED): (_S.TRANSFER_REQUESTED, _S.SELF_TARGET),
+    (_C.TALKING, _S.MEDIA_FAILED): _MEDIA,
+    (_C.CONFERENCE, _S.MEDIA_FAILED): _MEDIA,
+    (_C.BRIDGED, _S.MEDIA_FAILED): _MEDIA,
+    (_C.CONFERENCE, _S.TRANSFEROR_HUNG_UP): (_S.TRANSFEROR_HUNG_UP, _S.TRANSFEROR_HUNG_UP_OUTSIDE),
+    (_T.COLLECTING, _S.DIGIT_TIMEOUT): (_S.NO_NUMBER, _S.NUMBER_TOO_LONG, _S.SELF_TARGET, _S.NUMBER_KNOWN),
+    (_T.COLLECTING, _S.MEDIA_FAILED): _MEDIA,
+    (_T.RESOLVING, _S.TARGET_RESOLVED): (
+        _S.TARGET_RESOLVED, _S.RESOLVED_BLIND, _S.SELF_TARGET, _S.NOBODY_TO_RING, _S.TARGET_INVALID),
+    (_T.RESOLVING, _S.TARGET_REJECTED): (_S.TARGET_REJECTED, _S.TARGET_INVALID),
+    (_T.RESOLVING, _S.RESOLVE_TIMEOUT): (_S.RESOLVE_TIMEOUT, _S.TARGET_INVALID),
+    (_T.RESOLVING, _S.MEDIA_FAILED): _MEDIA,
+    (_T.RINGING, _S.MEDIA_FAILED): _MEDIA,
+    (_T.BLIND_RINGING, _S.TARGET_ANSWERED): (_S.TARGET_ANSWERED, _S.OUTSIDE_ANSWERED),
+    (_T.CONSULTING, _S.TRANSFEROR_HUNG_UP): (_S.TRANSFEROR_HUNG_UP, _S.TRANSFEROR_HUNG_UP_OUTSIDE),
+    (_T.CONSULTING, _S.MEDIA_FAILED): _MEDIA,
+    (_T.RECONNECTING, _S.PROMPT_FINISHED): _PROMPT,
+    (_T.RECONNECTING, _S.MEDIA_FAILED): _MEDIA,
+    (_T.ROUTING_TO_ORIGIN, _S.TARGET_RESOLVED): (_S.TARGET_RESOLVED, _S.NOBODY_TO_RING),
+    (_T.RINGING_ORIGIN, _S.TARGET_ANSWERED): (_S.TARGET_ANSWERED, _S.OUTSIDE_ANSWERED),
+    (_T.APOLOGIZING, _S.PROMPT_FINISHED): _PROMPT,
+    (_T.VOICEMAIL_GREETING, _S.PROMPT_FINISHED): (*_PROMPT, _S.PROMPT_NEXT),
+}
+
+#: (state, stimulus) -> the follow-up stimuli its handler may return, looked up in the target's row.
+FOLLOW_UPS: Mapping[tuple[State, Stimulus], tuple[Stimulus, ...]] = {
+    (_T.COLLECTING, _S.NUMBER_DIGIT): (_S.NUMBER_KNOWN, _S.SELF_TARGET),
+    (_T.RESOLVING, _S.NOBODY_TO_RING): (*_A_ON_LINE, *_A_GONE),
+    (_T.RESOLVING, _S.TARGET_INVALID): _A_GONE,
+    (_T.RINGING, _S.TARGET_FAILED): _A_ON_LINE,
+    (_T.RINGING, _S.NO_ANSWER_TIMEOUT): _A_ON_LINE,
+    (_T.BLIND_RINGING, _S.TARGET_FAILED): _A_GONE,
+    (_T.BLIND_RINGING, _S.NO_ANSWER_TIMEOUT): _A_GONE,
+    (_T.RECONNECTING, _S.TRANSFEROR_HUNG_UP): (*_NO_TRANSFEROR, _S.VOICEMAIL),
+    (_T.RINGING_TRANSFEROR, _S.RECALL_ANSWERED): _A_ON_LINE,
+    (_T.RINGING_TRANSFEROR, _S.RECALL_FAILED): _NO_TRANSFEROR,
+    (_T.RINGING_TRANSFEROR, _S.RECALL_TIMEOUT): _NO_TRANSFEROR,
+    (_T.RINGING_ORIGIN, _S.TARGET_FAILED): (_S.APOLOGIZE,),
+}
+
+
+def transitions_for(state: State) -> Mapping[Stimulus, State]:
     """The row of the table for an effective state (empty for ``TRANSFERRING``)."""
-    if isinstance(state, TransferState):
-        return TRANSFER_TRANSITIONS[state]
-    return CONVERSATION_TRANSITIONS.get(state, {})
+    return TRANSITIONS.get(state, {})
+
+
+def accepts(state: State, stimulus: Stimulus) -> bool:
+    """Whether ``stimulus`` is acceptable in ``state`` (a cell, or a guard that refines it)."""
+    return stimulus in transitions_for(state) or (state, stimulus) in GUARDS
 
 
 def edges() -> Iterator[tuple[State, Stimulus, State]]:
-    """Every (source, stimulus, target) triple of both tables, in table order."""
-    for table in (CONVERSATION_TRANSITIONS, TRANSFER_TRANSITIONS):
-        for source, row in table.items():
-            for stimulus, targets in row.items():
-                for target in targets:
-                    yield source, stimulus, target
+    """Every (source, stimulus, target) cell of the table, in table order."""
+    for source, row in TRANSITIONS.items():
+        for stimulus, target in row.items():
+            yield source, stimulus, target
 
 
 # -- the per-dialog machine ------------------------------------------------------------

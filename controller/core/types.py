@@ -11,14 +11,20 @@ import enum
 
 __all__ = [
     "CallerIdPolicy",
+    "Cause",
     "Direction",
+    "EndReason",
     "FailureCause",
     "FallbackRule",
     "LegRole",
     "LegState",
+    "OutcomeCause",
     "OutcomeKind",
+    "OutcomeMode",
+    "RefusalReason",
     "RejectReason",
     "TargetKind",
+    "TimerPurpose",
     "TransferTrigger",
 ]
 
@@ -125,3 +131,73 @@ class LegState(enum.StrEnum):
     #: CANCEL sent; waiting for the 487 (or a crossing 200 that must be BYEd).
     CANCELLING = "cancelling"
     ENDED = "ended"
+
+
+class OutcomeCause(enum.StrEnum):
+    """Causes of a ``RecordOutcome`` other than a :class:`FailureCause` or a :class:`RejectReason`."""
+
+    SELF_TARGET = "self_target"
+    NO_NUMBER = "no_number"
+    RESOLVE_TIMEOUT = "resolve_timeout"
+    TRANSFEROR_RETURNED = "transferor_returned"
+    TRANSFEROR_HUNG_UP = "transferor_hung_up"
+    CLIENT_HUNG_UP = "client_hung_up"
+    TARGET_HUNG_UP = "target_hung_up"
+    MEDIA_FAILURE = "media_failure"
+    #: More digits came than the tenant's longest number (``numbering.Refusal.TOO_LONG``).
+    TOO_LONG = "too_long"
+
+
+#: Every cause a transfer outcome can carry.
+Cause = OutcomeCause | FailureCause | RejectReason
+
+
+class OutcomeMode(enum.StrEnum):
+    """How a transfer ended (``RecordOutcome.mode``)."""
+
+    ATTENDED = "attended"
+    BLIND = "blind"
+    TRANSFEROR_ON_LINE = "transferor_on_line"
+    RECALLED = "recalled"
+    APOLOGY = "apology"
+    VOICEMAIL = "voicemail"
+    ORIGIN = "origin"
+    CLIENT_HUNG_UP = "client_hung_up"
+
+
+class TimerPurpose(enum.StrEnum):
+    """What a timer guards; the middle part of its name ``<conversation>/<purpose>/<n>``."""
+
+    INTERDIGIT = "interdigit"
+    RESOLVE = "resolve"
+    NO_ANSWER = "no_answer"
+    RECALL = "recall"
+    PROMPT = "prompt"
+    RECORDING = "recording"
+
+
+class EndReason(enum.StrEnum):
+    """Why a leg is released (``EndLeg.reason``) or the conversation ends (``EndConversation.reason``)."""
+
+    CLIENT_HUNG_UP = "client_hung_up"
+    TRANSFEROR_HUNG_UP = "transferor_hung_up"
+    PEER_HUNG_UP = "peer_hung_up"
+    TRANSFEROR_RETURNED = "transferor_returned"
+    MEDIA_FAILURE = "media_failure"
+    TRANSFER_FAILED = "transfer_failed"
+    VOICEMAIL_MAX_LENGTH = "voicemail_max_length"
+    #: A branch lost the race to another one.
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
+    TARGET_FAILED = "target_failed"
+    NO_ANSWER = "no_answer"
+    #: A 200 OK crossed our CANCEL.
+    CANCELLED = "cancelled"
+
+
+class RefusalReason(enum.StrEnum):
+    """Why a ``TransferRequested`` was refused (``TransferRefused.reason``) besides an outcome cause."""
+
+    TRANSFER_IN_PROGRESS = "transfer_in_progress"
+    CONFERENCE_ACTIVE = "conference_active"
+    NO_TRANSFEROR = "no_transferor"
+    CONVERSATION_ENDED = "conversation_ended"

@@ -17,6 +17,7 @@ from controller.core import (
     RecordOutcome,
     Settings,
     StartTimer,
+    TalkOptions,
     TargetKind,
     TargetResolved,
     TimerFired,
@@ -32,6 +33,7 @@ DID = "+4930999000"
 COMPANY = "+4930000000"
 ORIGIN = "ivr:main-menu"
 DIRECTIONS = [Direction.INCOMING, Direction.OUTGOING]
+CONFERENCE_ON = TalkOptions(conference="#")
 KNOWN = frozenset({"100", "201", "202", "300", "3001", "400"})
 
 
@@ -51,6 +53,8 @@ def leg_o(n: int = 1, t: int = 1) -> str:
 def make_settings(direction: Direction | None = None, policy: FallbackPolicy | None = None, **kw) -> Settings:
     """Settings with ``policy`` for ``direction`` and a *different* policy for the other one."""
     kw.setdefault("company_number", COMPANY)
+    # the flows below were written with the conference key on ("#"; off by default: no mixer yet)
+    kw.setdefault("talk_options", CONFERENCE_ON)
     kw.setdefault("known_extensions", KNOWN)
     if direction is not None and policy is not None:
         other = FallbackPolicy(rule="apologize") if policy.rule != "apologize" else FallbackPolicy(rule="voicemail")

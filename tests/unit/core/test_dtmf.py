@@ -19,6 +19,7 @@ from controller.core import (
     PlayPrompt,
     RecordOutcome,
     ResolveTarget,
+    SetDialogTakeover,
     Settings,
     StartTimer,
     TalkOptions,
@@ -123,9 +124,10 @@ def test_whole_vs_one_by_one(direction):
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_interdigit_timer_is_restarted_per_digit(direction):
     conv = start(direction)
-    assert norm(press(conv, "#")) == [StartTimer("interdigit", 10.0)]
+    # the transfer starts: Kamailio takes over A's dialog meanwhile
+    assert norm(press(conv, "#")) == [StartTimer("interdigit", 10.0), SetDialogTakeover(A)]
     (first,) = timer_names(conv, "interdigit")
-    assert norm(press(conv, "1")) == [CancelTimer("interdigit"), StartTimer("interdigit", 4.0)]
+    assert norm(press(conv, "1")) == [CancelTimer("interdigit"), StartTimer("interdigit", 2.5)]
     # The old timer fires late (it raced the digit): stale, ignored.
     assert conv.handle(TimerFired(first)) == []
     assert conv.effective_state is COLLECTING
@@ -154,7 +156,7 @@ def test_no_digit_at_all_cancels_quietly(direction):
     assert conv.state is TALKING
     entry = outcome(actions)
     assert (entry.kind, entry.cause, entry.number) == (OutcomeKind.CANCELLED, "no_number", None)
-    assert actions == [entry]  # no media was touched
+    assert actions == [entry, SetDialogTakeover(None)]  # no media was touched
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
@@ -163,7 +165,7 @@ def test_back_key_while_dialling_cancels(direction):
     press(conv, "#20")
     actions = press(conv, "*")
     assert conv.state is TALKING
-    assert norm(actions) == [CancelTimer("interdigit"), outcome(actions)]
+    assert norm(actions) == [CancelTimer("interdigit"), outcome(actions), SetDialogTakeover(None)]
     assert outcome(actions).cause == "transferor_returned"
     assert outcome(actions).number == "20"
 

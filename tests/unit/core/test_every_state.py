@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from controller.core import (
+    ActionFailed,
     CancelLeg,
     Conversation,
     ConversationState,
@@ -21,7 +22,6 @@ from controller.core import (
     LegFailed,
     LegHungUp,
     LegState,
-    MediaFailed,
     PromptFinished,
     RecordOutcome,
     StopRecording,
@@ -101,7 +101,7 @@ def reach(direction, state, *, degraded=False) -> Conversation:
     policy, build = STATES[state]
     conv = start(direction, settings=make_settings(direction, policy))
     if degraded:
-        conv.handle(MediaFailed())
+        conv.handle(ActionFailed("BridgeMedia"))
         assert conv.degraded and conv.state is C.TALKING
     build(conv)
     assert conv.effective_state is state
@@ -136,7 +136,7 @@ def test_client_hangs_up(direction, state):
 def test_media_failure(direction, state, degraded):
     conv = reach(direction, state, degraded=degraded)
     had_transfer = conv.transfer is not None
-    actions = conv.handle(MediaFailed(CLIENT, "play media", "error"))
+    actions = conv.handle(ActionFailed("PlayPrompt", CLIENT, "error"))
     if degraded or state not in A_PRESENT | {C.BRIDGED}:
         assert_ended(conv, actions)
         assert actions[-1].reason == "media_failure"

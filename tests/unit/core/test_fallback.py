@@ -31,6 +31,7 @@ from controller.core import (
     RecordOutcome,
     ResolveOrigin,
     RingTransferor,
+    SetDialogTakeover,
     StartRecording,
     StartTimer,
     StopMedia,
@@ -69,6 +70,10 @@ from ._helpers import (
 C, T = ConversationState, TransferState
 B1, R1 = leg_b(1), leg_r(1)
 RULE = FallbackRule.RETURN_TO_TRANSFEROR
+# Kamailio takes over A's dialog while a transfer runs or once A has left (SetDialogTakeover)
+TAKE, FREE = SetDialogTakeover(A), SetDialogTakeover(None)
+# rtpengine 10.5: a re-pairing can stop a looped player elsewhere, so the machine plays it again
+REPLAY_HOLD = PlayHoldMusic(CLIENT)
 
 
 def conversation(direction, **policy):
@@ -162,6 +167,7 @@ def test_recall_with_warning_prompts(direction):
         CancelTimer("recall"),
         BlockDtmf(R1),  # A, rung again, is the transferor: their talk options stay the PBX's keys
         BridgeMedia(CLIENT, R1, muted=(CLIENT, R1)),  # each hears their warning and nothing else
+        REPLAY_HOLD,  # until the client's warning starts
         PlayPrompt(R1, "warn_a"),
         StopMedia(CLIENT),
         PlayPrompt(CLIENT, "warn_c"),
@@ -203,6 +209,7 @@ def test_a_does_not_answer_either_apology(direction, how):
         CancelTimer("prompt"),
         failed("busy", RULE, "apology"),
         EndLeg(CLIENT, "transfer_failed"),
+        FREE,
         EndConversation("transfer_failed"),
     ]
     assert conv.state is C.ENDED
@@ -329,6 +336,7 @@ def test_the_client_hangs_up_while_the_origin_rings(direction):
         CancelTimer("no_answer"),
         CancelLeg(O1),
         CancelLeg(O2),
+        FREE,
         EndConversation("client_hung_up"),
     ]
 
@@ -371,14 +379,14 @@ def test_apologize(direction, how, status, cause):
                              StartTimer("prompt", 60.0)]
     actions = conv.handle(PromptFinished(CLIENT, "transfer_apology"))
     assert outcome(actions) == failed(cause, FallbackRule.APOLOGIZE, "apology")
-    assert actions[-2:] == [EndLeg(CLIENT, "transfer_failed"), EndConversation("transfer_failed")]
+    assert actions[-3:] == [EndLeg(CLIENT, "transfer_failed"), FREE, EndConversation("transfer_failed")]
 
 
 def test_apology_guard_timer_ends_the_call_if_the_prompt_never_reports(direction):
     conv = blind_ringing(direction, rule="apologize")
     conv.handle(LegFailed(B1, 486))
     actions = fire(conv, "prompt")
-    assert actions[-2:] == [EndLeg(CLIENT, "transfer_failed"), EndConversation("transfer_failed")]
+    assert actions[-3:] == [EndLeg(CLIENT, "transfer_failed"), FREE, EndConversation("transfer_failed")]
 
 
 def test_client_hangs_up_during_the_apology(direction):
@@ -388,6 +396,7 @@ def test_client_hangs_up_during_the_apology(direction):
     assert norm(actions) == [
         failed("busy", FallbackRule.APOLOGIZE, "client_hung_up"),
         CancelTimer("prompt"),
+        FREE,
         EndConversation("client_hung_up"),
     ]
 
@@ -414,6 +423,7 @@ def test_voicemail(direction, how, status, cause):
         failed(cause, FallbackRule.VOICEMAIL, "voicemail"),
         CancelTimer("recording"),
         StopRecording(CLIENT),
+        FREE,
         EndConversation("client_hung_up"),
     ]
 
@@ -428,6 +438,7 @@ def test_voicemail_max_length(direction):
         failed("busy", FallbackRule.VOICEMAIL, "voicemail"),
         StopRecording(CLIENT),
         EndLeg(CLIENT, "voicemail_max_length"),
+        FREE,
         EndConversation("voicemail_max_length"),
     ]
 
@@ -474,6 +485,7 @@ def test_warning_prompts_while_a_is_on_the_line(direction):
         UnblockMedia(A, CLIENT),
         UnblockMedia(CLIENT, A),
         returned("busy", None, "transferor_on_line"),
+        FREE,
     ]
 
 
@@ -483,7 +495,7 @@ def test_warning_prompt_guard_reconnects(direction):
     conv.handle(LegFailed(B1, 486))
     actions = fire(conv, "prompt")
     assert actions == [StopMedia(CLIENT), UnblockMedia(A, CLIENT), UnblockMedia(CLIENT, A),
-                       returned("busy", None, "transferor_on_line")]
+                       returned("busy", None, "transferor_on_line"), FREE]
 
 
 @pytest.mark.parametrize(

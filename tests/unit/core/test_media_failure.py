@@ -1,10 +1,11 @@
-"""rtpengine errors (``MediaFailed``) always lead to a defined state, never a silent call."""
+"""rtpengine errors (``ActionFailed`` for a media action) always lead to a defined state, never a silent call."""
 
 from __future__ import annotations
 
 import pytest
 
 from controller.core import (
+    ActionFailed,
     BlockDtmf,
     BridgeMedia,
     CancelLeg,
@@ -17,9 +18,9 @@ from controller.core import (
     LegAnswered,
     LegFailed,
     LegHungUp,
-    MediaFailed,
     OutcomeKind,
     PromptFinished,
+    SetDialogTakeover,
     StopMedia,
     StopRecording,
     TargetKind,
@@ -43,7 +44,8 @@ from ._helpers import (
 
 C = ConversationState
 B1 = leg_b(1)
-FAIL = MediaFailed(CLIENT, "play media", "no such call")
+FAIL = ActionFailed("PlayPrompt", CLIENT, "no such call")
+FREE = SetDialogTakeover(None)
 FORCED = [StopMedia(A), StopMedia(CLIENT), BridgeMedia(CLIENT, A), UnblockMedia(A, CLIENT), UnblockMedia(CLIENT, A),
           BlockDtmf(A)]
 
@@ -57,7 +59,7 @@ def test_first_failure_while_talking_reasserts_the_call(direction):
 def test_second_failure_ends_the_conversation(direction):
     conv = start(direction)
     conv.handle(FAIL)
-    assert conv.handle(MediaFailed()) == [
+    assert conv.handle(ActionFailed("StopMedia")) == [
         EndLeg(CLIENT, "media_failure"),
         EndLeg(A, "media_failure"),
         EndConversation("media_failure"),
@@ -84,7 +86,7 @@ def test_failure_during_a_transfer_abandons_it(direction, stage):
     actions = conv.handle(FAIL)
     cancels = [CancelTimer(timer)] if timer else []
     entry = outcome(actions)
-    assert norm(actions) == [*cancels, *release, *FORCED, entry]
+    assert norm(actions) == [*cancels, *release, *FORCED, entry, FREE]
     assert (entry.kind, entry.cause) == (OutcomeKind.CANCELLED, "media_failure")
     assert conv.state is C.TALKING
 
@@ -99,6 +101,7 @@ def test_failure_while_blind_ringing_ends_the_call(direction):
         CancelLeg(B1),
         outcome(actions),
         EndLeg(CLIENT, "media_failure"),
+        FREE,
         EndConversation("media_failure"),
     ]
     assert outcome(actions).kind is OutcomeKind.FAILED
@@ -113,7 +116,7 @@ def test_failure_while_recording_voicemail(direction):
     conv.handle(PromptFinished(CLIENT, "beep"))
     actions = conv.handle(FAIL)
     assert StopRecording(CLIENT) in actions
-    assert actions[-2:] == [EndLeg(CLIENT, "media_failure"), EndConversation("media_failure")]
+    assert actions[-3:] == [EndLeg(CLIENT, "media_failure"), FREE, EndConversation("media_failure")]
 
 
 def test_failure_in_a_bridged_call(direction):
@@ -140,4 +143,4 @@ def test_failure_after_the_end_is_ignored_but_unknown_legs_are_not(direction):
     conv.handle(LegHungUp(CLIENT))
     assert conv.handle(FAIL) == []
     with pytest.raises(InvalidTransition):
-        conv.handle(MediaFailed("ghost"))
+        conv.handle(ActionFailed("PlayPrompt", "ghost"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -15,6 +16,10 @@ from controller.core import (
     FallbackPolicy,
     FallbackRule,
     LegFailed,
+    PlayPrompt,
+    PromptFinished,
+    PromptKind,
+    PromptRef,
     Prompts,
     RecordOutcome,
     Settings,
@@ -24,13 +29,19 @@ from controller.core import (
     failure_cause,
 )
 from controller.core.sip import aggregate_cause, is_global_failure
-from controller.core.types import OutcomeKind, TransferTrigger
+from controller.core.snapshot import decode, encode
+from controller.core.types import OutcomeCause, OutcomeKind, OutcomeMode, TimerPurpose, TransferTrigger
 
 
 def test_defaults():
     s = Settings()
-    assert (s.talk_options.transfer, s.talk_options.back, s.talk_options.conference) == ("#", "*", "#")
+    # no mixer yet: the conference key is off
+    assert (s.talk_options.transfer, s.talk_options.back, s.talk_options.conference) == ("#", "*", None)
     assert s.no_answer_timeout_s == 20
+    assert s.interdigit_timeout_s == 2.5  # the configuration's default, 2,500 ms
+    assert s.hold_music == PromptRef.system("default")
+    assert s.prompts.beep == PromptRef(PromptKind.SYSTEM, "beep")
+    assert s.prompts.apology.name == "transfer_apology"
     assert s.caller_id_policy is CallerIdPolicy.DID
     assert s.fallback_incoming.rule is FallbackRule.RETURN_TO_TRANSFEROR
     assert s.fallback_outgoing.rule is FallbackRule.RETURN_TO_TRANSFEROR
@@ -50,6 +61,30 @@ def test_defaults():
 def test_talk_option_validation(kwargs):
     with pytest.raises(ValueError):
         TalkOptions(**kwargs)
+
+
+@pytest.mark.parametrize(("field", "key"), [("transfer", "5"), ("back", "*x"), ("conference", "")])
+def test_talk_option_errors_name_the_field(field, key):
+    with pytest.raises(ValueError, match=re.escape(f"talk option {field}={key!r}: ")):
+        TalkOptions(**{field: key})
+
+
+def test_prompt_refs():
+    assert PromptRef.system("beep") == PromptRef.parse("beep") == PromptRef.parse("system:beep")
+    file = PromptRef.parse("file:transfer_apology:/srv/sorry.wav")
+    assert (file.kind, file.name, file.path) == (PromptKind.FILE, "transfer_apology", "/srv/sorry.wav")
+    assert str(file) == "file:transfer_apology:/srv/sorry.wav"
+    tts = PromptRef.tts("beep", "Bitte warten", voice="de-1")
+    assert (tts.kind, tts.text, tts.voice) == (PromptKind.TTS, "Bitte warten", "de-1")
+    with pytest.raises(ValueError):
+        PromptRef(PromptKind.FILE, "beep")  # no path
+    with pytest.raises(ValueError):
+        PromptRef.system("")
+    # plain strings are system prompts' names wherever a PromptRef is expected
+    assert FallbackPolicy(warn_client_prompt="w").warn_client_prompt == PromptRef.system("w")
+    assert Settings(hold_music="file:default:/srv/hold.wav").hold_music.path == "/srv/hold.wav"
+    assert PlayPrompt("a", "beep").prompt == PromptRef.system("beep")
+    assert PromptFinished("a", "beep") == PromptFinished("a", PromptRef.system("beep"))
 
 
 def test_multi_symbol_keys_allowed():
@@ -99,8 +134,12 @@ def test_settings_round_trip_is_json_safe():
         known_extensions=frozenset({"2", "1"}),
         prompts=Prompts(apology="sorry"),
     )
-    d = json.loads(json.dumps(s.to_dict()))
-    assert Settings.from_dict(d) == s
+    d = json.loads(json.dumps(encode(s)))
+    assert decode(Settings, d) == s
+    assert d["prompts"]["apology"] == {"kind": "system", "name": "sorry", "voice": None, "text": None, "path": None}
+    assert d["known_extensions"] == ["1", "2"]  # sets are written sorted
+    assert decode(Settings, encode(Settings())) == Settings()
+    assert decode(TalkOptions, {"transfer": "#"}) == TalkOptions()  # a field left out takes its default
 
 
 @pytest.mark.parametrize(
@@ -151,7 +190,8 @@ def test_event_validation():
 
 def test_record_outcome_fields_are_json_safe():
     entry = RecordOutcome(
-        "t1", OutcomeKind.FAILED, "201", TransferTrigger.REFER, "busy", FallbackRule.VOICEMAIL, "voicemail"
+        "t1", OutcomeKind.FAILED, "201", TransferTrigger.REFER, FailureCause.BUSY, FallbackRule.VOICEMAIL,
+        OutcomeMode.VOICEMAIL,
     )
     assert json.loads(json.dumps(entry.fields())) == {
         "transfer_id": "t1",
@@ -162,3 +202,10 @@ def test_record_outcome_fields_are_json_safe():
         "rule": "voicemail",
         "mode": "voicemail",
     }
+
+
+def test_enums_keep_the_strings_of_the_event_log():
+    assert str(OutcomeCause.TOO_LONG) == "too_long" and OutcomeCause.SELF_TARGET == "self_target"
+    assert {m.value for m in OutcomeMode} == {"attended", "blind", "transferor_on_line", "recalled", "apology",
+                                              "voicemail", "origin", "client_hung_up"}
+    assert {m.value for m in TimerPurpose} == {"interdigit", "resolve", "no_answer", "recall", "prompt", "recording"}

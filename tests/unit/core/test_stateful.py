@@ -18,6 +18,14 @@ media overlays and pairings, then checks the promises of the design:
   only from a transferor towards the person they talk to;
 * every leg is ended or cancelled once the conversation ends;
 * exactly one RecordOutcome per transfer;
+* the Kamailio dialog takeover (``SetDialogTakeover``) is announced exactly
+  when it changes, agrees with an independent statement of when it is wanted,
+  and is lifted right before ``EndConversation``;
+* every ``BridgeMedia`` is followed at once by the replay of every looped
+  overlay the model still knows (hold music, ringback), sorted by leg;
+* an ``ActionFailed`` for any action just emitted (the walk feeds them) keeps
+  all of the above: a failed origination settles its leg, nothing is left
+  half-open;
 * ``to_dict`` / ``from_dict`` round-trips through JSON at every step, and the
   run continues on the restored copy.
 
@@ -38,6 +46,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from controller.core import (
+    ActionFailed,
     BlockDtmf,
     BlockMedia,
     BridgeMedia,
@@ -60,16 +69,17 @@ from controller.core import (
     LegHungUp,
     LegRinging,
     LegState,
-    MediaFailed,
     OriginateLeg,
     PassDigit,
     PlayHoldMusic,
     PlayPrompt,
     PlayRingback,
     PromptFinished,
+    PromptRef,
     RecordOutcome,
     RejectReason,
     RingTransferor,
+    SetDialogTakeover,
     Settings,
     StartConference,
     StartRecording,
@@ -86,10 +96,13 @@ from controller.core import (
     TransferTrigger,
     UnblockMedia,
 )
+from controller.core.states import TRANSITIONS
 
 CLIENT, A = "client", "alice"
 GHOST = "ghost"
 NUMBERS = ["201", "202", "999", "100", "+4930111", "300"]
+MEDIA_ACTIONS = ["PlayHoldMusic", "PlayPrompt", "BridgeMedia", "BlockMedia", "StartTimer", "ResolveTarget", "Bogus"]
+HOLD_MUSIC = PromptRef.system("default")
 STATUSES = [486, 600, 603, 408, 480, 503, 487, 404, 0]
 
 _BAD = {
@@ -119,7 +132,7 @@ def expect_invalid(conv: Conversation, event: Event) -> bool:
         return leg is None or isinstance(event, _BAD[leg.state])
     if isinstance(event, DigitPressed | PromptFinished):
         return event.leg not in legs
-    if isinstance(event, MediaFailed):
+    if isinstance(event, ActionFailed):
         return event.leg is not None and event.leg not in legs
     if isinstance(event, TargetResolved | TargetRejected):
         m = re.fullmatch(r"t([1-9][0-9]*)", event.transfer_id)
@@ -145,14 +158,19 @@ class ActionModel:
         self.answered: set[str] = set()
         self.outcomes: dict[str, int] = {}
         self.ended = False
+        self.takeover: str | None = None
 
     def _leg_gone(self, leg: str) -> None:
         self.gone.add(leg)
         self.overlay.pop(leg, None)
 
-    def observe(self, event: Event, actions: list) -> None:
+    def observe(self, event: Event, actions: list, leg_before: LegState | None = None) -> None:
         if self.ended:  # only a BYE for a 200 that crossed our CANCEL, or a refusal
             assert all(isinstance(a, EndLeg | TransferRefused) for a in actions), actions
+        if (isinstance(event, ActionFailed) and event.action in ("OriginateLeg", "RingTransferor")
+                and event.leg in self.originated and leg_before in (LegState.TRYING, LegState.RINGING)):
+            self.settled.add(event.leg)  # as if it had failed with no SIP response at all
+            self._leg_gone(event.leg)
         if isinstance(event, TimerFired) and event.name in self.open_timers:
             self.open_timers.remove(event.name)
             self.closed_timers.add(event.name)
@@ -164,8 +182,20 @@ class ActionModel:
             self._leg_gone(event.leg)
         if isinstance(event, PromptFinished) and self.overlay.get(event.leg) == f"prompt:{event.prompt}":
             del self.overlay[event.leg]
-        for action in actions:
+        takeovers = [index for index, a in enumerate(actions) if isinstance(a, SetDialogTakeover)]
+        assert len(takeovers) <= 1, actions
+        for index in takeovers:
+            assert actions[index].transferor_leg != self.takeover, "a takeover announced twice"
+            if any(isinstance(a, EndConversation) for a in actions):
+                assert actions[index] == SetDialogTakeover(None)
+                assert isinstance(actions[index + 1], EndConversation), actions
+        for index, action in enumerate(actions):
             self._apply(action)
+            if isinstance(action, BridgeMedia):
+                # rtpengine 10.5: a re-pairing can stop a looped player elsewhere: it is played again at once
+                replay = [PlayHoldMusic(leg, HOLD_MUSIC) if kind == "hold" else PlayRingback(leg)
+                          for leg, kind in sorted(self.overlay.items()) if kind in ("hold", "ringback")]
+                assert actions[index + 1: index + 1 + len(replay)] == replay, (actions, self.overlay)
 
     def _apply(self, action) -> None:
         if isinstance(action, StartTimer):
@@ -228,7 +258,10 @@ class ActionModel:
             self.outcomes[action.transfer_id] = self.outcomes.get(action.transfer_id, 0) + 1
             assert self.outcomes[action.transfer_id] == 1, f"two outcomes for {action.transfer_id}"
         elif isinstance(action, EndConversation):
+            assert self.takeover is None, "the conversation ended with Kamailio still holding a dialog"
             self.ended = True
+        elif isinstance(action, SetDialogTakeover):
+            self.takeover = action.transferor_leg
 
 
 @st.composite
@@ -258,6 +291,7 @@ class ConversationMachine(RuleBasedStateMachine):
         self.conv = Conversation("c", settings_)
         self.model = ActionModel()
         self.stale_timers: set[str] = set()
+        self.last_actions: list = []
         self.apply(
             ConversationStarted(
                 data.draw(st.sampled_from(Direction)),
@@ -276,6 +310,8 @@ class ConversationMachine(RuleBasedStateMachine):
         conv = self.conv
         invalid = self.conv.state is not ConversationState.NEW and expect_invalid(conv, event)
         before = conv.to_dict()
+        leg = conv.legs.get(getattr(event, "leg", None) or "")
+        leg_before = None if leg is None else leg.state
         self.stale_timers |= set(conv.active_timers)
         try:
             actions = conv.handle(event)
@@ -285,7 +321,14 @@ class ConversationMachine(RuleBasedStateMachine):
             return
         assert not invalid, f"{event!r} should have been refused in {conv!r}"
         assert conv.version == before["version"] + 1
-        self.model.observe(event, actions)
+        self.model.observe(event, actions, leg_before)
+        self.last_actions = actions
+        # every step was a cell of the table, and the steps chain
+        steps = conv.last_steps
+        for (state, stimulus, target), following in zip(steps, [*steps[1:], None][: len(steps)], strict=True):
+            assert TRANSITIONS[state][stimulus] is target
+            assert following is None or following[0] is target
+        assert not steps or conv.effective_state is steps[-1][2]
         snapshot = json.loads(json.dumps(conv.to_dict()))
         restored = Conversation.from_dict(snapshot)
         assert restored.to_dict() == snapshot
@@ -337,7 +380,10 @@ class ConversationMachine(RuleBasedStateMachine):
             else:
                 weight = 6
             options.append((weight, lambda leg=leg: [LegHungUp(leg)]))
-        options.append((3, lambda: [MediaFailed(rnd.choice([None, conv.client_leg]), "play media", "boom")]))
+        options.append((3, lambda: [ActionFailed(rnd.choice(MEDIA_ACTIONS), rnd.choice([None, conv.client_leg]))]))
+        if self.last_actions:
+            # any action just emitted may fail in the service
+            options.append((4, lambda: [self._failure_of(rnd.choice(self.last_actions))]))
         for name in sorted(conv.active_timers):
             options.append((12, lambda name=name: [TimerFired(name)]))
         if conv.transfer is not None:
@@ -378,10 +424,17 @@ class ConversationMachine(RuleBasedStateMachine):
                 return [TargetResolved(transfer_id, ("201",))]
             return [TargetRejected(transfer_id)]
         if kind == 5:
-            return [MediaFailed(rnd.choice([None, CLIENT, A, GHOST]), "play media", "boom")]
+            return [ActionFailed(rnd.choice(MEDIA_ACTIONS), rnd.choice([None, CLIENT, A, GHOST]), "boom")]
         if kind == 6:
             return [TransferRequested(rnd.choice(NUMBERS), rnd.choice(list(TransferTrigger)))]
         return [ConversationStarted(Direction.INCOMING, CLIENT, A)]
+
+    @staticmethod
+    def _failure_of(action) -> ActionFailed:
+        leg = getattr(action, "leg", None) or getattr(action, "leg_a", None) or getattr(action, "from_leg", None)
+        if isinstance(action, SetDialogTakeover):
+            leg = action.transferor_leg
+        return ActionFailed(type(action).__name__, leg, "boom")
 
     @staticmethod
     def _leg_event(kind: str, leg: str, status: int) -> Event:
@@ -398,6 +451,13 @@ class ConversationMachine(RuleBasedStateMachine):
     @invariant()
     def timers_agree(self):
         assert set(self.conv.active_timers) == self.model.open_timers
+
+    @invariant()
+    def takeover_is_wanted_exactly_while_a_transfer_runs_or_the_first_transferor_is_gone(self):
+        conv = self.conv
+        running = conv.state not in (ConversationState.NEW, ConversationState.ENDED)
+        wanted = running and (conv.transfer is not None or conv.legs[A].state is not LegState.UP)
+        assert self.model.takeover == (A if wanted else None), (conv, self.model.takeover)
 
     @invariant()
     def media_is_sane(self):

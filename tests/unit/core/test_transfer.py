@@ -27,6 +27,7 @@ from controller.core import (
     PlayRingback,
     RecordOutcome,
     ResolveTarget,
+    SetDialogTakeover,
     StartConference,
     StartTimer,
     StopMedia,
@@ -77,6 +78,10 @@ def done(kind, cause=None, *, number="201", trigger=DTMF, rule=None, mode=None, 
 # on hold means on hold: neither hears the other (A's DTMF is blocked from the start of the call)
 HOLD = [PlayHoldMusic(CLIENT), BlockMedia(A, CLIENT), BlockMedia(CLIENT, A)]
 RECONNECT = [StopMedia(CLIENT), UnblockMedia(A, CLIENT), UnblockMedia(CLIENT, A)]
+# Kamailio takes over A's dialog while a transfer runs or once A has left (SetDialogTakeover)
+TAKE, FREE = SetDialogTakeover(A), SetDialogTakeover(None)
+# rtpengine 10.5: a re-pairing can stop a looped player elsewhere, so the machine plays it again
+REPLAY_HOLD = PlayHoldMusic(CLIENT)
 
 
 # -- starting a transfer ----------------------------------------------------------------
@@ -94,7 +99,7 @@ def test_hash_and_number_puts_the_client_on_hold_and_resolves(direction):
 def test_every_trigger_is_the_same_transfer(direction, trigger):
     conv = start(direction)
     actions = conv.handle(TransferRequested("201", trigger))
-    assert norm(actions) == [*HOLD, ResolveTarget("t1", "201"), StartTimer("resolve", 5.0)]
+    assert norm(actions) == [*HOLD, ResolveTarget("t1", "201"), StartTimer("resolve", 5.0), TAKE]
     assert conv.transfer.trigger is trigger
 
 
@@ -133,7 +138,7 @@ def test_a_hears_ringback_then_b(direction):
     assert conv.handle(LegRinging(B1)) == [PlayRingback(A)]
     assert conv.handle(LegRinging(B1)) == []  # a second 180
     actions = conv.handle(LegAnswered(B1))
-    assert norm(actions) == [CancelTimer("no_answer"), StopMedia(A), BridgeMedia(A, B1)]
+    assert norm(actions) == [CancelTimer("no_answer"), StopMedia(A), BridgeMedia(A, B1), REPLAY_HOLD]
     assert conv.effective_state is T.CONSULTING
 
 
@@ -141,7 +146,7 @@ def test_a_hears_early_media_from_b(direction):
     conv = start(direction)
     to_ringing(conv)
     assert conv.handle(LegRinging(B1)) == [PlayRingback(A)]
-    assert conv.handle(LegRinging(B1, early_media=True)) == [StopMedia(A), BridgeMedia(A, B1)]
+    assert conv.handle(LegRinging(B1, early_media=True)) == [StopMedia(A), BridgeMedia(A, B1), REPLAY_HOLD]
     # already paired: answering only stops the no-answer timer
     assert norm(conv.handle(LegAnswered(B1))) == [CancelTimer("no_answer")]
 
@@ -149,7 +154,7 @@ def test_a_hears_early_media_from_b(direction):
 def test_answer_without_ringing(direction):
     conv = start(direction)
     to_ringing(conv)
-    assert norm(conv.handle(LegAnswered(B1))) == [CancelTimer("no_answer"), BridgeMedia(A, B1)]
+    assert norm(conv.handle(LegAnswered(B1))) == [CancelTimer("no_answer"), BridgeMedia(A, B1), REPLAY_HOLD]
 
 
 def test_second_hash_while_ringing_is_ignored_and_a_second_request_refused(direction):
@@ -227,7 +232,7 @@ def test_completed_to_an_outside_number_has_no_talk_options(direction):
     assert conv.handle(TransferRequested("201", TransferTrigger.API)) == [
         TransferRefused("201", TransferTrigger.API, "no_transferor")
     ]
-    assert conv.handle(LegHungUp(B1)) == [EndLeg(CLIENT, "peer_hung_up"), EndConversation("peer_hung_up")]
+    assert conv.handle(LegHungUp(B1)) == [EndLeg(CLIENT, "peer_hung_up"), FREE, EndConversation("peer_hung_up")]
     assert conv.state is C.ENDED
 
 
@@ -237,7 +242,7 @@ def test_client_hangs_up_in_bridged_call(direction):
     conv.handle(TargetResolved("t1", ("+49301234",), TargetKind.TRUNK))
     conv.handle(LegAnswered(B1))
     conv.handle(LegHungUp(A))
-    assert conv.handle(LegHungUp(CLIENT)) == [EndLeg(B1, "client_hung_up"), EndConversation("client_hung_up")]
+    assert conv.handle(LegHungUp(CLIENT)) == [EndLeg(B1, "client_hung_up"), FREE, EndConversation("client_hung_up")]
 
 
 # -- blind transfer --------------------------------------------------------------------------
@@ -289,6 +294,7 @@ def test_a_hanging_up_while_dialling_ends_the_call(direction):
         done(OutcomeKind.CANCELLED, "transferor_hung_up", number="20"),
         CancelTimer("interdigit"),
         EndLeg(CLIENT, "transferor_hung_up"),
+        FREE,
         EndConversation("transferor_hung_up"),
     ]
 
@@ -307,6 +313,7 @@ def test_back_key_while_b_rings_cancels_b(direction):
         StopMedia(A),
         *RECONNECT,
         done(OutcomeKind.CANCELLED, "transferor_returned"),
+        FREE,
     ]
     assert conv.state is C.TALKING
     # B's 487 arrives later, or B's 200 crossed the CANCEL and must be BYEd
@@ -332,6 +339,7 @@ def test_back_key_after_early_media_re_pairs_a_with_the_client(direction):
         StopMedia(CLIENT),
         BridgeMedia(CLIENT, A),  # a re-pairing lifts both blocks
         done(OutcomeKind.CANCELLED, "transferor_returned"),
+        FREE,
     ]
 
 
@@ -344,6 +352,7 @@ def test_back_key_after_b_answered_hangs_up_b(direction):
         StopMedia(CLIENT),
         BridgeMedia(CLIENT, A),  # a re-pairing lifts both blocks
         done(OutcomeKind.CANCELLED, "transferor_returned"),
+        FREE,
     ]
     assert conv.state is C.TALKING and conv.transferor_leg == A
 
@@ -352,7 +361,8 @@ def test_back_key_while_resolving_and_the_late_answer_is_ignored(direction):
     conv = start(direction)
     to_resolving(conv)
     actions = press(conv, "*")
-    assert norm(actions) == [CancelTimer("resolve"), *RECONNECT, done(OutcomeKind.CANCELLED, "transferor_returned")]
+    assert norm(actions) == [CancelTimer("resolve"), *RECONNECT, done(OutcomeKind.CANCELLED, "transferor_returned"),
+                             FREE]
     assert conv.handle(TargetResolved("t1", ("201",))) == []
     assert conv.handle(TargetRejected("t1")) == []
     assert conv.state is C.TALKING
@@ -366,6 +376,7 @@ def test_b_hangs_up_during_consultation(direction):
         StopMedia(CLIENT),
         BridgeMedia(CLIENT, A),
         done(OutcomeKind.RETURNED, "target_hung_up", mode="transferor_on_line"),
+        FREE,
     ]
     assert conv.state is C.TALKING
 
@@ -387,6 +398,7 @@ def test_hash_after_answer_starts_a_conference(direction):
         UnblockMedia(CLIENT, A),  # A's own block went with A's re-pairing to B
         StartConference((CLIENT, A, B1)),
         done(OutcomeKind.CONFERENCED),
+        FREE,  # the transfer is over and A is still there
     ]
     assert conv.state is C.CONFERENCE
     assert press(conv, "#") == []  # no nested transfer
@@ -409,7 +421,7 @@ def test_third_party_leaves_the_conference(direction):
 
 def test_a_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), BlockDtmf(B1)]
+    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), BlockDtmf(B1), TAKE]
     assert conv.state is C.TALKING and conv.transferor_leg == B1
 
 
@@ -420,7 +432,7 @@ def test_a_leaves_a_conference_with_an_outside_party(direction):
     conv.handle(LegAnswered(B1))
     press(conv, "#")
     # an outside party has no talk options: their digits pass as they are
-    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1)]
+    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), TAKE]
     assert conv.state is C.BRIDGED
 
 
@@ -449,6 +461,7 @@ def test_unknown_or_forbidden_target(direction, reason, prompt):
         *RECONNECT,
         PlayPrompt(A, prompt),
         done(OutcomeKind.REFUSED, reason, number="999"),
+        FREE,
     ]
     assert conv.state is C.TALKING
 
@@ -457,16 +470,17 @@ def test_resolution_timeout_is_an_error_prompt(direction):
     conv = start(direction)
     to_resolving(conv)
     actions = fire(conv, "resolve")
-    assert actions == [*RECONNECT, PlayPrompt(A, "transfer_error"), done(OutcomeKind.REFUSED, "resolve_timeout")]
+    assert actions == [*RECONNECT, PlayPrompt(A, "transfer_error"), done(OutcomeKind.REFUSED, "resolve_timeout"), FREE]
 
 
 def test_transfer_to_a_themself_is_refused(direction):
     conv = start(direction)
     actions = press(conv, "#" + A_NO)  # 100 is a known extension: ends at once
-    assert norm(actions)[-3:] == [
+    assert norm(actions)[-4:] == [
         CancelTimer("interdigit"),
         PlayPrompt(A, "transfer_forbidden"),
         done(OutcomeKind.REFUSED, "self_target", number=A_NO),
+        FREE,
     ]
     assert conv.state is C.TALKING
 
@@ -492,6 +506,7 @@ def test_resolution_to_a_themself_is_refused(direction):
         *RECONNECT,
         PlayPrompt(A, "transfer_forbidden"),
         done(OutcomeKind.REFUSED, "self_target", number="55"),
+        FREE,
     ]
 
 
@@ -516,7 +531,7 @@ def test_first_to_answer_wins(direction):
     to_ringing(conv, ("201", "202"), TargetKind.DEPARTMENT, number="55")
     conv.handle(LegRinging(B1))
     actions = conv.handle(LegAnswered(B2))
-    assert norm(actions) == [CancelTimer("no_answer"), CancelLeg(B1), StopMedia(A), BridgeMedia(A, B2)]
+    assert norm(actions) == [CancelTimer("no_answer"), CancelLeg(B1), StopMedia(A), BridgeMedia(A, B2), REPLAY_HOLD]
     assert conv.transfer.answered == B2
     # B1 answered at the same time: its 200 crossed our CANCEL
     assert conv.handle(LegAnswered(B1)) == [EndLeg(B1, "cancelled")]
@@ -547,7 +562,8 @@ def test_early_media_branch_fails_back_to_ringback(direction):
     conv.handle(LegRinging(B1, early_media=True))
     conv.handle(LegRinging(B2, early_media=True))  # only one branch feeds A
     assert conv.handle(LegFailed(B1, 480)) == [PlayRingback(A)]
-    assert norm(conv.handle(LegAnswered(B2))) == [CancelTimer("no_answer"), StopMedia(A), BridgeMedia(A, B2)]
+    assert norm(conv.handle(LegAnswered(B2))) == [CancelTimer("no_answer"), StopMedia(A), BridgeMedia(A, B2),
+                                                  REPLAY_HOLD]
 
 
 # -- B fails while A is on the line --------------------------------------------------------------------
@@ -564,6 +580,7 @@ def test_b_fails_while_a_waits(direction, status, cause):
         StopMedia(A),
         *RECONNECT,
         done(OutcomeKind.RETURNED, cause, mode="transferor_on_line"),
+        FREE,
     ]
     assert conv.state is C.TALKING
 
@@ -578,6 +595,7 @@ def test_b_does_not_answer_while_a_waits(direction):
         StopMedia(A),
         *RECONNECT,
         done(OutcomeKind.RETURNED, "no_answer", mode="transferor_on_line"),
+        FREE,
     ]
 
 
@@ -597,6 +615,7 @@ def test_nobody_to_ring(direction):
         CancelTimer("resolve"),
         *RECONNECT,
         done(OutcomeKind.RETURNED, "unreachable", number="55", mode="transferor_on_line"),
+        FREE,
     ]
 
 
