@@ -1,49 +1,24 @@
 """Map a tenant's configuration onto the state machine's settings snapshot (pure).
 
-Prompt and music names the machine passes around are opaque strings; we encode where the audio comes
-from in them, and `prompt_source()` decodes them when the service plays one:
-  system:<name>                  a system tone or announcement (controller.adapters.prompts)
-  tts:<fallback>:<voice>:<text>  the tenant's text, spoken by espeak-ng
-  file:<fallback>:<path>         the tenant's own audio file
-<fallback> is the system prompt played instead when the tenant's audio cannot be produced.
+Audio is named by the core's PromptRef: a system prompt, or the tenant's text (spoken by espeak-ng) or
+file, each with the system prompt played instead when the tenant's audio cannot be produced.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from controller.config import Config, Prompt, Tenant, TransferRule
-from controller.core import FallbackPolicy, FallbackRule, Prompts, Settings
+from controller.core import FallbackPolicy, FallbackRule, PromptRef, Prompts, Settings
+from controller.core.prompts import DEFAULT_MUSIC
 from controller.core.types import Direction
 
 
-@dataclass(frozen=True)
-class PromptSource:
-    kind: str  # system | tts | file
-    detail: str  # the system name, the text, or the path
-    voice: str = ""
-    fallback: str = ""  # system prompt to play when the tenant's audio cannot be produced
-
-
-def prompt_name(prompt: Prompt, system_name: str) -> str:
+def prompt_ref(prompt: Prompt, system_name: str) -> PromptRef:
+    """A tenant's prompt setting; the system prompt `system_name` when it has no audio of its own."""
     if prompt.source == "file" and prompt.file is not None:
-        return f"file:{system_name}:{prompt.file}"
+        return PromptRef.file(system_name, str(prompt.file))
     if prompt.source == "tts" and prompt.text:
-        return f"tts:{system_name}:{prompt.voice}:{prompt.text}"
-    return f"system:{system_name}"
-
-
-def prompt_source(name: str) -> PromptSource:
-    kind, _, rest = name.partition(":")
-    if kind == "tts":
-        fallback, voice, text = rest.split(":", 2)
-        return PromptSource("tts", text, voice, fallback)
-    if kind == "file":
-        fallback, _, path = rest.partition(":")
-        return PromptSource("file", path, fallback=fallback)
-    if kind == "system":
-        return PromptSource("system", rest)
-    return PromptSource("system", name)  # a bare name from the machine's defaults
+        return PromptRef.tts(system_name, prompt.text, prompt.voice)
+    return PromptRef.system(system_name)
 
 
 def _fallback(rule: TransferRule) -> FallbackPolicy:
@@ -51,8 +26,9 @@ def _fallback(rule: TransferRule) -> FallbackPolicy:
     return FallbackPolicy(
         rule=rule.on_failure,
         return_to_origin=rule.return_to_origin,
-        warn_transferor_prompt="system:transfer_failed_warn_transferor" if warn and rule.warn_transferor else None,
-        warn_client_prompt="system:transfer_failed_warn_client" if warn and rule.warn_client else None,
+        warn_transferor_prompt=PromptRef.system("transfer_failed_warn_transferor") if warn and rule.warn_transferor
+        else None,
+        warn_client_prompt=PromptRef.system("transfer_failed_warn_client") if warn and rule.warn_client else None,
         transferor_ring_timeout_s=float(rule.no_answer_timeout_s),
         voicemail_max_s=float(rule.voicemail_max_s),
     )
@@ -78,14 +54,14 @@ def settings_for(config: Config, tenant: Tenant, direction: Direction | str) -> 
         fallback_outgoing=_fallback(rules.outgoing),
         known_extensions=frozenset(tenant.extensions),
         pass_other_digits=talk.other_digits == "pass",
-        hold_music=f"file:default:{tenant.hold_music}" if tenant.hold_music else "system:default",
+        hold_music=PromptRef.file("default", str(tenant.hold_music)) if tenant.hold_music else DEFAULT_MUSIC,
         prompts=Prompts(
-            unknown_number="system:transfer_unknown_number",
-            forbidden="system:transfer_forbidden",
-            transfer_error="system:transfer_error",
-            apology=prompt_name(current.apology, "transfer_apology"),
-            voicemail_greeting=prompt_name(current.voicemail_greeting, "voicemail_greeting"),
-            beep="system:beep",
+            unknown_number=PromptRef.system("transfer_unknown_number"),
+            forbidden=PromptRef.system("transfer_forbidden"),
+            transfer_error=PromptRef.system("transfer_error"),
+            apology=prompt_ref(current.apology, "transfer_apology"),
+            voicemail_greeting=prompt_ref(current.voicemail_greeting, "voicemail_greeting"),
+            beep=PromptRef.system("beep"),
         ),
         max_number_length=talk.max_digits,
     )

@@ -26,12 +26,13 @@ from controller.core import (
     PlayHoldMusic,
     PlayPrompt,
     PlayRingback,
+    PromptKind,
+    PromptRef,
     StartConference,
     StopMedia,
     UnblockMedia,
 )
 from controller.errors import RtpengineError
-from controller.tenant_settings import prompt_source
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class PromptStarted:
     """A prompt is playing; the service reports PromptFinished after `seconds`."""
 
     leg: str
-    prompt: str
+    prompt: PromptRef
     seconds: float
 
 
@@ -94,33 +95,30 @@ class MediaExecutor:
         self.prompts = prompts
         self._on_digit_passed = on_digit_passed
 
-    def prompt(self, name: str) -> Prompt:
-        """The audio for a prompt name; a tenant's file or text that cannot be produced (missing or
-        unreadable file, espeak-ng failing) gives way to the system prompt, with a warning."""
-        source = prompt_source(name)
+    def prompt(self, ref: PromptRef) -> Prompt:
+        """The audio of a prompt; a tenant's file or text that cannot be produced (missing or unreadable
+        file, espeak-ng failing) gives way to its system prompt, with a warning."""
         try:
-            if source.kind == "file":
-                return self.prompts.tenant_file(Path(source.detail))
-            if source.kind == "tts":
-                return self.prompts.speech(source.detail, source.voice or "en")
+            if ref.kind is PromptKind.FILE and ref.path:
+                return self.prompts.tenant_file(Path(ref.path))
+            if ref.kind is PromptKind.TTS and ref.text:
+                return self.prompts.speech(ref.text, ref.voice or "en")
         except PromptError as exc:
-            log.warning("tenant prompt unusable, playing the system prompt %r instead: %s", source.fallback, exc)
-            return self.prompts.system(source.fallback)
-        return self.prompts.system(source.detail)
+            log.warning("tenant prompt unusable, playing the system prompt %r instead: %s", ref.name, exc)
+        return self.prompts.system(ref.name)
 
     async def execute(self, call_id: str, action: Action) -> PromptStarted | None:
-        """Raises RtpengineError / PromptError / MediaUnsupported; the caller turns them into MediaFailed."""
+        """Raises RtpengineError / PromptError / MediaUnsupported; the engine turns them into ActionFailed."""
         ng = self.ng
         match action:
             case PlayHoldMusic(leg=leg, music=music):
-                name = music if ":" in music else f"system:{music}"
-                await ng.play_media(call_id, leg, str(self.prompt(name).path), repeat_times=LOOP_FOREVER)
+                await ng.play_media(call_id, leg, str(self.prompt(music).path), repeat_times=LOOP_FOREVER)
             case PlayRingback(leg=leg):
                 await ng.play_media(call_id, leg, str(self.prompts.system("ringback").path), repeat_times=LOOP_FOREVER)
-            case PlayPrompt(leg=leg, prompt=name):
-                prompt = self.prompt(name)
+            case PlayPrompt(leg=leg, prompt=ref):
+                prompt = self.prompt(ref)
                 await ng.play_media(call_id, leg, str(prompt.path), repeat_times=1)
-                return PromptStarted(leg, name, prompt.seconds)
+                return PromptStarted(leg, ref, prompt.seconds)
             case StopMedia(leg=leg):
                 await self._stop_media(call_id, leg)
             case BlockMedia(from_leg=source):

@@ -70,6 +70,7 @@ __all__ = [
     "StopRecording",
     "TransferRefused",
     "UnblockMedia",
+    "leg_of",
 ]
 
 
@@ -314,3 +315,17 @@ class RecordOutcome(Action):
             "rule": None if self.rule is None else str(self.rule),
             "mode": None if self.mode is None else str(self.mode),
         }
+
+
+def leg_of(action: Action) -> str | None:
+    """The leg an action is about (what ``ActionFailed.leg`` names when it fails), if any."""
+    if isinstance(action, BridgeMedia):
+        return action.leg_a
+    if isinstance(action, StartConference):
+        return action.legs[0] if action.legs else None
+    if isinstance(action, SetDialogTakeover):
+        return action.transferor_leg
+    if isinstance(action, BlockMedia | UnblockMedia):
+        return action.from_leg
+    leg = getattr(action, "leg", None)
+    return leg if isinstance(leg, str) else None

@@ -22,10 +22,6 @@ class ConversationIO:
     started_ms: int = 0
     legs: dict[str, dict[str, str]] = field(default_factory=dict)  # leg id -> call_id, from_tag, to_tag
     transfer_started_ms: dict[str, int] = field(default_factory=dict)
-    takeover: bool = False
-    # legs hearing looped media (leg -> music name, or "ringback"): a re-pairing in rtpengine 10.5 can
-    # stop a player on the re-paired party's former partner, so these are restarted after each bridge
-    loops: dict[str, str] = field(default_factory=dict)
     # a transfer touched this call (Kamailio flags, extra rtpengine tags): its end needs a clean-up
     touched: bool = False
     # how long the running transfer has spent in each of its states (resolving, ringing, ...), for its outcome

@@ -18,24 +18,18 @@ from typing import Any
 
 from controller.adapters.redis_store import now_ms
 from controller.config import Config
-from controller.core import (
-    Conversation,
-    DigitPressed,
-    Event,
-    InvalidTransition,
-    MediaFailed,
-    PromptFinished,
-    TimerFired,
-)
+from controller.core import ActionFailed, Conversation, DigitPressed, Event, InvalidTransition
+from controller.core.actions import leg_of
 from controller.logs import call_logger
 from controller.metrics import Metrics
 from controller.tenant_settings import settings_for
 
 from .context import ConversationIO, time_steps
-from .executor import PROMPT_TIMER, ActionExecutor
+from .executor import ActionExecutor
 from .intake import client_dialog_event, conversation_start, leg_event
 from .ports import Clock, Limits, MediaPort, Records, SipPort, Timers, VoicemailPort
 from .serial import KeyedLocks
+from .timer_names import timer_event
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +98,7 @@ class TransferEngine:
                 await self._feed_locked(conversation_id, [event])
 
     async def on_timer(self, conversation_id: str, name: str) -> None:
-        kind, _, rest = name.partition("|")
-        if kind == PROMPT_TIMER:
-            leg, _, prompt = rest.partition("|")
-            await self.feed(conversation_id, PromptFinished(leg, prompt))
-        else:
-            await self.feed(conversation_id, TimerFired(name))
+        await self.feed(conversation_id, timer_event(name))
 
     # -- the loop ------------------------------------------------------------------------------------
     async def feed(self, conversation_id: str, event: Event) -> None:
@@ -147,19 +136,13 @@ class TransferEngine:
                     follow_up = self._failed(action, exc, clog)
                 if follow_up is not None:
                     pending.append(follow_up)
-            try:
-                await self.executor.sync_takeover(machine, io)
-            except Exception as exc:
-                self.metrics.errors.labels("takeover").inc()
-                clog.error("dialog takeover not updated: %s", exc)
             await self._save(machine, io)
 
     def _failed(self, action: Any, exc: Exception, clog: logging.LoggerAdapter) -> Event:
         name = type(action).__name__
         self.metrics.errors.labels(name).inc()
         clog.error("%s failed: %s: %s", name, type(exc).__name__, exc)
-        leg = getattr(action, "leg", None) or getattr(action, "leg_a", None)
-        return MediaFailed(leg=leg, operation=name, detail=f"{type(exc).__name__}: {exc}"[:200])
+        return ActionFailed(name, leg=leg_of(action), detail=f"{type(exc).__name__}: {exc}"[:200])
 
     # -- persistence -------------------------------------------------------------------------------
     async def _load(self, conversation_id: str) -> tuple[Conversation, ConversationIO] | None:

@@ -19,7 +19,6 @@ from controller.adapters.voicemail import new_voicemail
 from controller.config import Config
 from controller.core import (
     Action,
-    BridgeMedia,
     CancelLeg,
     CancelTimer,
     Conversation,
@@ -28,16 +27,13 @@ from controller.core import (
     Event,
     LegFailed,
     OriginateLeg,
-    PlayHoldMusic,
-    PlayPrompt,
-    PlayRingback,
     RecordOutcome,
     ResolveOrigin,
     ResolveTarget,
     RingTransferor,
+    SetDialogTakeover,
     StartRecording,
     StartTimer,
-    StopMedia,
     StopRecording,
     TargetRejected,
     TransferRefused,
@@ -51,11 +47,10 @@ from controller.routing.decision import targets_for_number, targets_for_origin
 from .context import ConversationIO
 from .dialing import LOOKUP_PREFIX, dial_string, leg_ng_flags, number_of, own_numbers, resolution
 from .ports import Clock, Limits, MediaPort, Records, SipPort, Timers, VoicemailPort
+from .timer_names import prompt_end
 
 log = logging.getLogger(__name__)
 
-PROMPT_TIMER = "prompt"  # timers named "prompt|<leg>|<prompt>" report PromptFinished, not TimerFired
-RINGBACK = "ringback"
 
 
 class ActionExecutor:
@@ -105,6 +100,8 @@ class ActionExecutor:
                     await self.sip.cancel(io.legs[leg]["call_id"])
             case EndLeg(leg=leg):
                 await self._end_leg(io, leg)
+            case SetDialogTakeover(transferor_leg=tag):
+                await self.sip.set_transferor(io.ng_call_id, tag)
             case EndConversation(reason=reason):
                 await self._end_conversation(machine, io, reason)
             case RecordOutcome():
@@ -128,22 +125,8 @@ class ActionExecutor:
             case _:
                 started = await self.media.execute(io.ng_call_id, action)
                 if started is not None:
-                    await self.timers.start(cid, f"{PROMPT_TIMER}|{started.leg}|{started.prompt}", started.seconds)
-                await self._track_loops(io, action)
+                    await self.timers.start(cid, prompt_end(started.leg, started.prompt), started.seconds)
         return None
-
-    async def _track_loops(self, io: ConversationIO, action: Action) -> None:
-        match action:
-            case PlayHoldMusic(leg=leg, music=music):
-                io.loops[leg] = music
-            case PlayRingback(leg=leg):
-                io.loops[leg] = RINGBACK
-            case StopMedia(leg=leg) | PlayPrompt(leg=leg):
-                io.loops.pop(leg, None)
-            case BridgeMedia():
-                for leg, what in io.loops.items():
-                    restart = PlayRingback(leg) if what == RINGBACK else PlayHoldMusic(leg, what)
-                    await self.media.execute(io.ng_call_id, restart)
 
     # -- actions that need the conversation's I/O context --------------------------------------------
     async def _resolve(self, machine: Conversation, io: ConversationIO, transfer_id: str, number: str) -> Event:
@@ -209,8 +192,6 @@ class ActionExecutor:
         await self._release_outside(io, list(io.outside_slots))
         if not io.touched:
             return  # an ordinary call: Kamailio's dialog:end has cleaned up everything
-        await self.sip.set_transferor(io.ng_call_id, None)
-        io.takeover = False
         for info in io.legs.values():
             await self.sip.forget_leg(info["call_id"])
         await self.records.end_legs({leg: info["call_id"] for leg, info in io.legs.items()})
@@ -238,14 +219,3 @@ class ActionExecutor:
         kind = str(outcome.kind)
         self.metrics.transfers.labels(kind).inc()
         await self.records.append_event(f"transfer.{kind}", io.conversation_id, fields)
-
-    async def sync_takeover(self, machine: Conversation, io: ConversationIO) -> None:
-        """Kamailio absorbs A's BYE while a transfer runs, and answers the client's in-dialog requests
-        once A (the other side of the client's SIP dialog) has left a call that goes on."""
-        live = machine.state.value not in ("ended", "new")
-        original_a = machine.legs.get(io.transferor_tag)
-        a_left = original_a is not None and original_a.state.value != "up"
-        want = live and (machine.transfer is not None or a_left)
-        if want != io.takeover:
-            await self.sip.set_transferor(io.ng_call_id, io.transferor_tag if want else None)
-            io.takeover = want

@@ -20,8 +20,7 @@ from controller.core import (
     TargetRejected,
     TargetResolved,
 )
-from controller.core.machine import Leg
-from controller.core.types import LegRole, LegState, RejectReason, TargetKind
+from controller.core.types import RejectReason, TargetKind
 from controller.engine.context import ConversationIO
 from controller.engine.executor import ActionExecutor
 from controller.metrics import Metrics
@@ -235,6 +234,11 @@ def engine(redis: FakeRedis, plan_changes: dict[str, Any] | None = None) -> tupl
     return built, store
 
 
+def restored(machine: Conversation, **changes: Any) -> Conversation:
+    """The machine as a snapshot with `changes` would restore it (a state reached by earlier transfers)."""
+    return Conversation.from_dict(machine.to_dict() | changes)
+
+
 def conversation(transferor: str = "100", client: str | None = "+79161112233") -> tuple[Conversation, ConversationIO]:
     machine = Conversation("conv", settings_for(CONFIG, CONFIG.tenants["acme"], "incoming"))
     machine.handle(ConversationStarted(direction="incoming", client_leg="ctag", transferor_leg="atag",
@@ -288,9 +292,9 @@ async def test_a_party_on_a_live_leg_is_forbidden_too() -> None:
     built, _ = engine(redis)
     machine, io = conversation()
     # B took over from A after an earlier transfer: the transferor is a dial string now
-    machine.transferor_number = "lookup:sip:102@acme.test"
+    machine = restored(machine, transferor_number="lookup:sip:102@acme.test")
     assert await built._resolve(machine, io, "t2", "102") == TargetRejected("t2", RejectReason.FORBIDDEN)
-    machine.transferor_number = "sip:+79165550000@127.0.0.2:5060"
+    machine = restored(machine, transferor_number="sip:+79165550000@127.0.0.2:5060")
     assert await built._resolve(machine, io, "t3", "89165550000") == TargetRejected("t3", RejectReason.FORBIDDEN)
     assert io.refusals == {"t3": "own_number"}  # t2: A's own extension, the machine's "forbidden"
 
@@ -300,9 +304,11 @@ async def test_a_number_on_a_leg_that_ended_may_be_tried_again() -> None:
     built, _ = engine(redis)
     machine, io = conversation()
     b = "sip:+79165550001@127.0.0.2:5060"
-    machine.add_leg(Leg("conv.t1.b1", LegRole.TARGET, LegState.RINGING, b, TargetKind.TRUNK))
+    leg = {"id": "conv.t1.b1", "role": "target", "state": "ringing", "number": b, "kind": "trunk"}
+    machine = restored(machine, legs=machine.to_dict()["legs"] | {"conv.t1.b1": leg})
     assert await built._resolve(machine, io, "t2", "89165550001") == TargetRejected("t2", RejectReason.FORBIDDEN)
-    machine.legs["conv.t1.b1"].state = LegState.ENDED  # B was busy: A may try B again later
+    machine = restored(machine, legs=machine.to_dict()["legs"] | {"conv.t1.b1": leg | {"state": "ended"}})
+    # B was busy: A may try B again later
     assert isinstance(await built._resolve(machine, io, "t3", "89165550001"), TargetResolved)
 
 

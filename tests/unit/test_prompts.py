@@ -11,6 +11,7 @@ import pytest
 
 from controller.adapters.prompts import PromptError, PromptLibrary
 from controller.adapters.rtpengine_media import MediaExecutor
+from controller.core import PromptRef
 
 
 def fmt(path: Path) -> tuple[int, int, int]:
@@ -53,7 +54,7 @@ def test_a_missing_or_broken_tenant_file_is_a_prompt_error(tmp_path: Path, conte
 def test_unusable_tenant_audio_falls_back_to_the_system_prompt(tmp_path: Path, caplog) -> None:
     lib = PromptLibrary(tmp_path)
     media = MediaExecutor(ng=None, prompts=lib)  # type: ignore[arg-type]
-    played = media.prompt(f"file:transfer_apology:{tmp_path / 'missing.wav'}")
+    played = media.prompt(PromptRef.file("transfer_apology", str(tmp_path / "missing.wav")))
     assert played.path == lib.system("transfer_apology").path
     assert "system prompt 'transfer_apology' instead" in caplog.text
 

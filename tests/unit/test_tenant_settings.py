@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from controller.config import Config, Prompt, Tenant, load_config, parse_config
-from controller.core import FallbackPolicy, FallbackRule, Prompts, Settings, TalkOptions
+from controller.core import FallbackPolicy, FallbackRule, PromptRef, Prompts, Settings, TalkOptions
 from controller.core.types import CallerIdPolicy, Direction
-from controller.tenant_settings import PromptSource, prompt_name, prompt_source, settings_for
+from controller.tenant_settings import prompt_ref, settings_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
@@ -29,12 +29,11 @@ def test_incoming_and_outgoing_get_their_own_rule(config) -> None:
     assert incoming.fallback_incoming.rule is FallbackRule.RETURN_TO_TRANSFEROR
     assert outgoing.fallback_outgoing.rule is FallbackRule.APOLOGIZE
     # the example turns both warnings on for incoming calls
-    assert incoming.fallback_incoming.warn_transferor_prompt == "system:transfer_failed_warn_transferor"
-    assert incoming.fallback_incoming.warn_client_prompt == "system:transfer_failed_warn_client"
+    assert incoming.fallback_incoming.warn_transferor_prompt == PromptRef.system("transfer_failed_warn_transferor")
+    assert incoming.fallback_incoming.warn_client_prompt == PromptRef.system("transfer_failed_warn_client")
     # the apology of the conversation's own direction is the tenant's text
-    assert prompt_source(outgoing.prompts.apology) == PromptSource("tts", "Sorry, the transfer failed. Goodbye.", "en",
-                                                                   "transfer_apology")
-    assert incoming.prompts.apology == "system:transfer_apology"
+    assert outgoing.prompts.apology == PromptRef.tts("transfer_apology", "Sorry, the transfer failed. Goodbye.", "en")
+    assert incoming.prompts.apology == PromptRef.system("transfer_apology")
 
 
 def test_talk_options_caller_id_and_extensions(config) -> None:
@@ -46,27 +45,22 @@ def test_talk_options_caller_id_and_extensions(config) -> None:
     assert s.interdigit_timeout_s == acme.talk_options.interdigit_timeout_ms / 1000
     assert s.caller_id_policy.value == acme.caller_id.policy and s.company_number == acme.company_number
     assert s.known_extensions == frozenset(acme.extensions)
-    assert s.hold_music == "system:default"
+    assert s.hold_music == PromptRef.system("default")
 
 
 @pytest.mark.parametrize(("prompt", "expected"), [
-    (Prompt(source="system"), PromptSource("system", "fallback")),
+    (Prompt(source="system"), PromptRef.system("fallback")),
     (Prompt(source="tts", text="Добрый день: ждите", voice="ru"),
-     PromptSource("tts", "Добрый день: ждите", "ru", "fallback")),
+     PromptRef.tts("fallback", "Добрый день: ждите", "ru")),
 ])
-def test_prompt_names_round_trip(prompt: Prompt, expected: PromptSource) -> None:
-    assert prompt_source(prompt_name(prompt, "fallback")) == expected
+def test_prompt_settings_become_prompt_refs(prompt: Prompt, expected: PromptRef) -> None:
+    assert prompt_ref(prompt, "fallback") == expected
 
 
-def test_file_prompt_name_keeps_the_path_and_the_fallback(tmp_path: Path) -> None:
+def test_a_file_prompt_keeps_its_path_and_the_fallback(tmp_path: Path) -> None:
     audio = tmp_path / "hello: world.wav"
     audio.write_bytes(b"RIFF")
-    assert prompt_source(prompt_name(Prompt(source="file", file=audio), "x")) == PromptSource("file", str(audio),
-                                                                                               fallback="x")
-
-
-def test_a_bare_machine_prompt_name_is_a_system_prompt() -> None:
-    assert prompt_source("beep") == PromptSource("system", "beep")
+    assert prompt_ref(Prompt(source="file", file=audio), "x") == PromptRef.file("x", str(audio))
 
 
 # -- every Settings field is mapped from the configuration ---------------------------------------
@@ -116,16 +110,20 @@ EXPECTED: dict[str, Callable[[Tenant, Direction], Any]] = {
     "fallback_incoming": lambda t, d: _fallback(t.transfer_rules.incoming),
     "fallback_outgoing": lambda t, d: _fallback(t.transfer_rules.outgoing),
     "known_extensions": lambda t, d: frozenset(t.extensions),
-    "hold_music": lambda t, d: f"file:default:{t.hold_music}",
+    "hold_music": lambda t, d: PromptRef.file("default", str(t.hold_music)),
     "prompts": lambda t, d: Prompts(
-        unknown_number="system:transfer_unknown_number", forbidden="system:transfer_forbidden",
-        transfer_error="system:transfer_error",
-        apology=prompt_name(t.transfer_rules.for_direction(d).apology, "transfer_apology"),
-        voicemail_greeting=prompt_name(t.transfer_rules.for_direction(d).voicemail_greeting, "voicemail_greeting"),
-        beep="system:beep"),
+        unknown_number=PromptRef.system("transfer_unknown_number"), forbidden=PromptRef.system("transfer_forbidden"),
+        transfer_error=PromptRef.system("transfer_error"),
+        apology=prompt_ref(t.transfer_rules.for_direction(d).apology, "transfer_apology"),
+        voicemail_greeting=prompt_ref(t.transfer_rules.for_direction(d).voicemail_greeting, "voicemail_greeting"),
+        beep=PromptRef.system("beep")),
     "max_number_length": lambda t, d: t.talk_options.max_digits,
     "pass_other_digits": lambda t, d: t.talk_options.other_digits == "pass",
 }
+
+
+#: Announcements a tenant cannot replace (short error prompts and the beep).
+SYSTEM_ONLY_PROMPTS = {"unknown_number", "forbidden", "transfer_error", "beep"}
 
 
 def test_every_core_settings_field_has_a_mapping() -> None:
@@ -149,8 +147,13 @@ def test_every_field_of_the_nested_settings_differs_from_its_default(tmp_path: P
     config, tenant = _everything_set(tmp_path)
     got = settings_for(config, tenant, Direction.INCOMING)
     parts = {TalkOptions: [got.talk_options], FallbackPolicy: [got.fallback_incoming, got.fallback_outgoing],
-             Prompts: [got.prompts]}[cls]
+             # each direction has its own apology and greeting: the two conversations' prompts together
+             Prompts: [got.prompts, settings_for(config, tenant, Direction.OUTGOING).prompts]}[cls]
     for field in dataclasses.fields(cls):
+        if cls is Prompts and field.name in SYSTEM_ONLY_PROMPTS:
+            # no setting for these: every tenant hears the system's own
+            assert all(getattr(part, field.name) == getattr(cls(), field.name) for part in parts), field.name
+            continue
         assert any(getattr(part, field.name) != getattr(cls(), field.name) for part in parts), field.name
 
 

@@ -19,7 +19,6 @@ import pytest
 from controller.core import (
     Action,
     ActionFailed,
-    BridgeMedia,
     CancelLeg,
     Conversation,
     ConversationState,
@@ -35,14 +34,13 @@ from controller.core import (
     LegState,
     PromptFinished,
     RecordOutcome,
-    SetDialogTakeover,
-    StartConference,
     TargetKind,
     TargetResolved,
     TimerFired,
     TransferRequested,
     TransferTrigger,
 )
+from controller.core.actions import leg_of
 from controller.core.conversation import TIMER_STIMULUS
 from controller.core.states import accepts
 
@@ -88,13 +86,7 @@ SCENARIOS: dict[str, tuple[FallbackPolicy, list[Step]]] = {
 
 
 def action_leg(action: Action) -> str | None:
-    if isinstance(action, BridgeMedia):
-        return action.leg_a
-    if isinstance(action, StartConference):
-        return action.legs[0]
-    if isinstance(action, SetDialogTakeover):
-        return action.transferor_leg
-    return getattr(action, "leg", None) or getattr(action, "from_leg", None)
+    return leg_of(action)
 
 
 def resolve(conv: Conversation, step: Step) -> Event:

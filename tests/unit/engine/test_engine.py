@@ -1,0 +1,131 @@
+"""The engine with the real machine and in-memory ports: what it does with events, actions and failures.
+
+No I/O and no sleeping: the ports are fakes that record what they were asked and can be told to raise,
+and the clock is a counter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.config import load_config
+from controller.core import Conversation, LegState
+from controller.engine.engine import TransferEngine
+from controller.metrics import Metrics
+
+from .fakes import Failing, Limits, Media, Records, Sip, Timers
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "example.yaml"
+CONFIG = load_config(EXAMPLE)
+CID = "conv-1"
+
+
+class Rig:
+    def __init__(self, failing: Failing | None = None) -> None:
+        self.failing = failing or Failing()
+        self.records = Records(self.failing)
+        self.media = Media(self.failing)
+        self.sip = Sip(self.failing)
+        self.timers = Timers(self.failing)
+        self.metrics = Metrics()
+        ticks = itertools.count(1_000, 10)
+        self.engine = TransferEngine(CONFIG, self.records, self.media, self.sip, self.timers, self.metrics,
+                                     Limits(), clock=lambda: next(ticks))
+
+    def route(self, cid: str = CID, *, state: str = "answered") -> None:
+        """What route.invite and call.answered record for an incoming call to extension 100."""
+        self.records.conversations[cid] = {
+            "tenant": "acme", "direction": "incoming", "call_id": f"call-{cid}", "state": state,
+            "from_tag": "ctag", "to_tag": "atag" if state == "answered" else "", "client_number": "+79161112233",
+            "did": "+74951110000", "origin": "did:+74951110000->extension:100", "employee": "100"}
+
+    def machine(self, cid: str = CID) -> Conversation:
+        return Conversation.from_dict(json.loads(self.records.conversations[cid]["machine"]))
+
+    async def press(self, digits: str, cid: str = CID, tag: str = "atag") -> None:
+        for digit in digits:
+            await self.engine.on_digit(cid, tag, digit)
+
+    async def fire(self, purpose: str, cid: str = CID) -> None:
+        (name,) = self.timers.named(cid, purpose)
+        self.timers.active.pop((cid, name))
+        await self.engine.on_timer(cid, name)
+
+
+async def test_ordinary_calls_leave_no_lock_and_no_machine_behind() -> None:
+    rig = Rig()
+    for n in range(10_000):
+        cid = f"c{n}"
+        rig.route(cid, state="routing")
+        call = {"call_id": f"call-{cid}"}
+        await rig.engine.on_notification(cid, "call.answered", call | {"to_tag": "atag"})
+        await rig.engine.on_notification(cid, "call.ended", call | {"by_tag": "ctag"})
+    assert len(rig.engine.locks) == 0
+    assert not any("machine" in record for record in rig.records.conversations.values())
+    assert rig.sip.originated == [] and rig.media.done == []
+
+
+async def test_a_transfer_conversation_frees_its_lock_after_every_event() -> None:
+    rig = Rig()
+    rig.route()
+    await rig.press("#101")
+    assert len(rig.engine.locks) == 0
+    assert rig.sip.originated == [f"{CID}.t1.b1"]  # 101 is a complete extension number: no inter-digit wait
+
+
+async def test_a_digit_of_a_call_without_a_client_starts_nothing() -> None:
+    rig = Rig()
+    rig.records.conversations[CID] = {"tenant": "acme", "direction": "internal", "call_id": "x", "state": "answered",
+                                      "from_tag": "a", "to_tag": "b"}
+    await rig.press("#101", tag="a")
+    assert "machine" not in rig.records.conversations[CID] and rig.sip.originated == []
+    assert rig.engine.executor.digit_at == {}  # no latency sample left waiting for an INVITE that never comes
+
+
+@pytest.mark.parametrize("exc", [LookupError("rtpengine has no leg"), KeyError("x"), ValueError("bad"),
+                                 OSError("refused"), RuntimeError("boom"), TypeError("bug")])
+async def test_any_exception_of_an_action_is_fed_back_and_the_rest_of_the_list_still_runs(exc: Exception) -> None:
+    # B's INVITE cannot be sent (here: rtpengine does not know A's media): whatever the exception type
+    rig = Rig(Failing({"media.endpoint_sdp": exc}))
+    rig.route()
+    await rig.press("#101")
+    machine = rig.machine()
+    leg = machine.legs[f"{CID}.t1.b1"]
+    assert leg.state is LegState.ENDED  # not left trying forever
+    assert rig.metrics.errors.labels("OriginateLeg")._value.get() == 1
+    # B is unreachable, so the tenant's rule for a failure while A is on the line applies: the warning
+    # prompts (the example turns them on for incoming calls), under a deadline, then A has the client back
+    assert machine.effective_state.value == "reconnecting"
+    played = [a for a in rig.media.done if type(a).__name__ == "PlayPrompt"]
+    assert {a.leg for a in played} == {"atag", "ctag"}
+    await rig.fire("prompt")
+    assert rig.machine().effective_state.value == "talking"
+    assert rig.timers.active == {}
+    assert len(rig.engine.locks) == 0
+
+
+async def test_a_failing_bookkeeping_action_changes_nothing_for_the_parties() -> None:
+    rig = Rig(Failing({"records.append_event": ConnectionError("redis away")},
+                      when=lambda name, args: args[0].startswith("transfer.")))
+    rig.route()
+    await rig.press("#101")
+    (b,) = rig.sip.originated
+    await rig.engine.on_notification(CID, "call.answered", {"call_id": f"sip-{b}", "from_tag": "x", "to_tag": "y"})
+    await rig.engine.on_notification(CID, "call.ended", {"call_id": "call-conv-1", "by_tag": "atag"})
+    machine = rig.machine()
+    # A hung up during the consultation: the client talks to B even though the outcome could not be logged
+    assert machine.effective_state.value == "talking" and machine.transferor_leg == b
+
+
+async def test_timer_names_of_prompts_report_the_prompt_finished() -> None:
+    rig = Rig()
+    rig.route()
+    await rig.press("#9")
+    await rig.fire("interdigit")  # "9" is nobody: A hears the unknown-number prompt and has the client back
+    machine = rig.machine()
+    assert machine.effective_state.value == "talking"
+    assert len(rig.engine.locks) == 0
