@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -35,8 +36,9 @@ class ConversationStore:
     """Thin async adapter over Redis; knows the key schema and nothing about call logic."""
 
     def __init__(self, redis: Redis, *, max_call_s: int, ttl_after_end_s: int, events_maxlen: int = 1_000_000,
-                 events_retention_s: int = 7 * 86400):
+                 events_retention_s: int = 7 * 86400, clock: Callable[[], int] = now_ms):
         self.redis = redis
+        self.clock = clock  # wall-clock ms: event timestamps and the event log's age limit
         self.max_call_s = max_call_s
         self.ttl_after_end_s = ttl_after_end_s
         self.events_maxlen = events_maxlen
@@ -136,7 +138,7 @@ class ConversationStore:
             await pipe.execute()
 
     def _xadd(self, pipe: Any, event: str, conversation_id: str, fields: dict[str, Any]) -> None:
-        now = now_ms()
+        now = self.clock()
         entry = {"event": event, "conversation": conversation_id, "ts_ms": now,
                  "data": json.dumps(fields, default=str, sort_keys=True)}
         # trimmed by age on every write (entry ids are milliseconds), and by length now and then:

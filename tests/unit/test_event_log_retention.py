@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.adapters import redis_store as store_module
 from controller.adapters.redis_store import EVENTS_LENGTH_TRIM_EVERY, EVENTS_STREAM, ConversationStore
 
 
@@ -36,11 +35,10 @@ class FakeRedis:
         return Pipe(self.calls)
 
 
-async def test_every_event_is_written_with_an_age_limit_and_the_length_is_trimmed_now_and_then(monkeypatch) -> None:
-    monkeypatch.setattr(store_module, "now_ms", lambda: 10_000_000)
+async def test_every_event_is_written_with_an_age_limit_and_the_length_is_trimmed_now_and_then() -> None:
     redis = FakeRedis()
     store = ConversationStore(redis, max_call_s=60, ttl_after_end_s=1, events_maxlen=5000,  # type: ignore[arg-type]
-                              events_retention_s=3600)
+                              events_retention_s=3600, clock=lambda: 10_000_000)
     for _ in range(EVENTS_LENGTH_TRIM_EVERY * 2):
         await store.append_event("call.rejected", "", {"cause": "x"})
     adds = [kw for name, kw in redis.calls if name == "xadd"]
