@@ -35,7 +35,8 @@ from controller.core.settings import FallbackPolicy, Settings
 from controller.core.settings import TalkOptions as CoreTalkOptions
 from controller.core.types import CallerIdPolicy, Direction, FallbackRule
 from controller.errors import ControllerError
-from controller.routing.numbering import NumberingPlan
+from controller.numbering_plan import NumberingPlan
+from controller.routing.table import did_key, normalize_ip
 
 # A DID, a company number or a dialled external number: optional '+', then digits only.
 PHONE_NUMBER_RE = re.compile(r"\+?[0-9]{3,20}")
@@ -91,17 +92,6 @@ def _matching(regex: re.Pattern[str], what: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
-
-
-def normalize_ip(value: str) -> str | None:
-    """Canonical text of an IP address (brackets and IPv4-mapped IPv6 undone), None if invalid."""
-    try:
-        ip = ipaddress.ip_address(value.strip().removeprefix("[").removesuffix("]"))
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
 
 
 def _ip_address(value: str) -> str:
@@ -456,20 +446,6 @@ class Tenant(_Model):
 
     resolve_hold_music = field_validator("hold_music")(_existing_file)
 
-    _departments_by_number: dict[str, tuple[str, Department]] = PrivateAttr(default_factory=dict)
-    _internal_lengths: frozenset[int] = PrivateAttr(default_factory=frozenset)
-
-    def department_by_number(self, number: str) -> tuple[str, Department] | None:
-        """The department (id, model) whose internal short number is ``number``."""
-        return self._departments_by_number.get(number)
-
-    def is_unassigned_internal(self, number: str) -> bool:
-        """All digits, as long as the tenant's own short numbers, and none of them: an unknown
-        number, never an outside one (`#104` with no extension 104 is a mistake, not a call out)."""
-        return number.isdigit() and len(number) in self._internal_lengths and not (
-            number in self.extensions or number in self._departments_by_number or number in self.sip_aliases
-            or number in self.outside_short_numbers)
-
     @model_validator(mode="after")
     def _references(self) -> Tenant:
         problems: list[Problem] = []
@@ -500,19 +476,11 @@ class Tenant(_Model):
             else:
                 owner[number] = ".".join(map(str, path[:-1] if path[-1] == "number" else path))
         _raise_problems(problems)
-        self._departments_by_number = {dept.number: (key, dept) for key, dept in self.departments.items()}
-        own = [*self.extensions, *self._departments_by_number, *self.sip_aliases]
-        self._internal_lengths = frozenset(len(number) for number in own)
         return self
 
 
 # ---------------------------------------------------------------------------------------------
 # the whole configuration and its lookups
-
-
-def _did_key(number: str) -> str:
-    # '+' is optional on the wire (carriers differ): index DIDs by their digits.
-    return number.removeprefix("+")
 
 
 class DidMatch(NamedTuple):
@@ -528,8 +496,6 @@ class Config(_Model):
     tenants: dict[Name, Tenant] = {}
 
     _dids: dict[str, DidMatch] = PrivateAttr(default_factory=dict)
-    _domains: dict[str, tuple[str, Tenant]] = PrivateAttr(default_factory=dict)
-    _trunks_by_ip: dict[str, list[tuple[str, Trunk]]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _cross_check_and_index(self) -> Config:
@@ -554,12 +520,12 @@ class Config(_Model):
                                          "required: every phone authenticates its REGISTER and INVITE (a lab "
                                          "node may set node.lab_allow_extensions_without_password)"))
             for did, route in tenant.dids.items():
-                first = dids.get(_did_key(did))
+                first = dids.get(did_key(did))
                 if first is not None:
                     message = f"already used by tenants.{first.tenant_id}.dids.{first.did}"
                     problems.append((("tenants", tenant_id, "dids", did), message))
                 else:
-                    dids[_did_key(did)] = DidMatch(did, tenant_id, tenant, route)
+                    dids[did_key(did)] = DidMatch(did, tenant_id, tenant, route)
         for name, trunk in self.trunks.items():
             for other_name, other in trunks_by_ip.get(trunk.address, []):
                 # Two trunks on one IP can only be told apart by their source port.
@@ -573,13 +539,12 @@ class Config(_Model):
                     )
             trunks_by_ip.setdefault(trunk.address, []).append((name, trunk))
         _raise_problems(problems)
-        # Precomputed once: routing asks these for every INVITE.
-        self._dids, self._domains, self._trunks_by_ip = dids, domains, trunks_by_ip
+        self._dids = dids
         return self
 
     def lookup_did(self, number: str) -> DidMatch | None:
         """The DID ``number`` (with or without its leading '+'), with its tenant and route."""
-        return self._dids.get(_did_key(number))
+        return self._dids.get(did_key(number))
 
     def warnings(self) -> list[str]:
         """What a valid configuration still does that a carrier's security engineer should know."""
@@ -596,19 +561,6 @@ class Config(_Model):
             found.append(f"node.secrets: {', '.join(node.secrets.missing())} not set; `xferctl serve` refuses "
                          "to start without them (`xferctl stack` generates its own)")
         return found
-
-    def trunk_for_source(self, ip: str, port: int) -> tuple[str, Trunk] | None:
-        """The trunk a request received from ``ip:port`` came from, if any."""
-        address = normalize_ip(ip)
-        if address is None:
-            return None
-        for name, trunk in self._trunks_by_ip.get(address, ()):
-            if not trunk.match_port or trunk.port == port:
-                return name, trunk
-        return None
-
-    def tenant_for_domain(self, domain: str) -> tuple[str, Tenant] | None:
-        return self._domains.get(domain.lower().removesuffix("."))
 
 
 # ---------------------------------------------------------------------------------------------

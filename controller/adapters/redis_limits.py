@@ -21,7 +21,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from controller.routing.numbering import NumberingPlan
+from controller.numbering_plan import NumberingPlan
 from controller.wire import LIMIT_LIVE_KEY as LIVE_KEY
 from controller.wire import LIMIT_MINUTE_KEY as MINUTE_KEY
 

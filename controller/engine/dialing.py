@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from controller.config import Tenant
 from controller.core import Conversation, Event, TargetRejected, TargetResolved
 from controller.core.types import LegState, RejectReason, TargetKind
 from controller.routing.decision import NumberTargets
+from controller.routing.table import TenantRoutes
 
 __all__ = ["LOOKUP_PREFIX", "dial_string", "leg_ng_flags", "number_of", "own_numbers", "resolution"]
 
@@ -26,7 +26,7 @@ def number_of(party: str | None) -> str | None:
     return party
 
 
-def own_numbers(machine: Conversation, tenant: Tenant) -> tuple[str, ...]:
+def own_numbers(machine: Conversation, tenant: TenantRoutes) -> tuple[str, ...]:
     """Numbers a transfer of this conversation must not go out to: its client, its DID, its transferor,
     every party still on a leg, and the tenant's own DIDs (each a loop back into the conversation or
     the PBX). Legs that ended may be tried again."""

@@ -42,6 +42,7 @@ from controller.core.types import OutcomeKind, RejectReason, TargetKind
 from controller.errors import ControllerError
 from controller.logs import call_logger
 from controller.metrics import Metrics
+from controller.routing.compiler import compile_routes
 from controller.routing.decision import targets_for_number, targets_for_origin
 
 from .context import ConversationIO
@@ -57,6 +58,7 @@ class ActionExecutor:
     def __init__(self, config: Config, records: Records, media: MediaPort, sip: SipPort, timers: Timers,
                  limits: Limits, metrics: Metrics, clock: Clock, voicemail: VoicemailPort | None = None):
         self.config = config
+        self.routes = compile_routes(config)  # the table Kamailio routes calls with: one set of rules
         self.records = records
         self.media = media
         self.sip = sip
@@ -81,8 +83,8 @@ class ActionExecutor:
                 self.metrics.transfers_started.inc()
                 return await self._resolve(machine, io, transfer_id, number)
             case ResolveOrigin(transfer_id=transfer_id, origin=origin):
-                tenant = self.config.tenants[io.tenant_id]
-                found = targets_for_origin(tenant, origin, exclude=machine.transferor_number)
+                found = targets_for_origin(self.routes.tenants[io.tenant_id], origin,
+                                           exclude=machine.transferor_number)
                 await self.records.append_event("transfer.origin", cid, {
                     "transfer_id": transfer_id, "origin": origin, "call_id": io.ng_call_id,
                     "targets": len(found.targets) if found else 0})
@@ -90,7 +92,7 @@ class ActionExecutor:
             case OriginateLeg(leg=leg, target=target, target_kind=kind, caller_id=caller_id, timeout_s=timeout):
                 await self._originate(machine, io, leg, [target], kind, caller_id, timeout)
             case RingTransferor(leg=leg, number=number, caller_id=caller_id, timeout_s=timeout):
-                found = targets_for_number(self.config, self.config.tenants[io.tenant_id], number)
+                found = targets_for_number(self.routes, self.routes.tenants[io.tenant_id], number)
                 if found is None or not found.targets:
                     return LegFailed(leg, 0)
                 dial = [dial_string(t.uri, t.lookup) for t in found.targets]
@@ -130,9 +132,9 @@ class ActionExecutor:
 
     # -- actions that need the conversation's I/O context --------------------------------------------
     async def _resolve(self, machine: Conversation, io: ConversationIO, transfer_id: str, number: str) -> Event:
-        tenant = self.config.tenants[io.tenant_id]
-        found = targets_for_number(self.config, tenant, number, exclude=number_of(machine.transferor_number),
-                                   own_numbers=own_numbers(machine, tenant))
+        tenant, routes = self.config.tenants[io.tenant_id], self.routes.tenants[io.tenant_id]
+        found = targets_for_number(self.routes, routes, number, exclude=number_of(machine.transferor_number),
+                                   own_numbers=own_numbers(machine, routes))
         if found is not None and found.refusal is not None:
             io.refusals[transfer_id] = str(found.refusal)
         elif found is not None and found.kind == "trunk" and found.targets:

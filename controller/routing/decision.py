@@ -1,7 +1,9 @@
 """Where a new call (INVITE) goes: the answer to Kamailio's one routing question per call.
 
-Pure: no I/O, no clock, no randomness (the conversation id comes in with the facts), so every
-decision is reproducible from the configuration and the request alone.
+Pure and stdlib only: no I/O, no clock, no randomness (the conversation id comes in with the facts), so
+every decision is reproducible from the routing table (compiled from the configuration) and the request
+alone. Kamailio's Python runs these functions for every new call (kamailio/xfer_routing.py); the
+controller runs the same ones for a transfer's number.
 
 ``RouteDecision.origin`` names the routing step that delivered the call, so that a failed transfer
 can send the call back to it:
@@ -25,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from controller.config import Config, Tenant
 from controller.routing.numbering import DIALLED_RE, Refusal, check_outside, is_own_number
+from controller.routing.table import RoutingTable, TenantRoutes
 
 Direction = Literal["incoming", "outgoing", "internal"]
 
@@ -122,7 +124,7 @@ REFUSED_NUMBER = {
 }
 
 
-def extension_target(tenant: Tenant, extension: str) -> Target:
+def extension_target(tenant: TenantRoutes, extension: str) -> Target:
     """A static contact is rung directly; otherwise the phone's registration is looked up."""
     contact = tenant.extensions[extension].contact
     if contact is not None:
@@ -141,13 +143,13 @@ class NumberTargets:
     refusal: Refusal | None = None
 
 
-def targets_for_number(config: Config, tenant: Tenant, dialled: str, *, exclude: str | None = None,
+def targets_for_number(table: RoutingTable, tenant: TenantRoutes, dialled: str, *, exclude: str | None = None,
                        own_numbers: Iterable[str] = ()) -> NumberTargets | None:
     """Resolve a number within a tenant; None when it is unknown. `exclude` (the caller's own
     extension) is never rung, so calling or transferring to yourself yields no targets. A number
     leaving the tenant (trunk, SIP alias) that is one of `own_numbers` (a transfer's conversation
     parties and the tenant's DIDs), in whatever form it is written, is refused: it would loop."""
-    found = _targets_for_number(config, tenant, dialled, exclude)
+    found = _targets_for_number(table, tenant, dialled, exclude)
     if found is None or found.refusal is not None or found.kind not in ("trunk", "sip_uri"):
         return found
     if is_own_number(tenant.numbering_plan, dialled, own_numbers):
@@ -155,7 +157,8 @@ def targets_for_number(config: Config, tenant: Tenant, dialled: str, *, exclude:
     return found
 
 
-def _targets_for_number(config: Config, tenant: Tenant, dialled: str, exclude: str | None) -> NumberTargets | None:
+def _targets_for_number(table: RoutingTable, tenant: TenantRoutes, dialled: str,
+                        exclude: str | None) -> NumberTargets | None:
     # Config validation keeps extension, department and alias numbers disjoint, so order only
     # matters against phone numbers: a configured short number wins.
     if dialled in tenant.extensions:
@@ -169,7 +172,7 @@ def _targets_for_number(config: Config, tenant: Tenant, dialled: str, exclude: s
     if tenant.is_unassigned_internal(dialled):
         return None
     if dialled in tenant.outside_short_numbers:
-        return _trunk_targets(config, tenant, dialled)  # emergency and service numbers: as dialled, always
+        return _trunk_targets(table, tenant, dialled)  # emergency and service numbers: as dialled, always
     if not DIALLED_RE.fullmatch(dialled):
         return None
     verdict = check_outside(tenant.numbering_plan, dialled)
@@ -178,22 +181,22 @@ def _targets_for_number(config: Config, tenant: Tenant, dialled: str, exclude: s
     if verdict.refusal is not None:
         return NumberTargets("trunk", (), f"trunk:{tenant.outbound_trunk}", verdict.refusal)
     assert verdict.number is not None  # an allowed number has its E.164 form
-    return _trunk_targets(config, tenant, verdict.number)  # E.164, however it was dialled
+    return _trunk_targets(table, tenant, verdict.number)  # E.164, however it was dialled
 
 
-def _trunk_targets(config: Config, tenant: Tenant, number: str) -> NumberTargets:
-    trunk = config.trunks[tenant.outbound_trunk]
+def _trunk_targets(table: RoutingTable, tenant: TenantRoutes, number: str) -> NumberTargets:
+    trunk = table.trunks[tenant.outbound_trunk]
     uri = f"sip:{number}@{trunk.hostport}" + (";transport=tcp" if trunk.transport == "tcp" else "")
     return NumberTargets("trunk", (Target(uri, lookup=False),), f"trunk:{tenant.outbound_trunk}")
 
 
-def _department_targets(tenant: Tenant, dept_id: str, exclude: str | None) -> NumberTargets:
+def _department_targets(tenant: TenantRoutes, dept_id: str, exclude: str | None) -> NumberTargets:
     members = tenant.departments[dept_id].members
     targets = tuple(extension_target(tenant, m) for m in members if m != exclude)
     return NumberTargets("department", targets, f"department:{dept_id}")
 
 
-def targets_for_origin(tenant: Tenant, origin: str, *, exclude: str | None = None) -> NumberTargets | None:
+def targets_for_origin(tenant: TenantRoutes, origin: str, *, exclude: str | None = None) -> NumberTargets | None:
     """Who the routing step `origin` (a `RouteDecision.origin`) rings now, `exclude` (the transferor who did
     not answer) left out. None when the step rings nobody of the tenant: an outgoing call's origin is the
     employee's own dial-out, and a step the configuration no longer has is gone."""
@@ -207,30 +210,30 @@ def targets_for_origin(tenant: Tenant, origin: str, *, exclude: str | None = Non
     return None
 
 
-def decide_route(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
-    if facts.peer == "trunk" and config.trunk_for_source(facts.source_ip, facts.source_port) is not None:
-        return _incoming(config, facts)
+def decide_route(table: RoutingTable, facts: InviteFacts) -> RouteDecision | RouteRejection:
+    if facts.peer == "trunk" and table.trunk_for_source(facts.source_ip, facts.source_port) is not None:
+        return _incoming(table, facts)
     if facts.peer == "phone" and facts.auth_user:
-        return _from_employee(config, facts)
+        return _from_employee(table, facts)
     return UNKNOWN_CALLER  # Kamailio vouches for nobody else (an unauthenticated phone never gets here)
 
 
-def _incoming(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
+def _incoming(table: RoutingTable, facts: InviteFacts) -> RouteDecision | RouteRejection:
     """A client called a DID through a trunk."""
-    match = config.lookup_did(facts.ruri_user)
+    match = table.lookup_did(facts.ruri_user)
     if match is None:
         return UNKNOWN_DID
-    tenant, route = match.tenant, match.route
-    if route.extension is not None:
-        targets: tuple[Target, ...] = (extension_target(tenant, route.extension),)
-        employee: str | None = route.extension
-        origin = f"did:{match.did}->extension:{route.extension}"
+    tenant = table.tenants[match.tenant_id]
+    if match.extension is not None:
+        targets: tuple[Target, ...] = (extension_target(tenant, match.extension),)
+        employee: str | None = match.extension
+        origin = f"did:{match.did}->extension:{match.extension}"
     else:
-        assert route.department is not None  # guaranteed by config validation
-        members = tenant.departments[route.department].members
+        assert match.department is not None  # guaranteed by config validation
+        members = tenant.departments[match.department].members
         targets = tuple(extension_target(tenant, member) for member in members)
         employee = None
-        origin = f"did:{match.did}->department:{route.department}"
+        origin = f"did:{match.did}->department:{match.department}"
     return RouteDecision(
         conversation_id=facts.conversation_id,
         tenant_id=match.tenant_id,
@@ -241,18 +244,18 @@ def _incoming(config: Config, facts: InviteFacts) -> RouteDecision | RouteReject
         targets=targets,
         from_user=None,  # the employee sees the client's own number
         origin=origin,
-        pass_digits=tenant.talk_options.other_digits == "pass",
+        pass_digits=tenant.pass_digits,
     )
 
 
-def _from_employee(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
+def _from_employee(table: RoutingTable, facts: InviteFacts) -> RouteDecision | RouteRejection:
     """An authenticated employee's call: the extension is the one that authenticated, whatever From says."""
-    found = config.tenant_for_domain(facts.from_domain)
-    if found is None or facts.auth_user not in found[1].extensions:
+    tenant = table.tenant_for_domain(facts.from_domain)
+    if tenant is None or facts.auth_user not in tenant.extensions:
         return UNKNOWN_CALLER
-    tenant_id, tenant = found
+    tenant_id = tenant.id
     caller, dialled = facts.auth_user, facts.ruri_user
-    found_targets = targets_for_number(config, tenant, dialled, exclude=caller)
+    found_targets = targets_for_number(table, tenant, dialled, exclude=caller)
     if found_targets is None:
         return UNKNOWN_NUMBER
     if found_targets.refusal is not None:
@@ -277,5 +280,5 @@ def _from_employee(config: Config, facts: InviteFacts) -> RouteDecision | RouteR
         targets=targets,
         from_user=from_user,
         origin=origin,
-        pass_digits=tenant.talk_options.other_digits == "pass",
+        pass_digits=tenant.pass_digits,
     )

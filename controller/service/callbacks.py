@@ -32,10 +32,12 @@ from controller.codecs.jsonrpc import (
     result_response,
     str_param,
 )
-from controller.config import Config, normalize_ip
+from controller.config import Config
 from controller.logs import call_logger
 from controller.metrics import Metrics
+from controller.routing.compiler import compile_routes
 from controller.routing.decision import InviteFacts, RouteRejection, decide_route
+from controller.routing.table import normalize_ip
 from controller.service.budget import PerSourceBudget
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class InviteParams:
 class Callbacks:
     def __init__(self, config: Config, store: ConversationStore, metrics: Metrics):
         self.config = config
+        self.routes = compile_routes(config)
         self.store = store
         self.metrics = metrics
         self.rejections = PerSourceBudget()  # records of rejected INVITEs per source (20 per 10 s)
@@ -129,7 +132,7 @@ class Callbacks:
         facts = replace(invite.facts, conversation_id=uuid.uuid4().hex)
         call_id, from_user, ruri_user = clip(facts.call_id, MAX_CALL_ID), clip(facts.from_user), clip(facts.ruri_user)
 
-        decision = decide_route(self.config, facts)
+        decision = decide_route(self.routes, facts)
         clog = call_logger(log, facts.conversation_id)
         if isinstance(decision, RouteRejection):
             source = f"{clip(facts.source_ip)}:{facts.source_port}"

@@ -29,7 +29,7 @@ from controller.config import (
 )
 from controller.core.settings import FallbackPolicy, Settings
 from controller.core.types import CallerIdPolicy, Direction, FallbackRule
-from controller.routing.numbering import NumberingPlan
+from controller.numbering_plan import NumberingPlan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
@@ -765,38 +765,3 @@ def test_did_found_with_either_spelling(digits: str, configured_plus: bool) -> N
     for dialled in (digits, "+" + digits):
         match = config.lookup_did(dialled)
         assert match is not None and match.route.extension == "102"
-
-
-def test_trunk_for_source() -> None:
-    config = load_config(EXAMPLE)
-    assert config.trunk_for_source("127.0.0.2", 5060) == ("carrier", config.trunks["carrier"])
-    assert config.trunk_for_source("127.0.0.2", 40000) is not None  # match_port: false
-    assert config.trunk_for_source("::ffff:127.0.0.2", 5060) is not None  # IPv4-mapped IPv6
-    assert config.trunk_for_source("127.0.0.3", 5060) is None
-    assert config.trunk_for_source("not-an-ip", 5060) is None
-
-
-def test_trunk_for_source_with_match_port() -> None:
-    data = example_data()
-    put("trunks.carrier.match_port", True)(data)
-    put("trunks.backup", {"address": "127.0.0.2", "port": 5062, "match_port": True})(data)
-    put("trunks.v6", {"address": "2001:db8::1"})(data)
-    config = parse_config(data)
-    assert config.trunk_for_source("127.0.0.2", 5060) == ("carrier", config.trunks["carrier"])
-    assert config.trunk_for_source("127.0.0.2", 5062) == ("backup", config.trunks["backup"])
-    assert config.trunk_for_source("127.0.0.2", 5061) is None
-    assert config.trunk_for_source("[2001:DB8::1]", 1) == ("v6", config.trunks["v6"])
-    assert config.trunks["v6"].hostport == "[2001:db8::1]:5060"
-
-
-def test_tenant_for_domain() -> None:
-    config = load_config(EXAMPLE)
-    assert config.tenant_for_domain("acme.test") == ("acme", config.tenants["acme"])
-    assert config.tenant_for_domain("ACME.Test.") == ("acme", config.tenants["acme"])
-    assert config.tenant_for_domain("other.test") is None
-
-
-def test_department_by_number() -> None:
-    acme = load_config(EXAMPLE).tenants["acme"]
-    assert acme.department_by_number("200") == ("sales", acme.departments["sales"])
-    assert acme.department_by_number("100") is None

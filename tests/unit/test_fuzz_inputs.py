@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from controller.adapters.dtmf import EVENT_DIGITS, DtmfEvent, parse_dtmf_datagram
 from controller.codecs.bencode import decode, encode
 from controller.codecs.jsonrpc import parse_response
-from controller.config import normalize_ip
 from controller.errors import BencodeError, JsonRpcError
 from controller.metrics import Metrics
+from controller.routing.table import normalize_ip
 from controller.service.callbacks import MAX_CALL_ID, MAX_TEXT, ROUTE_PARAMS, Callbacks
 from tests.unit.test_callbacks import CONFIG, INVITE, FakeStore
 

@@ -24,7 +24,7 @@ from controller.core.types import RejectReason, TargetKind
 from controller.engine.context import ConversationIO
 from controller.engine.executor import ActionExecutor
 from controller.metrics import Metrics
-from controller.routing.numbering import NumberingPlan
+from controller.numbering_plan import NumberingPlan
 from controller.tenant_settings import settings_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"

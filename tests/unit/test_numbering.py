@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from controller.numbering_plan import NumberingPlan
 from controller.routing.numbering import (
     DENIED_BY_COUNTRY,
     E164_MAX_DIGITS,
     GENERIC_DENIED,
-    NumberingPlan,
     Refusal,
     Verdict,
     check_outside,

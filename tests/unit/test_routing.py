@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.config import Config, load_config, parse_config
+from controller.routing.compiler import compile_routes, encoded
 from controller.routing.decision import (
     REFUSED_NUMBER,
     UNKNOWN_NUMBER,
@@ -26,6 +27,7 @@ from controller.routing.decision import (
     targets_for_origin,
 )
 from controller.routing.numbering import Refusal, check_outside
+from controller.routing.table import RoutingTable
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 CONFIG = load_config(EXAMPLE)
@@ -34,6 +36,18 @@ ANNA = Target("sip:100@127.0.0.3:5080", lookup=False, extension="100")  # static
 BORIS = Target("sip:101@127.0.0.3:5081", lookup=False, extension="101")
 VERA = Target("sip:102@acme.test", lookup=True, extension="102")  # registers
 COMPANY = "+74950000000"
+
+
+def routes(config: Config) -> RoutingTable:
+    """The routing table of `config` exactly as Kamailio loads it: compiled, encoded, published, decoded."""
+    return RoutingTable.from_json_data(json.loads(encoded(compile_routes(config))))
+
+
+TABLE = routes(CONFIG)
+
+
+def decide(config: Config, facts: InviteFacts) -> RouteDecision | RouteRejection:
+    return decide_route(routes(config), facts)
 
 
 def from_trunk(ruri_user: str, *, port: int = 5060, from_user: str = "+79161112233") -> InviteFacts:
@@ -79,7 +93,7 @@ def variant(**trunk_changes: Any) -> Config:
 
 @pytest.mark.parametrize("dialled", ["+74951110000", "74951110000"])
 def test_incoming_did_to_extension(dialled: str) -> None:
-    assert decide_route(CONFIG, from_trunk(dialled)) == RouteDecision(
+    assert decide(CONFIG, from_trunk(dialled)) == RouteDecision(
         conversation_id="conv-1",
         tenant_id="acme",
         direction="incoming",
@@ -94,7 +108,7 @@ def test_incoming_did_to_extension(dialled: str) -> None:
 
 @pytest.mark.parametrize("dialled", ["+74951110001", "74951110001"])
 def test_incoming_did_to_department_rings_all_members(dialled: str) -> None:
-    assert decide_route(CONFIG, from_trunk(dialled)) == RouteDecision(
+    assert decide(CONFIG, from_trunk(dialled)) == RouteDecision(
         conversation_id="conv-1",
         tenant_id="acme",
         direction="incoming",
@@ -108,14 +122,14 @@ def test_incoming_did_to_department_rings_all_members(dialled: str) -> None:
 
 
 def test_incoming_anonymous_client_has_no_number() -> None:
-    decision = decide_route(CONFIG, from_trunk("+74951110000", from_user=""))
+    decision = decide(CONFIG, from_trunk("+74951110000", from_user=""))
     assert isinstance(decision, RouteDecision) and decision.client_number is None
 
 
 @pytest.mark.parametrize("dialled", ["+74951119999", "100", "200", "300", "", "++74951110000"])
 def test_incoming_unknown_did(dialled: str) -> None:
     # Clients reach employees only through DIDs, never by short numbers.
-    assert decide_route(CONFIG, from_trunk(dialled)) == RouteRejection(404, "Not Found", "unknown_did")
+    assert decide(CONFIG, from_trunk(dialled)) == RouteRejection(404, "Not Found", "unknown_did")
 
 
 @pytest.mark.parametrize(
@@ -129,14 +143,14 @@ def test_incoming_unknown_did(dialled: str) -> None:
     ids=["any-port-5060", "any-port-other", "match-port-5060", "match-port-other"],
 )
 def test_trunk_match(config: Config, port: int, direction_or_cause: str) -> None:
-    result = decide_route(config, from_trunk("+74951110000", port=port))
+    result = decide(config, from_trunk("+74951110000", port=port))
     got = result.direction if isinstance(result, RouteDecision) else result.cause
     assert got == direction_or_cause
 
 
 def test_source_ip_not_a_trunk_is_not_incoming() -> None:
     facts = dataclasses.replace(from_trunk("+74951110000"), source_ip="127.0.0.9")
-    assert decide_route(CONFIG, facts) == RouteRejection(403, "Forbidden", "unknown_caller")
+    assert decide(CONFIG, facts) == RouteRejection(403, "Forbidden", "unknown_caller")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +168,7 @@ def test_source_ip_not_a_trunk_is_not_incoming() -> None:
     ],
 )
 def test_internal_calls(caller: str, dialled: str, targets: tuple[Target, ...], origin: str) -> None:
-    assert decide_route(CONFIG, from_phone(caller, dialled)) == RouteDecision(
+    assert decide(CONFIG, from_phone(caller, dialled)) == RouteDecision(
         conversation_id="conv-2",
         tenant_id="acme",
         direction="internal",
@@ -168,7 +182,7 @@ def test_internal_calls(caller: str, dialled: str, targets: tuple[Target, ...], 
 
 
 def test_alias_is_outgoing_to_the_sip_uri() -> None:
-    assert decide_route(CONFIG, from_phone("101", "300")) == RouteDecision(
+    assert decide(CONFIG, from_phone("101", "300")) == RouteDecision(
         conversation_id="conv-2",
         tenant_id="acme",
         direction="outgoing",
@@ -190,7 +204,7 @@ def test_alias_is_outgoing_to_the_sip_uri() -> None:
     ("112", "112"),  # an outside short number goes out as dialled
 ])
 def test_phone_number_is_outgoing_through_the_trunk(dialled: str, sent: str) -> None:
-    assert decide_route(CONFIG, from_phone("100", dialled)) == RouteDecision(
+    assert decide(CONFIG, from_phone("100", dialled)) == RouteDecision(
         conversation_id="conv-2",
         tenant_id="acme",
         direction="outgoing",
@@ -219,10 +233,10 @@ def test_phone_number_is_outgoing_through_the_trunk(dialled: str, sent: str) -> 
     ("7" * 40, "number_too_long"),
 ])
 def test_outside_numbers_the_plan_refuses(dialled: str, cause: str) -> None:
-    result = decide_route(CONFIG, from_phone("100", dialled))
+    result = decide(CONFIG, from_phone("100", dialled))
     code = 484 if cause in ("number_wrong_length", "number_too_long") else 403
     assert isinstance(result, RouteRejection) and (result.code, result.cause) == (code, cause)
-    found = targets_for_number(CONFIG, CONFIG.tenants["acme"], dialled)
+    found = targets_for_number(TABLE, TABLE.tenants["acme"], dialled)
     assert found is not None and found.kind == "trunk" and found.targets == () and found.refusal is not None
 
 
@@ -241,13 +255,13 @@ def test_every_refusal_has_a_route_rejection() -> None:
     ids=["tcp", "port", "ipv6"],
 )
 def test_outgoing_uri_follows_the_trunk(changes: dict[str, Any], uri: str) -> None:
-    decision = decide_route(variant(**changes), from_phone("100", "+79161234567"))
+    decision = decide(variant(**changes), from_phone("100", "+79161234567"))
     assert isinstance(decision, RouteDecision)
     assert decision.targets == (Target(uri, lookup=False),)
 
 
 def test_domain_is_case_insensitive() -> None:
-    decision = decide_route(CONFIG, from_phone("100", "101", domain="ACME.Test"))
+    decision = decide(CONFIG, from_phone("100", "101", domain="ACME.Test"))
     assert isinstance(decision, RouteDecision) and decision.tenant_id == "acme"
 
 
@@ -269,15 +283,15 @@ def test_domain_is_case_insensitive() -> None:
     ids=["self", "other-domain", "unknown-extension", "no-user", "letters", "too-short", "empty", "space"],
 )
 def test_rejections(facts: InviteFacts, rejection: RouteRejection) -> None:
-    assert decide_route(CONFIG, facts) == rejection
+    assert decide(CONFIG, facts) == rejection
 
 
 def test_calling_a_department_of_which_you_are_the_only_member() -> None:
     data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     data["tenants"]["acme"]["departments"]["sales"]["members"] = ["101"]
     config = parse_config(data)
-    assert decide_route(config, from_phone("101", "200")) == RouteRejection(403, "Forbidden", "self_call")
-    decision = decide_route(config, from_phone("100", "200"))
+    assert decide(config, from_phone("101", "200")) == RouteRejection(403, "Forbidden", "self_call")
+    decision = decide(config, from_phone("100", "200"))
     assert isinstance(decision, RouteDecision) and decision.targets == (BORIS,)
 
 
@@ -286,7 +300,7 @@ def test_calling_a_department_of_which_you_are_the_only_member() -> None:
 
 
 def test_decision_jsonrpc_result() -> None:
-    decision = decide_route(CONFIG, from_trunk("74951110001"))
+    decision = decide(CONFIG, from_trunk("74951110001"))
     result = decision.to_jsonrpc_result()
     assert result == {
         "action": "route",
@@ -304,7 +318,7 @@ def test_decision_jsonrpc_result() -> None:
 
 
 def test_outgoing_decision_jsonrpc_result_has_the_caller_id() -> None:
-    result = decide_route(CONFIG, from_phone("100", "+79161234567")).to_jsonrpc_result()
+    result = decide(CONFIG, from_phone("100", "+79161234567")).to_jsonrpc_result()
     assert (result["direction"], result["from_user"], result["origin"]) == (
         "outgoing",
         COMPANY,
@@ -314,12 +328,12 @@ def test_outgoing_decision_jsonrpc_result_has_the_caller_id() -> None:
 
 
 def test_rejection_jsonrpc_result() -> None:
-    result = decide_route(CONFIG, from_trunk("+1000")).to_jsonrpc_result()
+    result = decide(CONFIG, from_trunk("+1000")).to_jsonrpc_result()
     assert result == {"action": "reject", "code": 404, "reason": "Not Found", "cause": "unknown_did"}
 
 
 def test_results_are_immutable() -> None:
-    decision = decide_route(CONFIG, from_trunk("+74951110000"))
+    decision = decide(CONFIG, from_trunk("+74951110000"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         decision.targets = ()  # type: ignore[misc]
 
@@ -343,9 +357,9 @@ def test_any_invite_gets_a_decision_or_a_rejection(
     source_ip: str, source_port: int, from_user: str, from_domain: str, ruri_user: str, peer: str, auth_user: str
 ) -> None:
     facts = InviteFacts("c", source_ip, source_port, from_user, from_domain, ruri_user, "x", "conv", peer, auth_user)
-    result = decide_route(CONFIG, facts)
+    result = decide(CONFIG, facts)
     assert isinstance(result, RouteDecision | RouteRejection)
-    assert result == decide_route(CONFIG, facts)  # deterministic
+    assert result == decide(CONFIG, facts)  # deterministic
     json.dumps(result.to_jsonrpc_result())  # always serialisable for Kamailio
     if isinstance(result, RouteDecision):
         assert result.targets and result.conversation_id == "conv"
@@ -354,7 +368,7 @@ def test_any_invite_gets_a_decision_or_a_rejection(
 
 @given(number=st.from_regex(r"\+?[0-9]{3,24}", fullmatch=True))
 def test_dialled_phone_numbers_leave_through_the_trunk_only_as_the_plan_allows(number: str) -> None:
-    result = decide_route(CONFIG, from_phone("100", number))
+    result = decide(CONFIG, from_phone("100", number))
     verdict = check_outside(CONFIG.tenants["acme"].numbering_plan, number)
     if number in {"100", "101", "102", "200", "300"}:
         assert isinstance(result, RouteDecision | RouteRejection)
@@ -402,21 +416,21 @@ def test_dialled_phone_numbers_leave_through_the_trunk_only_as_the_plan_allows(n
     ],
 )
 def test_targets_for_origin(origin: str, exclude: str | None, expected: NumberTargets | None) -> None:
-    assert targets_for_origin(CONFIG.tenants["acme"], origin, exclude=exclude) == expected
+    assert targets_for_origin(TABLE.tenants["acme"], origin, exclude=exclude) == expected
 
 
 def test_every_route_decision_origin_resolves_back_to_its_targets() -> None:
     for did in CONFIG.tenants["acme"].dids:
-        decision = decide_route(CONFIG, from_trunk(did))
+        decision = decide(CONFIG, from_trunk(did))
         assert isinstance(decision, RouteDecision)
-        found = targets_for_origin(CONFIG.tenants["acme"], decision.origin)
+        found = targets_for_origin(TABLE.tenants["acme"], decision.origin)
         assert found is not None and found.targets == decision.targets
 
 
 def test_every_target_names_the_employee_it_rings() -> None:
     """Kamailio tags each branch of a department call with its member, so it can say who answered
     whatever the phone put in its Contact."""
-    decision = decide_route(CONFIG, from_trunk("+74951110001"))
+    decision = decide(CONFIG, from_trunk("+74951110001"))
     assert isinstance(decision, RouteDecision)
     members = CONFIG.tenants["acme"].departments["sales"].members
     assert [t.extension for t in decision.targets] == list(members)
@@ -426,7 +440,7 @@ def test_every_target_names_the_employee_it_rings() -> None:
 @pytest.mark.parametrize(("facts", "side", "inject"), [
     ("incoming", "callee", 1), ("outgoing", "caller", 1), ("internal", "", 0)])
 def test_the_employees_side_has_its_dtmf_blocked(facts: str, side: str, inject: int) -> None:
-    decision = decide_route(CONFIG, {
+    decision = decide(CONFIG, {
         "incoming": lambda: from_trunk("+74951110000"),
         "outgoing": lambda: from_phone("100", "79161234567"),
         "internal": lambda: from_phone("100", "101"),
@@ -438,25 +452,24 @@ def test_the_employees_side_has_its_dtmf_blocked(facts: str, side: str, inject: 
 
 @pytest.mark.parametrize("number", ["104", "109", "999"])
 def test_an_unassigned_number_of_extension_length_is_unknown_never_dialled_out(number: str) -> None:
-    tenant = CONFIG.tenants["acme"]
-    assert targets_for_number(CONFIG, tenant, number) is None
-    assert decide_route(CONFIG, from_phone("100", number)) == UNKNOWN_NUMBER
+    assert targets_for_number(TABLE, TABLE.tenants["acme"], number) is None
+    assert decide(CONFIG, from_phone("100", number)) == UNKNOWN_NUMBER
 
 
 @pytest.mark.parametrize("number", ["79161234567", "+79161234567", "89161234567"])
 def test_numbers_of_other_lengths_still_go_out(number: str) -> None:
-    found = targets_for_number(CONFIG, CONFIG.tenants["acme"], number)
+    found = targets_for_number(TABLE, TABLE.tenants["acme"], number)
     assert found is not None and found.kind == "trunk" and found.refusal is None
     assert found.targets == (Target("sip:+79161234567@127.0.0.2:5060", lookup=False),)
 
 
 def test_a_short_number_of_another_length_goes_out_only_when_listed() -> None:
     data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    assert targets_for_number(CONFIG, CONFIG.tenants["acme"], "1040") == NumberTargets(
+    assert targets_for_number(TABLE, TABLE.tenants["acme"], "1040") == NumberTargets(
         "trunk", (), "trunk:carrier", Refusal.WRONG_LENGTH)
     data["tenants"]["acme"]["outside_short_numbers"] = ["112", "1040"]
     config = parse_config(data)
-    found = targets_for_number(config, config.tenants["acme"], "1040")
+    found = targets_for_number(routes(config), routes(config).tenants["acme"], "1040")
     assert found == NumberTargets("trunk", (Target("sip:1040@127.0.0.2:5060", lookup=False),), "trunk:carrier")
 
 
@@ -472,47 +485,45 @@ OWN = ("+79161112233", "+74951110000", "100")  # the client, the DID it called, 
     "+74951110001",  # another DID of the tenant, passed in by the engine
 ])
 def test_a_transfer_to_an_own_number_is_refused_in_any_form(dialled: str) -> None:
-    found = targets_for_number(CONFIG, CONFIG.tenants["acme"], dialled, exclude="100",
+    found = targets_for_number(TABLE, TABLE.tenants["acme"], dialled, exclude="100",
                                own_numbers=(*OWN, "+74951110001"))
     assert found == NumberTargets("trunk", (), "trunk:carrier", Refusal.OWN_NUMBER)
-    assert decide_route(CONFIG, from_phone("100", dialled)).direction == "outgoing"  # an employee's own call may
+    assert decide(CONFIG, from_phone("100", dialled)).direction == "outgoing"  # an employee's own call may
 
 
 def test_own_numbers_do_not_hide_other_refusals_or_other_numbers() -> None:
-    tenant = CONFIG.tenants["acme"]
-    found = targets_for_number(CONFIG, tenant, "+12125551234", own_numbers=("+12125551234",))
+    found = targets_for_number(TABLE, TABLE.tenants["acme"], "+12125551234", own_numbers=("+12125551234",))
     assert found is not None and found.refusal is Refusal.NOT_ALLOWED  # the plan's refusal comes first
-    found = targets_for_number(CONFIG, tenant, "89161112234", own_numbers=OWN)
+    found = targets_for_number(TABLE, TABLE.tenants["acme"], "89161112234", own_numbers=OWN)
     assert found is not None and found.refusal is None and found.targets
 
 
 def test_own_numbers_and_aliases_and_extensions() -> None:
-    tenant = CONFIG.tenants["acme"]
     # an outgoing call to alias 300 has "300" as its client: transferring it to 300 would loop
-    assert targets_for_number(CONFIG, tenant, "300", own_numbers=("300",)) == NumberTargets(
+    assert targets_for_number(TABLE, TABLE.tenants["acme"], "300", own_numbers=("300",)) == NumberTargets(
         "sip_uri", (), "alias:300", Refusal.OWN_NUMBER)
     # extensions are the engine's `exclude`: a client whose caller id happens to be 101 does not hide Boris
-    found = targets_for_number(CONFIG, tenant, "101", exclude="100", own_numbers=("101",))
+    found = targets_for_number(TABLE, TABLE.tenants["acme"], "101", exclude="100", own_numbers=("101",))
     assert found == NumberTargets("extension", (BORIS,), "extension:101")
-    assert targets_for_number(CONFIG, tenant, "100", exclude="100", own_numbers=OWN) == NumberTargets(
+    assert targets_for_number(TABLE, TABLE.tenants["acme"], "100", exclude="100", own_numbers=OWN) == NumberTargets(
         "extension", (), "extension:100")
-    assert targets_for_number(CONFIG, tenant, "reception", own_numbers=OWN) is None
+    assert targets_for_number(TABLE, TABLE.tenants["acme"], "reception", own_numbers=OWN) is None
 
 
 def test_identity_is_the_authenticated_user_never_from() -> None:
     """Anna (100) authenticated, but her From says Boris (101): the call is Anna's."""
-    decision = decide_route(CONFIG, from_phone("100", "+79161234567", from_user="101"))
+    decision = decide(CONFIG, from_phone("100", "+79161234567", from_user="101"))
     assert isinstance(decision, RouteDecision) and decision.employee == "100"
 
 
 @pytest.mark.parametrize("peer", ["", "node", "stranger"])
 def test_nobody_kamailio_does_not_vouch_for_is_routed(peer: str) -> None:
     facts = dataclasses.replace(from_phone("100", "+79161234567"), peer=peer)
-    assert decide_route(CONFIG, facts) == RouteRejection(403, "Forbidden", "unknown_caller")
+    assert decide(CONFIG, facts) == RouteRejection(403, "Forbidden", "unknown_caller")
     unauthenticated = dataclasses.replace(from_phone("100", "+79161234567"), auth_user="")
-    assert decide_route(CONFIG, unauthenticated) == RouteRejection(403, "Forbidden", "unknown_caller")
+    assert decide(CONFIG, unauthenticated) == RouteRejection(403, "Forbidden", "unknown_caller")
 
 
 def test_a_trunk_claim_from_a_non_trunk_address_is_not_an_incoming_call() -> None:
     facts = dataclasses.replace(from_trunk("+74951110000"), source_ip="127.0.0.9")
-    assert isinstance(decide_route(CONFIG, facts), RouteRejection)
+    assert isinstance(decide(CONFIG, facts), RouteRejection)
