@@ -553,10 +553,12 @@ def _method(result: BenchResult, w) -> None:
 - Setup time: SIPp's response time 1 (`rtd="true"` on the 200) per call from `-trace_rtt`. SIPp's
   timestamps come in steps of {ticks} ms here, so 0 means under one step. Successful/failed calls and
   failure causes: SIPp's `-trace_stat`.
-- Controller-added latency: the controller's `xfer_callback_seconds{{method="route.invite"}}` histogram,
-  difference over the step, quantiles interpolated inside buckets (0.5, 1, 2, 5, 10, 20, 50 ms, ...), as
-  Prometheus' histogram_quantile does. It covers the callback inside the controller only; the setup-time
-  difference between the modes adds Kamailio's async hand-off and the HTTP round trip.
+- Controller-added latency: none for an ordinary call since Kamailio routes it itself (its Python,
+  controller/proxy; the cell is then "-"). Results of older controllers: their
+  `xfer_callback_seconds{{method="route.invite"}}` histogram, difference over the step, quantiles
+  interpolated inside buckets (0.5, 1, 2, 5, 10, 20, 50 ms, ...), as Prometheus' histogram_quantile does.
+  It covers the callback inside the controller only; the setup-time difference between the modes adds
+  Kamailio's async hand-off and the HTTP round trip.
 - CPU per call: utime+stime from `/proc/<pid>/stat` over the step (from the first INVITE until the stack is
   idle again), divided by the successful calls. Kamailio counts its main process and every child; SIPp's
   UAC is measured with `wait4()`. "Other CPU" is every process outside this runner's process tree

@@ -133,7 +133,9 @@ def setup_percentiles(sipp: UacResult) -> dict[str, float | None]:
 
 
 def controller_latency(before: str, after: str, backlog: int) -> ControllerLatency:
-    """The step's share of the controller's route.invite histogram and error counters."""
+    """The step's share of the controller's route.invite histogram and error counters. A controller that no
+    longer answers callbacks (Kamailio routes calls itself: controller/proxy) has no such histogram: then
+    no latency (None) and 0 callbacks, the error counters as ever."""
     hist = Histogram.parse(after, "xfer_callback_seconds", method="route.invite") - Histogram.parse(
         before, "xfer_callback_seconds", method="route.invite")
     p50, _ = hist.quantile(0.50)

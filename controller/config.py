@@ -192,7 +192,6 @@ class Secrets(_Model):
     file holding them must not be readable by others. None: not set, and the service refuses to start."""
 
     kamailio_rpc: NonEmptyStr | None = None  # the controller's HTTP basic password at Kamailio's /RPC
-    controller_rpc: NonEmptyStr | None = None  # Kamailio's HTTP basic password at the controller's /rpc
     redis: NonEmptyStr | None = None  # requirepass of the node's Redis
     metrics: NonEmptyStr | None = None  # bearer token for the controller's /metrics
 

@@ -1,7 +1,8 @@
 """The node's control-interface credentials in the forms each peer needs (pure; docs/SECURITY.md).
 
-Kamailio's /RPC and the controller's /rpc use HTTP basic authentication (RFC 7617) with fixed user names
-and the node's secrets; Redis its requirepass; /metrics a bearer token. Phones' digest passwords reach
+Kamailio's /RPC uses HTTP basic authentication (RFC 7617) with a fixed user name and the node's secret;
+Redis its requirepass; /metrics a bearer token. (Kamailio does not call the controller: it reads the
+routing table from Redis and writes call records there, with the Redis password.) Phones' digest passwords reach
 Kamailio only as HA1 (RFC 2617 3.2.2.2: md5(user:realm:password), the realm being the tenant's domain).
 """
 
@@ -16,7 +17,6 @@ from typing import Any
 from controller.config import Node, Secrets
 
 KAMAILIO_RPC_USER = "controller"  # who calls Kamailio's /RPC
-CONTROLLER_RPC_USER = "kamailio"  # who calls the controller's /rpc
 
 
 def new_secrets() -> dict[str, str]:

@@ -15,12 +15,7 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.callbacks = Counter("xfer_callbacks_total", "JSON-RPC callbacks from Kamailio",
-                                 ["method", "outcome"], registry=r)
-        self.callback_seconds = Histogram("xfer_callback_seconds", "Time to answer a Kamailio callback",
-                                          ["method"], buckets=LATENCY_BUCKETS, registry=r)
-        self.calls = Counter("xfer_calls_total", "Calls by direction and outcome",
-                             ["direction", "outcome"], registry=r)
+        # (ordinary calls are routed and counted by Kamailio itself: its WIRE_STATS, and the event log)
         self.notifications = Counter("xfer_notifications_total", "Notifications read from Kamailio's stream",
                                      ["method"], registry=r)
         self.errors = Counter("xfer_errors_total", "Errors by component", ["component"], registry=r)

@@ -28,6 +28,8 @@ LIMIT_LIVE_KEY = "xfer:limit:{}:outside:live"  # zset: a tenant's outside transf
 TIMERS_KEY = "xfer:timers"  # zset: conversation|timer scored by its deadline (ms)
 VOICEMAILS_KEY = "xfer:voicemails"  # zset: voicemail message ids scored by their time (ms)
 VOICEMAIL_KEY = "xfer:voicemail:{}"  # hash: one voicemail message's metadata
+ROUTES_CURRENT_KEY = "xfer:routes:current"  # string: the version of the routing table new calls use
+ROUTES_KEY = "xfer:routes:{}"  # string: a routing table (controller/routing/table.py) by its version
 
 # -- Kamailio ---------------------------------------------------------------------------------
 #: The htable the controller writes over JSON-RPC (htable.sets / htable.delete), and its key prefixes
@@ -36,6 +38,7 @@ HTABLE = "xfer"
 LEG_PREFIX = "leg:"  # rtpengine overrides of a leg the controller originated
 TRANSFEROR_PREFIX = "transferor:"  # the transferor's tag while a transfer runs
 GONE_PREFIX = "gone:"  # set by Kamailio when it absorbed the transferor's BYE
+FEATURE_PREFIX = "feat:"  # a call whose state machine runs: Kamailio tells the controller its dialog events
 BRANCH_PREFIX = "br:"  # written and read by Kamailio alone: which extension a branch rings
 #: User part of the Contact of a leg the controller originates: Kamailio answers its in-dialog requests.
 LEG_CONTACT_USER = "xfer"
@@ -102,14 +105,14 @@ ANSIBLE_VARS_FILE = "ansible/roles/xfer_node/vars/wire.yml"
 
 def ansible_vars() -> dict[str, Any]:
     """What the Ansible role takes from here: the wire names, the node defaults of the configuration
-    (the role merges the node's own configuration over them) and the control interfaces' user names."""
+    (the role merges the node's own configuration over them) and the control interface's user name."""
     from controller.config import Node
-    from controller.credentials import CONTROLLER_RPC_USER, KAMAILIO_RPC_USER
+    from controller.credentials import KAMAILIO_RPC_USER
 
     return {
         "xfer_wire_names": kamailio_wire_names(),
         "xfer_node_defaults": Node().model_dump(mode="json", exclude={"secrets"}),
-        "xfer_rpc_users": {"kamailio_rpc": KAMAILIO_RPC_USER, "controller_rpc": CONTROLLER_RPC_USER},
+        "xfer_rpc_users": {"kamailio_rpc": KAMAILIO_RPC_USER},
     }
 
 

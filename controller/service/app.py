@@ -1,8 +1,9 @@
-"""The controller service: an aiohttp server for Kamailio's callbacks plus background consumers.
+"""The controller service: the transfer engine fed by background consumers, and a small HTTP server.
+
+Kamailio never calls the controller: it routes every new call itself (controller/proxy) and hands the
+controller only the events of calls with a feature in progress, on a Redis stream.
 
 HTTP endpoints (on node.controller):
-  POST /rpc      JSON-RPC 2.0 callbacks from Kamailio (route.invite): Kamailio's address and its HTTP basic
-                 credentials only
   GET  /health   liveness: the service answers (no dependency probes, so it is cheap and certain)
   GET  /ready    readiness: Redis and rtpengine probed, 503 when one is unavailable
   GET  /metrics  Prometheus metrics, for the bearer token of node.secrets.metrics
@@ -13,7 +14,6 @@ timer loop (deadlines in Redis), all feeding the transfer engine.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 from collections.abc import Callable
@@ -35,18 +35,11 @@ from controller.adapters.rtpengine_media import MediaExecutor
 from controller.adapters.rtpengine_ng import RtpengineNg
 from controller.adapters.voicemail import VoicemailBox
 from controller.config import Config
-from controller.credentials import (
-    CONTROLLER_RPC_USER,
-    basic_authorization,
-    ha1,
-    kamailio_rpc_auth,
-    matches,
-    redis_kwargs,
-)
+from controller.credentials import kamailio_rpc_auth, matches, redis_kwargs
 from controller.engine.engine import TransferEngine
 from controller.logs import call_logger
 from controller.metrics import Metrics
-from controller.service.callbacks import Callbacks
+from controller.publish import publication
 from controller.service.notifications import NotificationConsumer
 
 log = logging.getLogger(__name__)
@@ -55,28 +48,16 @@ CONFIG_KEY = web.AppKey("config", Config)
 CACHE_DIR_KEY = web.AppKey("cache_dir", Path)
 VOICEMAIL_DIR_KEY = web.AppKey("voicemail_dir", Path)
 STATE_KEY = web.AppKey("state", dict)
-BODY_READ_TIMEOUT_S = 2.0  # a callback's body arrives at once; a slow one is cut (408)
 KEEPALIVE_TIMEOUT_S = 15.0  # an idle kept-alive connection is closed (Kamailio reconnects when it needs to)
 
 
-def registrar_entries(config: Config) -> dict[str, str]:
-    """user@domain -> HA1 of its digest password for every configured extension ('' = no
-    authentication: only a lab node's extensions without a password). No password is ever stored."""
-    entries = {}
-    for tenant in config.tenants.values():
-        for number, ext in tenant.extensions.items():
-            entries[f"{number}@{tenant.domain}"] = ha1(number, tenant.domain, ext.password) if ext.password else ""
-    return entries
-
-
 def build_app(config: Config, cache_dir: Path, voicemail_dir: Path) -> web.Application:
-    app = web.Application(client_max_size=16 * 1024)  # a route.invite is ~1 KB at most: refuse more (413)
+    app = web.Application(client_max_size=16 * 1024)  # only GETs are served: any body larger is refused (413)
     app[CONFIG_KEY] = config
     app[CACHE_DIR_KEY] = cache_dir
     app[VOICEMAIL_DIR_KEY] = voicemail_dir
     app[STATE_KEY] = {}
     app.middlewares.append(authorize)
-    app.router.add_post("/rpc", handle_rpc)
     app.router.add_get("/health", handle_health)
     app.router.add_get("/ready", handle_ready)
     app.router.add_get("/metrics", handle_metrics)
@@ -95,11 +76,11 @@ async def on_startup(app: web.Application) -> None:
                               ttl_after_end_s=node.call_keys_ttl_after_end_s, events_maxlen=node.event_log_max,
                               events_retention_s=node.event_log_retention_s)
     try:
-        await store.publish_registrar(registrar_entries(config))
+        await publication(config).publish(redis)
     except Exception:
-        # REGISTERs fail (500) until Redis is back; calls to static contacts still work
+        # Kamailio keeps the directory and table published before (Redis persists them)
         metrics.errors.labels("redis").inc()
-        log.exception("could not publish the registrar directory to Redis")
+        log.exception("could not publish the registrar directory and the routing table to Redis")
 
     ng = RtpengineNg((node.rtpengine.ng_address, node.rtpengine.ng_port),
                      on_rtt=lambda cmd, s: metrics.rtpengine_rtt.labels(cmd).observe(s))
@@ -141,7 +122,7 @@ async def on_startup(app: web.Application) -> None:
     timer_loop.start()
     state.update(metrics=metrics, redis=redis, store=store, ng=ng, dtmf=dtmf_transport, consumer=consumer,
                  timer_loop=timer_loop, voicemail=voicemail, kamailio=kamailio, kamailio_xfer=kamailio_xfer,
-                 background=background, callbacks=Callbacks(config, store, metrics))
+                 background=background)
     log.info("controller %s ready on %s:%s", node.name, node.controller.address, node.controller.port)
 
 
@@ -168,14 +149,9 @@ async def on_cleanup(app: web.Application) -> None:
     log.info("controller stopped")
 
 
-#: Who may call what: /rpc is Kamailio's (its addresses and credentials), /metrics the scraper's (token).
+#: Who may call what: /metrics is the scraper's (bearer token); /health and /ready anyone's.
 def _allowed(request: web.Request, config: Config) -> bool:
     node, presented = config.node, request.headers.get("Authorization")
-    if request.path == "/rpc":
-        kamailio = {node.sip.address, node.kamailio_rpc.address}
-        assert node.secrets.controller_rpc is not None
-        return request.remote in kamailio and matches(
-            presented, basic_authorization(CONTROLLER_RPC_USER, node.secrets.controller_rpc))
     if request.path == "/metrics":
         assert node.secrets.metrics is not None
         return matches(presented, f"Bearer {node.secrets.metrics}")
@@ -184,25 +160,11 @@ def _allowed(request: web.Request, config: Config) -> bool:
 
 @web.middleware
 async def authorize(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Refuse a stranger before anything is read or stored (a forged callback never reaches Redis)."""
+    """Refuse a stranger before anything is read (the metrics are for the scraper's token only)."""
     if not _allowed(request, request.app[CONFIG_KEY]):
         request.app[STATE_KEY]["metrics"].errors.labels("unauthorized").inc()
-        return web.Response(status=401, text="credentials required\n", headers={"WWW-Authenticate": "Basic"})
+        return web.Response(status=401, text="credentials required\n", headers={"WWW-Authenticate": "Bearer"})
     return await handler(request)
-
-
-async def handle_rpc(request: web.Request) -> web.Response:
-    callbacks: Callbacks = request.app[STATE_KEY]["callbacks"]
-    try:
-        # Kamailio sends a callback in one go: a body that trickles in holds a connection for nothing
-        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
-            body = await request.read()
-    except TimeoutError:
-        return web.Response(status=408, text="request body too slow\n")
-    reply = await callbacks.handle(body)
-    if reply is None:
-        return web.Response(status=204)
-    return web.Response(body=json.dumps(reply).encode(), content_type="application/json")
 
 
 async def handle_health(request: web.Request) -> web.Response:

@@ -12,7 +12,6 @@ from controller.adapters.redis_store import (
     EVENTS_STREAM,
     INBOUND_GROUP,
     INBOUND_STREAM,
-    REGISTRAR_KEY,
     ConversationStore,
     now_ms,
 )
@@ -163,21 +162,8 @@ async def test_the_event_log_is_trimmed_by_length_every_so_many_writes(redis: Re
     assert (await store.read_events())[-1]["conversation"] == "last"
 
 
-# -- the registrar directory ---------------------------------------------------------------------
-async def test_the_registrar_directory_is_replaced_whole(redis: Redis, store: ConversationStore) -> None:
-    await store.publish_registrar({"100@acme.test": "ha1-a", "101@acme.test": "ha1-b"})
-    assert text(await redis.hgetall(REGISTRAR_KEY)) == {"100@acme.test": "ha1-a", "101@acme.test": "ha1-b"}
-    await store.publish_registrar({"101@acme.test": "ha1-new", "300@beta.test": "ha1-c"})
-    # no entry of the old directory survives, and no temporary key is left behind
-    assert text(await redis.hgetall(REGISTRAR_KEY)) == {"101@acme.test": "ha1-new", "300@beta.test": "ha1-c"}
-    assert await redis.keys("*") == [REGISTRAR_KEY.encode()]
-    assert await redis.ttl(REGISTRAR_KEY) == -1  # the directory never expires
-
-
-async def test_an_empty_registrar_directory_removes_every_entry(redis: Redis, store: ConversationStore) -> None:
-    await store.publish_registrar({"100@acme.test": "ha1-a"})
-    await store.publish_registrar({})
-    assert await redis.dbsize() == 0
+# (the registrar directory and the routing table are published by controller.publish:
+#  tests/component/test_proxy_records.py)
 
 
 # -- Kamailio's notification stream --------------------------------------------------------------

@@ -13,9 +13,10 @@ import pytest
 from benchmarks.procstat import CLK_TCK, CpuMeter, process_tree, read_stat
 from benchmarks.profiling import package_of, summarise
 from benchmarks.promhist import Histogram, counter
-from benchmarks.report import render
+from benchmarks.report import _controller_cell, render
 from benchmarks.results import BenchResult, ControllerLatency, Criteria, ModeResult, StepResult
 from benchmarks.sipp_load import achieved_rate, last_stat_row, percentile, read_rtt
+from benchmarks.steps import controller_latency
 
 METRICS = """\
 # TYPE xfer_callback_seconds histogram
@@ -54,6 +55,17 @@ def test_histogram_difference_is_the_step_and_inf_bucket_is_a_lower_bound() -> N
     assert value == 0.01 and open_ended  # every call of the step took longer than the last finite bucket
     assert counter(METRICS, "xfer_errors_total") == 3
     assert counter(METRICS, "xfer_errors_total", component="redis") == 2
+
+
+def test_a_controller_without_the_callback_histogram_has_no_latency_but_its_errors() -> None:
+    """Kamailio routes calls itself now: the controller's metrics have no xfer_callback_seconds."""
+    without = "\n".join(line for line in METRICS.splitlines() if "xfer_callback_seconds" not in line)
+    latency = controller_latency(without, without.replace('component="redis"} 2.0', 'component="redis"} 5.0'), 0)
+    assert (latency.callbacks, latency.p50_ms, latency.p99_ms, latency.mean_ms) == (0, None, None, None)
+    assert latency.errors_by_component == {"redis": 3}
+    step = _step("full", 50, True)
+    step.controller = latency
+    assert _controller_cell(step) == "-"
 
 
 def test_sipp_statistics_files(tmp_path: Path) -> None:

@@ -1,6 +1,9 @@
 """Fuzzing every parser of network input: whatever arrives, each fails only in its documented way.
 
-- Kamailio's callbacks (Callbacks.handle): a JSON-RPC error with a standard code, nothing stored;
+- a new INVITE's facts as Kamailio hands them to its Python (InviteParams.parse): checked params or a
+  JSON-RPC INVALID_PARAMS error naming the bad one; KamailioRouting.decide and route_invite on top of
+  it: a decision Kamailio can apply (a reject with a SIP code, or a route), never an exception, and
+  nothing recorded for bad params;
 - rtpengine's DTMF datagrams: a DtmfEvent or ValueError;
 - rtpengine's ng replies (bencode): a value or BencodeError, however deep the nesting;
 - Kamailio's RPC replies: a result or JsonRpcError (which KamailioRpc turns into KamailioRpcError).
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,27 +28,32 @@ from controller.adapters.dtmf import EVENT_DIGITS, DtmfEvent, parse_dtmf_datagra
 from controller.codecs.bencode import decode, encode
 from controller.codecs.jsonrpc import parse_response
 from controller.errors import BencodeError, JsonRpcError
-from controller.metrics import Metrics
+from controller.proxy.handler import KamailioRouting
+from controller.proxy.invite import MAX_CALL_ID, MAX_TEXT, ROUTE_PARAMS, InviteParams
 from controller.routing.table import normalize_ip
-from controller.service.callbacks import MAX_CALL_ID, MAX_TEXT, ROUTE_PARAMS, Callbacks
-from tests.unit.test_callbacks import CONFIG, INVITE, FakeStore
+from tests.unit.proxy.fakes import INVITE_PV, LEG_HEADER_PV, FakePv, FakeRedis, make_routing
 
 FUZZ = settings(max_examples=10_000, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
-PARSE, INVALID_REQUEST, NO_METHOD, INVALID_PARAMS = -32700, -32600, -32601, -32602
-STANDARD_CODES = {PARSE, INVALID_REQUEST, NO_METHOD, INVALID_PARAMS}
+INVALID_PARAMS = -32602
 LONGEST_LOG_LINE = 1024
+
+# what Kamailio's Python hands to decide() for a client calling the DID of extension 100
+INVITE: dict[str, Any] = {
+    "call_id": "call-1", "from_tag": "ft-1", "source_ip": "127.0.0.2", "source_port": 5060,
+    "from_user": "+79161112233", "from_domain": "127.0.0.2", "ruri_user": "+74951110000", "ruri_domain": "127.0.0.1",
+    "peer": "trunk",
+}
 
 # -- strategies ------------------------------------------------------------------------------------
 
 # Small and flat on purpose: hypothesis spends far longer generating big or nested documents than the
-# parsers spend on them; deep nesting is spliced in as text instead (see _LITERALS and _fragments).
-_floats = st.floats(allow_nan=True, allow_infinity=True)  # json.dumps writes NaN/Infinity literals for these
+# code under test spends on them.
+_floats = st.floats(allow_nan=True, allow_infinity=True)
 _scalars = st.none() | st.booleans() | st.integers() | _floats | st.text(max_size=8)
 json_values = _scalars | st.lists(_scalars, max_size=2) | st.dictionaries(st.text(max_size=4), _scalars, max_size=2)
 _NESTED_JUNK = [[[[]]], {"a": {"b": [1, {"c": None}]}}, [{"": []}] * 3, {"call_id": {"call_id": "x"}}]
-ids = st.none() | st.integers(-(2**63), 2**63) | st.text(max_size=12)
 
 
 def dumps(value: Any) -> bytes:
@@ -63,7 +71,7 @@ def non_finite(value: Any) -> bool:
     return False
 
 
-# -- the callback endpoint -------------------------------------------------------------------------
+# -- a new INVITE, in Kamailio's Python ------------------------------------------------------------
 
 
 class LongestLine(logging.Handler):
@@ -77,88 +85,89 @@ class LongestLine(logging.Handler):
         self.longest = max(self.longest, len(record.getMessage()))
 
 
-def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine that never waits (the store is in memory), without an event loop's overhead."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value
-    coroutine.close()
-    raise AssertionError("the callback waited for I/O")
-
-
 @dataclass
-class Endpoint:
-    callbacks: Callbacks
-    store: FakeStore
+class Proxy:
+    routing: KamailioRouting
+    redis: FakeRedis
     lines: LongestLine
 
-    def handle(self, raw: bytes) -> dict[str, Any] | None:
-        self.store.writes.clear()
-        self.lines.longest = 0
-        reply = run_now(self.callbacks.handle(raw))
-        assert self.lines.longest <= LONGEST_LOG_LINE
-        return reply
+    def decide(self, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        self.reset()
+        result, conversation = self.routing.decide(params)
+        self.assert_sound(result, conversation)
+        return result, conversation
 
-    def assert_error(self, reply: dict[str, Any] | None, codes: set[int] = STANDARD_CODES) -> dict[str, Any]:
-        """`reply` is a JSON-RPC error response with one of `codes`, and nothing was stored."""
-        assert reply is not None
-        assert set(reply) == {"jsonrpc", "error", "id"}
-        assert reply["jsonrpc"] == "2.0"
-        assert set(reply["error"]) <= {"code", "message", "data"}
-        assert reply["error"]["code"] in codes
-        assert isinstance(reply["error"]["message"], str)
-        assert self.store.writes == []
-        json.dumps(reply)  # what service.handle_rpc sends
-        return reply["error"]
+    def route_invite(self, pv: dict[str, Any]) -> dict[str, Any]:
+        self.reset()
+        self.routing.pv = values = FakePv(pv)
+        assert self.routing.route_invite() == 1
+        result = json.loads(values.set["$var(res)"])
+        self.assert_sound(result, values.set.get("$dlg_var(conv)", ""))
+        return result
+
+    def reset(self) -> None:
+        self.redis.hashes.clear()
+        self.redis.streams.clear()
+        self.redis.strings = {k: v for k, v in self.redis.strings.items() if k not in self.redis.ttls}
+        self.redis.ttls.clear()
+        self.redis.writes = 0
+        self.lines.longest = 0
+
+    def assert_sound(self, result: dict[str, Any], conversation: str) -> None:
+        """A decision kamailio.cfg applies: a reject with a SIP error code, or a route with targets."""
+        assert self.lines.longest <= LONGEST_LOG_LINE
+        json.dumps(result, allow_nan=False)  # what route_invite hands to Kamailio
+        if result["action"] == "reject":
+            assert isinstance(result["code"], int) and 400 <= result["code"] <= 699
+            assert isinstance(result["reason"], str) and isinstance(result["cause"], str)
+            assert conversation == ""
+        else:
+            assert result["action"] == "route"
+            assert result["targets"] and conversation
+
+    def assert_bad_request(self, result: dict[str, Any]) -> None:
+        assert (result["action"], result["code"]) == ("reject", 400)
+        assert self.redis.writes == 0
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[Endpoint]:
-    store, lines = FakeStore(), LongestLine()
-    logger = logging.getLogger("controller.service.callbacks")
+def proxy() -> Iterator[Proxy]:
+    redis, lines = FakeRedis(), LongestLine()
+    redis.publish()
+    logger = logging.getLogger("xfer.proxy")
     saved = logger.level, logger.propagate
     # every line is formatted (and measured), none goes to pytest's capture: that would cost seconds
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     logger.addHandler(lines)
-    yield Endpoint(Callbacks(CONFIG, store, Metrics()), store, lines)  # type: ignore[arg-type]
+    yield Proxy(make_routing(redis), redis, lines)
     logger.removeHandler(lines)
     logger.setLevel(saved[0])
     logger.propagate = saved[1]
 
 
-def _reply_is_sound(endpoint: Endpoint, reply: dict[str, Any] | None) -> None:
-    """Any input: an error with a standard code and nothing stored, or (for a valid call) a result."""
-    if reply is None or "result" in reply:
+_params = (st.dictionaries(st.sampled_from([*INVITE, "xfer_leg", "auth_user"]) | st.text(max_size=4),
+                           json_values, max_size=6)
+           | st.dictionaries(st.sampled_from([*INVITE, "xfer_leg"]), _scalars, max_size=10).map(
+               lambda changes: INVITE | changes))
+
+
+@FUZZ
+@given(params=_params)
+def test_any_params_are_checked_and_get_a_decision_kamailio_can_apply(proxy: Proxy, params: dict[str, Any]) -> None:
+    try:
+        invite = InviteParams.parse(params)
+    except JsonRpcError as exc:
+        assert exc.code == INVALID_PARAMS
+        assert len(exc.message) <= 200
+        proxy.assert_bad_request(proxy.decide(params)[0])
         return
-    endpoint.assert_error(reply)
+    assert len(invite.facts.call_id) <= MAX_CALL_ID and normalize_ip(invite.facts.source_ip) is not None
+    assert 0 <= invite.facts.source_port <= 65535
+    proxy.decide(params)
 
 
-@FUZZ
-@given(raw=st.binary(max_size=200))
-def test_callbacks_survive_arbitrary_bytes(endpoint: Endpoint, raw: bytes) -> None:
-    endpoint.assert_error(endpoint.handle(raw))
-
-
-_requests = st.fixed_dictionaries(
-    {},
-    optional={
-        "jsonrpc": st.sampled_from(["2.0", "1.0", 2.0]) | _scalars,
-        "method": st.sampled_from(["route.invite", "route.nothing"]) | _scalars,
-        "params": json_values | st.dictionaries(st.sampled_from([*INVITE, "xfer_leg"]), _scalars, max_size=4),
-        "id": ids | json_values,
-    },
-)
-
-
-@FUZZ
-@given(doc=json_values | _requests)
-def test_callbacks_survive_arbitrary_json(endpoint: Endpoint, doc: Any) -> None:
-    _reply_is_sound(endpoint, endpoint.handle(dumps(doc)))
-
-
-# values each route.invite param must refuse
+# values each param must refuse
 _not_str = (st.none() | st.booleans() | st.integers() | _floats | st.lists(_scalars, max_size=3)
             | st.dictionaries(st.text(max_size=4), _scalars, max_size=3) | st.sampled_from(_NESTED_JUNK))
 # low halves only: a high one followed by a low one would make a valid pair
@@ -192,32 +201,30 @@ def _bad_value(name: str) -> st.SearchStrategy[Any]:
 # one bad param per case: validation stops at the first anyway
 _bad_param = st.one_of([st.tuples(st.just(name), _bad_value(name)) for name in sorted(_BAD_VALUES)])
 
-# spliced into the body as written: json.dumps never writes these
-_LITERALS = ["NaN", "Infinity", "-Infinity", "1e999", "-1E400", "[" * 5_000 + "]" * 5_000]
+
+@FUZZ
+@given(bad=_bad_param)
+def test_a_bad_param_is_refused_with_400_and_nothing_recorded(proxy: Proxy, bad: tuple[str, Any]) -> None:
+    name, value = bad
+    params = {k: v for k, v in (INVITE | {name: value}).items() if v is not MISSING}
+    with pytest.raises(JsonRpcError) as refused:
+        InviteParams.parse(params)
+    assert refused.value.code == INVALID_PARAMS
+    assert name in refused.value.message and len(refused.value.message) <= 200
+    result, _conversation = proxy.decide(params)
+    proxy.assert_bad_request(result)
+
+
+# what KSR.pv.get returns: a string, an integer, or None for a pseudo-variable that is not set
+_pv_values = st.none() | st.integers(-(2**31), 2**32) | st.text(max_size=12) | _too_long(MAX_CALL_ID)
+_pvs = st.dictionaries(st.sampled_from([*INVITE_PV, "$avp(xauth)", LEG_HEADER_PV]), _pv_values, max_size=4).map(
+    lambda changes: INVITE_PV | changes)
 
 
 @FUZZ
-@given(bad=_bad_param, msg_id=ids, literal=st.none() | st.sampled_from(_LITERALS))
-def test_callbacks_refuse_wrong_route_invite_params(
-    endpoint: Endpoint, bad: tuple[str, Any], msg_id: Any, literal: str | None
-) -> None:
-    name, value = bad
-    params = {k: v for k, v in (INVITE | {name: value}).items() if v is not MISSING}
-    if literal is not None:
-        params["from_user"] = "@literal@"
-    body = dumps({"jsonrpc": "2.0", "method": "route.invite", "params": params, "id": msg_id})
-    if literal is not None:
-        body = body.replace(b'"@literal@"', literal.encode())
-
-    if literal is not None or non_finite(params):  # not JSON at all
-        assert endpoint.assert_error(endpoint.handle(body), {PARSE})
-        return
-    reply = endpoint.handle(body)
-    error = endpoint.assert_error(reply, {INVALID_PARAMS})
-    assert reply is not None
-    assert reply["id"] == msg_id
-    assert len(error["message"]) <= 200
-    assert name in error["message"]
+@given(pv=_pvs)
+def test_whatever_kamailio_s_pseudo_variables_hold_route_invite_answers(proxy: Proxy, pv: dict[str, Any]) -> None:
+    proxy.route_invite(pv)
 
 
 # -- rtpengine's DTMF datagrams --------------------------------------------------------------------

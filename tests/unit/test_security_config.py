@@ -13,7 +13,7 @@ import yaml
 
 from controller.config import CONTROL_ENDPOINTS, ConfigError, parse_config
 from controller.credentials import basic_authorization, ha1, matches, new_secrets, redis_kwargs
-from controller.service.app import registrar_entries
+from controller.publish import registrar_entries
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
@@ -106,8 +106,8 @@ def test_ha1_is_rfc_2617s() -> None:
 
 def test_credentials_helpers() -> None:
     secrets = new_secrets()
-    assert set(secrets) == {"kamailio_rpc", "controller_rpc", "redis", "metrics"}
-    assert len(set(secrets.values())) == 4 and all(len(v) >= 24 for v in secrets.values())
+    assert set(secrets) == {"kamailio_rpc", "redis", "metrics"}
+    assert len(set(secrets.values())) == 3 and all(len(v) >= 24 for v in secrets.values())
     header = basic_authorization("kamailio", "s3cret")
     assert header == "Basic a2FtYWlsaW86czNjcmV0"
     assert matches(header, header) and not matches(None, header) and not matches(header[:-1], header)
