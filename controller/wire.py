@@ -73,7 +73,6 @@ def kamailio_wire_names() -> dict[str, str]:
         "WIRE_HT_TRANSFEROR": TRANSFEROR_PREFIX,
         "WIRE_HT_GONE": GONE_PREFIX,
         "WIRE_HT_BRANCH": BRANCH_PREFIX,
-        "WIRE_EVENT_STREAM": INBOUND_STREAM,
         "WIRE_REGISTRAR": REGISTRAR_KEY,
         "WIRE_LEG_USER": LEG_CONTACT_USER,
         "WIRE_LEG_HEADER": LEG_HEADER,

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libsox-fmt-mp3: tenants upload hold music and prompts as MP3 more often than anything else
-DEBS=(kamailio kamailio-extra-modules kamailio-redis-modules kamailio-json-modules
+DEBS=(kamailio kamailio-extra-modules kamailio-redis-modules kamailio-json-modules kamailio-python3-modules
       kamailio-utils-modules rtpengine-daemon rtpengine-utils sip-tester redis-server
       sox libsox-fmt-mp3 espeak-ng python3-venv iproute2 procps)
 

@@ -21,6 +21,7 @@ from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.redis_store import ConversationStore
 from controller.errors import KamailioRpcError
 from controller.wire import (
+    FEATURE_PREFIX,
     GONE_PREFIX,
     HTABLE,
     LEG_CONTACT_USER,
@@ -113,6 +114,13 @@ class SipExecutor:
         else:
             await self._forget(f"{TRANSFEROR_PREFIX}{call_id}")
             await self._forget(f"{GONE_PREFIX}{call_id}")
+
+    async def mark_feature(self, call_id: str) -> None:
+        """The call's state machine runs: Kamailio tells the controller its dialog events from now on."""
+        await self.rpc.call("htable.sets", HTABLE, f"{FEATURE_PREFIX}{call_id}", "1")
+
+    async def forget_feature(self, call_id: str) -> None:
+        await self._forget(f"{FEATURE_PREFIX}{call_id}")
 
     async def forget_leg(self, call_id: str) -> None:
         await self._forget(f"{LEG_PREFIX}{call_id}")

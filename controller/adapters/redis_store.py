@@ -19,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from controller.adapters.redis_schema import EVENTS_LENGTH_TRIM_EVERY, event_entry, events_minid, flat, text
 from controller.wire import CALL_KEY, CONV_KEY, EVENTS_STREAM, INBOUND_GROUP, INBOUND_STREAM, LEG_KEY, REGISTRAR_KEY
 
 __all__ = ["CALL_KEY", "CONV_KEY", "EVENTS_STREAM", "INBOUND_GROUP", "INBOUND_STREAM", "LEG_KEY", "REGISTRAR_KEY",
@@ -29,7 +30,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-EVENTS_LENGTH_TRIM_EVERY = 256  # writes between two trims of the event log by length
 
 
 class ConversationStore:
@@ -48,21 +48,9 @@ class ConversationStore:
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    async def publish_registrar(self, entries: dict[str, str]) -> None:
-        """Replace the registrar directory atomically (Kamailio reads it on every REGISTER)."""
-        tmp = REGISTRAR_KEY + ":new"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(tmp)
-            if entries:
-                pipe.hset(tmp, mapping=entries)
-                pipe.rename(tmp, REGISTRAR_KEY)
-            else:
-                pipe.delete(REGISTRAR_KEY)
-            await pipe.execute()
-
     async def create_conversation(self, conversation_id: str, call_id: str, fields: dict[str, Any]) -> None:
         """Record a new conversation, index it by SIP call-id, and log call.started, in one round trip."""
-        mapping = {k: _flat(v) for k, v in fields.items()} | {"call_id": call_id, "state": "routing"}
+        mapping = {k: flat(v) for k, v in fields.items()} | {"call_id": call_id, "state": "routing"}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(CONV_KEY.format(conversation_id), mapping=mapping)
             pipe.expire(CONV_KEY.format(conversation_id), self.max_call_s)
@@ -94,7 +82,7 @@ class ConversationStore:
         raw = await self.redis.hgetall(LEG_KEY.format(leg_id))
         if not raw:
             return None
-        leg = {_text(k): _text(v) for k, v in raw.items()}
+        leg = {text(k): text(v) for k, v in raw.items()}
         leg["targets"] = json.loads(leg.get("targets", "[]"))
         return leg
 
@@ -111,12 +99,12 @@ class ConversationStore:
 
     async def get_conversation(self, conversation_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(CONV_KEY.format(conversation_id))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     async def update_conversation(self, conversation_id: str, fields: dict[str, Any], *,
                                   event: str | None = None, event_fields: dict[str, Any] | None = None) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(CONV_KEY.format(conversation_id), mapping={k: _flat(v) for k, v in fields.items()})
+            pipe.hset(CONV_KEY.format(conversation_id), mapping={k: flat(v) for k, v in fields.items()})
             if event:
                 self._xadd(pipe, event, conversation_id, event_fields or fields)
             await pipe.execute()
@@ -126,7 +114,7 @@ class ConversationStore:
         """Mark the conversation ended, log the outcome, and let its keys expire soon."""
         async with self.redis.pipeline(transaction=True) as pipe:
             key = CONV_KEY.format(conversation_id)
-            pipe.hset(key, mapping={k: _flat(v) for k, v in fields.items()} | {"state": "ended"})
+            pipe.hset(key, mapping={k: flat(v) for k, v in fields.items()} | {"state": "ended"})
             pipe.expire(key, self.ttl_after_end_s)
             pipe.expire(CALL_KEY.format(call_id), self.ttl_after_end_s)
             self._xadd(pipe, event, conversation_id, fields)
@@ -139,11 +127,9 @@ class ConversationStore:
 
     def _xadd(self, pipe: Any, event: str, conversation_id: str, fields: dict[str, Any]) -> None:
         now = self.clock()
-        entry = {"event": event, "conversation": conversation_id, "ts_ms": now,
-                 "data": json.dumps(fields, default=str, sort_keys=True)}
-        # trimmed by age on every write (entry ids are milliseconds), and by length now and then:
-        # Redis applies one trimming strategy per XADD
-        pipe.xadd(EVENTS_STREAM, entry, minid=now - self.events_retention_s * 1000, approximate=True)
+        # trimmed by age on every write, and by length now and then: Redis applies one strategy per XADD
+        pipe.xadd(EVENTS_STREAM, event_entry(event, conversation_id, fields, now),
+                  minid=events_minid(now, self.events_retention_s), approximate=True)
         self._events_written += 1
         if self._events_written % EVENTS_LENGTH_TRIM_EVERY == 0:
             pipe.xtrim(EVENTS_STREAM, maxlen=self.events_maxlen, approximate=True)
@@ -153,8 +139,8 @@ class ConversationStore:
         rows = await self.redis.xrevrange(EVENTS_STREAM, count=count)
         out = []
         for entry_id, raw in reversed(rows):
-            item = {_text(k): _text(v) for k, v in raw.items()}
-            item["id"] = _text(entry_id)
+            item = {text(k): text(v) for k, v in raw.items()}
+            item["id"] = text(entry_id)
             item["data"] = json.loads(item.get("data", "{}"))
             out.append(item)
         return out
@@ -176,14 +162,14 @@ class ConversationStore:
         out = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
-                out.append((_text(entry_id), fields.get(b"m", b"")))
+                out.append((text(entry_id), fields.get(b"m", b"")))
         return out
 
     async def claim_abandoned(self, consumer: str, min_idle_ms: int = 30_000) -> list[tuple[str, bytes]]:
         """Take over notifications a dead replica read but never acknowledged."""
         _next, entries, *_ = await self.redis.xautoclaim(INBOUND_STREAM, INBOUND_GROUP, consumer,
                                                          min_idle_time=min_idle_ms, count=200)
-        return [(_text(i), f.get(b"m", b"")) for i, f in entries if f]
+        return [(text(i), f.get(b"m", b"")) for i, f in entries if f]
 
     async def ack_inbound(self, entry_ids: list[str]) -> None:
         if entry_ids:
@@ -192,17 +178,3 @@ class ConversationStore:
                 # acknowledged notifications have been applied to the conversation: drop them
                 pipe.xdel(INBOUND_STREAM, *entry_ids)
                 await pipe.execute()
-
-
-def _flat(value: Any) -> str | int | float:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int | float | str):
-        return value
-    return json.dumps(value, default=str)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

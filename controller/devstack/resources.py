@@ -60,6 +60,7 @@ CHECKOUT = _checkout()
 ROOT = CHECKOUT or _installed() or Path(sys.prefix) / SHARE  # the last: a broken install, files name where
 
 KAMAILIO_CFG = ROOT / "kamailio" / "kamailio.cfg"
+KAMAILIO_PY = ROOT / "kamailio" / "xfer_routing.py"  # what kamailio.cfg loads into app_python3
 RTPENGINE_TEMPLATE = ROOT / "rtpengine" / "rtpengine.conf.tmpl"
 CONFIG_DIR = ROOT / "config"
 EXAMPLE_CONFIG = CONFIG_DIR / "example.yaml"

@@ -23,10 +23,10 @@ import httpx
 import redis
 import yaml
 
+import controller
 from controller.codecs import bencode
 from controller.config import Config, parse_config
 from controller.credentials import (
-    CONTROLLER_RPC_USER,
     basic_authorization,
     kamailio_rpc_auth,
     new_secrets,
@@ -34,6 +34,10 @@ from controller.credentials import (
 )
 from controller.devstack import resources
 from controller.devstack.processes import ManagedProcess
+from controller.proxy.handler import ENVIRONMENT as PROXY_SETTINGS_ENV
+from controller.proxy.handler import ProxySettings
+from controller.proxy.records import RecordLimits
+from controller.publish import publication
 from controller.wire import INBOUND_STREAM, kamailio_wire_defines, substdef_lines
 
 log = logging.getLogger(__name__)
@@ -246,13 +250,10 @@ class LocalStack:
         secret defines, then the project's script. Defines given with -A would be readable by anyone in
         the process's command line; the wire names are substdefs, which -A cannot give."""
         n = self.node
-        kamailio_user, kamailio_password = CONTROLLER_RPC_USER, n.secrets.controller_rpc
-        controller = f"http://{kamailio_user}:{kamailio_password}@{n.controller.address}:{n.controller.port}"
         lines = [
             "#!KAMAILIO",
             *substdef_lines(kamailio_wire_defines(n.max_call_duration_s)),
             f'#!define RPC_AUTH "{basic_authorization(*self.rpc_auth)}"',
-            f'#!define CTL_HTTPCON "ctl=>{controller}"',
             f'#!define REDIS_SERVER "name=st;addr={n.redis.address};port={n.redis.port};db={n.redis.db};'
             f'pass={n.secrets.redis}"',
             f'include_file "{KAMAILIO_CFG}"',
@@ -286,6 +287,7 @@ class LocalStack:
             "RTPENGINE_SOCK": f'"udp:{n.rtpengine.ng_address}:{n.rtpengine.ng_port}"',
             "CTL_SOCK": f'"unix:{self.run_dir / "kamailio_ctl"}"',
             "BASELINE_HOSTPORT": f'"{o.baseline_hostport}"',
+            "PROXY_SCRIPT": f'"{resources.KAMAILIO_PY}"',
             "LOG_LEVEL": str(o.kamailio_log_level),
             "CHILDREN": str(o.kamailio_children),
             "RING_TIMEOUT_MS": str(o.ring_timeout_ms),
@@ -297,13 +299,43 @@ class LocalStack:
             argv += ["-A", "WITH_CONTROLLER"]
         return argv
 
+    def proxy_settings(self) -> Path:
+        """What Kamailio's Python needs (Redis and its password, record lifetimes): a 0600 file."""
+        n = self.node
+        settings = ProxySettings(n.redis.address, n.redis.port, n.redis.db, n.secrets.redis, RecordLimits(
+            max_call_s=n.max_call_duration_s, ttl_after_end_s=n.call_keys_ttl_after_end_s,
+            events_maxlen=n.event_log_max, events_retention_s=n.event_log_retention_s))
+        path = self.run_dir / "proxy.json"
+        write_private(path, settings.to_json())
+        return path
+
+    def kamailio_env(self) -> dict[str, str]:
+        """Kamailio's Python (the system python3) finds the controller package and redis-py where this
+        interpreter has them, and its settings file."""
+        paths = dict.fromkeys(str(Path(module.__file__).resolve().parents[1]) for module in (controller, redis))
+        return dict(os.environ, PYTHONPATH=os.pathsep.join(paths), PYTHONDONTWRITEBYTECODE="1",
+                    **{PROXY_SETTINGS_ENV: str(self.proxy_settings())})
+
+    def publish(self, config: Config | None = None) -> None:
+        """Publish the registrar directory and the routing table of `config` (default: the stack's) for
+        Kamailio, as the controller does at start-up and `xferctl publish` after a change."""
+        client = redis.Redis(**redis_kwargs(self.node), socket_timeout=2.0)
+        try:
+            publication(config or self.config).publish_sync(client)
+        finally:
+            client.close()
+
     def start_kamailio(self) -> None:
         argv = [
             "kamailio", "-f", str(self.kamailio_secrets_cfg()), "-DD", "-E", "-m", str(self.options.kamailio_shm_mb),
             "-Y", str(self.run_dir), "-P", str(self.run_dir / "kamailio.main.pid"), *self.kamailio_defines(),
         ]
         (self.run_dir / "kamailio.argv").write_text(" ".join(argv) + "\n")
-        proc = self._spawn("kamailio", argv)
+        env = None
+        if self.options.with_controller:
+            self.publish()  # the routing table first: Kamailio routes calls from it, with or without a controller
+            env = self.kamailio_env()
+        proc = self._spawn("kamailio", argv, env=env)
         proc.wait_healthy(self._kamailio_ready, timeout=20)
 
     def _kamailio_ready(self) -> bool:

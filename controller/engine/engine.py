@@ -18,7 +18,7 @@ from typing import Any
 
 from controller.adapters.redis_store import now_ms
 from controller.config import Config
-from controller.core import ActionFailed, Conversation, DigitPressed, Event, InvalidTransition
+from controller.core import ActionFailed, Conversation, DigitPressed, Event, InvalidTransition, LegHungUp
 from controller.core.actions import leg_of
 from controller.logs import call_logger
 from controller.metrics import Metrics
@@ -65,6 +65,13 @@ class TransferEngine:
             tenant = self.config.tenants[io.tenant_id]
             await self._save(Conversation(conversation_id, settings_for(self.config, tenant, io.direction)), io)
             await self._feed_locked(conversation_id, [started])
+            # Kamailio tells the controller of this call's dialog events from now on. It writes an event
+            # into the call's record before it looks for the mark, so one that came before the mark is
+            # in the record read after it: a call that ended meanwhile ends its machine too
+            await self.executor.sip.mark_feature(io.ng_call_id)
+            if (await self.records.get_conversation(conversation_id)).get("state") == "ended":
+                await self._feed_locked(conversation_id, [LegHungUp(io.client_tag)])
+                return False
             return True
 
     async def on_digit(self, conversation_id: str, source_tag: str, digit: str,

@@ -192,6 +192,7 @@ class ActionExecutor:
     async def _end_conversation(self, machine: Conversation, io: ConversationIO, reason: str) -> None:
         await self.timers.cancel_all(machine.id, list(machine.active_timers))
         await self._release_outside(io, list(io.outside_slots))
+        await self.sip.forget_feature(io.ng_call_id)
         if not io.touched:
             return  # an ordinary call: Kamailio's dialog:end has cleaned up everything
         for info in io.legs.values():

@@ -1,10 +1,11 @@
-"""Apply Kamailio's call notifications (a Redis stream of JSON-RPC 2.0 notifications) to conversations.
+"""Kamailio's notifications for the transfer engine (a Redis stream of JSON-RPC 2.0 notifications).
 
-Kamailio appends `call.answered`, `call.failed`, `call.ended` and `call.rejected` to the stream from its
-own SIP workers; this consumer reads them through a consumer group, so a controller that was down or
-restarted picks up exactly where it left off, and a second replica shares the work. A notification is
-acknowledged only after it has been applied; a malformed one is logged, counted and dropped so it
-cannot block the stream.
+Kamailio appends `call.answered`, `call.failed`, `call.ended`, `call.rejected`, `leg.ringing` and
+`leg.hungup` for the legs the controller originates and for calls whose state machine runs (it keeps
+every call's own record and event log itself, controller/proxy). This consumer reads them through a
+consumer group, so a controller that was down or restarted picks up exactly where it left off, and a
+second replica shares the work. A notification is acknowledged only after it has been applied; a
+malformed one is logged, counted and dropped so it cannot block the stream.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import asyncio
 import logging
 from typing import Any
 
-from controller.adapters.redis_store import ConversationStore, now_ms
+from controller.adapters.redis_store import ConversationStore
 from controller.codecs.jsonrpc import JsonRpcError, Notification, parse_message
 from controller.engine.engine import TransferEngine
-from controller.logs import call_logger
 from controller.metrics import Metrics
 from controller.tasks import cancel_and_wait
 
@@ -93,51 +93,19 @@ class NotificationConsumer:
             await self.apply(method, params, conversation=conversation)
 
     async def apply(self, method: str, params: dict[str, Any], *, conversation: str | None = None) -> None:
+        """One notification to the transfer engine. Kamailio keeps every call's record and event log
+        itself; it tells the controller only of its own legs and of calls whose state machine runs."""
         self.metrics.notifications.labels(method if method in KNOWN else "other").inc()
         if method not in KNOWN:
             log.warning("ignoring unknown notification %s for %s", method, params.get("call_id"))
             return
-        call_id = _call_id(params)
         if conversation is None:
-            conversation = await self.store.conversation_for_call(call_id) or ""
+            conversation = await self.store.conversation_for_call(_call_id(params)) or ""
         if not conversation:
-            # the controller never routed it (it was down at the time): keep the record anyway
-            await self.store.append_event(method, "", _event_fields(call_id, params))
-            return
-        current = await self.store.get_conversation(conversation)
-        if current.get("call_id") == call_id:
-            await self._apply_to_conversation(conversation, current, method, params)
-        elif self.engine is not None:
-            # a leg the controller originated (a transfer target): only the state machine cares
-            await self.engine.on_notification(conversation, method, params)
-
-    async def _apply_to_conversation(self, conversation: str, current: dict[str, str], method: str,
-                                     params: dict[str, Any]) -> None:
-        call_id = current["call_id"]
-        clog = call_logger(log, conversation)
-        fields = _event_fields(call_id, params)
-        if method == "call.answered":
-            clog.info("call %s answered", call_id)
-            to_tag = str(params.get("to_tag", ""))
-            # the transfer engine starts a state machine only when the call first needs one (a digit)
-            answered = {"state": "answered", "answered_ms": now_ms(), "to_tag": to_tag}
-            if params.get("answered_ext"):
-                # a department call: Kamailio tagged each branch with its member, and says which answered
-                answered["employee"] = fields["employee"] = str(params["answered_ext"])[:16]
-            await self.store.update_conversation(conversation, answered,
-                                                 event="call.answered", event_fields=fields)
+            log.info("notification %s for call %s of no conversation (expired)", method, _call_id(params))
             return
         if self.engine is not None:
             await self.engine.on_notification(conversation, method, params)
-        if method in ENDING:
-            clog.info("call %s %s (%s %s %s)", call_id, method.split(".")[1], fields["code"], fields["reason"],
-                      fields["cause"])
-            ended = now_ms()
-            fields["ended_ms"] = ended
-            if current.get("answered_ms"):
-                fields["duration_ms"] = ended - int(current["answered_ms"])
-            self.metrics.calls.labels(current.get("direction", "unknown"), method.split(".")[1]).inc()
-            await self.store.end_conversation(conversation, call_id, fields, event=method)
 
 
 Routed = tuple[str, dict[str, Any], str]  # method, params, conversation ("" when the call has none)
@@ -156,8 +124,3 @@ def group_by_conversation(notifications: list[tuple[str, dict[str, Any]]],
         key = conversation or f"call:{_call_id(params)}"
         groups.setdefault(key, []).append((method, params, conversation or ""))
     return list(groups.values())
-
-
-def _event_fields(call_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    return {"call_id": call_id, "code": params.get("code"), "reason": params.get("reason", ""),
-            "cause": params.get("cause", "")}

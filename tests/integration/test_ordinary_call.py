@@ -40,7 +40,16 @@ def watch_media(stack: Stack, *parties, timeout: float = 30.0) -> dict[str, dict
     return asyncio.run(run())
 
 
+def notifications_seen(stack: Stack) -> float:
+    """How many of Kamailio's notifications the controller has read so far (its own counter)."""
+    metrics = httpx.get(stack.local.controller_url + "/metrics", timeout=5,
+                        headers={"Authorization": f"Bearer {stack.local.node.secrets.metrics}"}).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("xfer_notifications_total{"))
+
+
 def test_trunk_call_to_did_reaches_employee_with_media_both_ways(stack: Stack) -> None:
+    seen = notifications_seen(stack)
     anna = stack.employee("100")
     client = stack.client_call("+74951110000", talk_ms=2000)
     media = watch_media(stack, client, anna)
@@ -72,11 +81,9 @@ def test_trunk_call_to_did_reaches_employee_with_media_both_ways(stack: Stack) -
                    timeout=5, what="per-call keys to expire")
     assert stack.events_for_call(call_id)  # the event log outlives the call's keys
 
-    # Kamailio's routing question carried its credentials the first time: no refused callback (an
-    # HTTP client that waits for a 401 challenge would cost every call a second round trip)
-    metrics = httpx.get(stack.local.controller_url + "/metrics", timeout=5,
-                        headers={"Authorization": f"Bearer {stack.local.node.secrets.metrics}"}).text
-    assert 'xfer_errors_total{component="unauthorized"}' not in metrics, "a callback was refused"
+    # an ordinary call never reaches the controller: Kamailio routed and recorded it, and told the
+    # controller nothing about it
+    assert notifications_seen(stack) == seen
 
 
 def test_registered_employee_is_reachable(stack: Stack) -> None:
@@ -137,19 +144,3 @@ def test_rtpengine_down_gives_503_not_an_unanchored_call(own_stack: Stack) -> No
     event = own_stack.wait_event(call_id, "call.rejected")
     assert event["data"]["cause"] == "rtpengine_unavailable"
     assert own_stack.events_for_call(call_id) == ["call.started", "call.rejected"]
-
-
-def test_controller_down_gives_503_fast_and_nothing_is_lost(own_stack: Stack) -> None:
-    own_stack.local.processes["controller"].stop()
-    client = own_stack.client_call("+74951110000", scenario="client_rejected.xml")
-    assert client.wait(timeout=10) == 0, client.describe_failure()
-    assert client.received_statuses()[-1] == 503
-    call_id = sip_call_id(client)
-
-    # no transaction is left behind in Kamailio
-    own_stack.wait_for(lambda: own_stack.rpc("tm.stats")["current"] == 0, what="no pending transactions")
-
-    # Kamailio's notification waits in the stream; the restarted controller records it
-    own_stack.local.start_controller()
-    event = own_stack.wait_event(call_id, "call.rejected")
-    assert event["data"]["cause"] == "controller_unavailable"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.service.budget import PerSourceBudget
+from controller.proxy.budget import PerSourceBudget
 
 
 class Clock:

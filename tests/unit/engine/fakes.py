@@ -71,6 +71,7 @@ class Sip:
         self.cancelled: list[str] = []
         self.byes: list[tuple[str, str]] = []
         self.transferor: dict[str, str | None] = {}
+        self.features: set[str] = set()  # calls marked for Kamailio's notifications
         self.failing = failing
 
     async def originate(self, *, conversation_id: str, leg_id: str, **_: Any) -> str:
@@ -92,6 +93,12 @@ class Sip:
 
     async def forget_leg(self, call_id: str) -> None:
         pass
+
+    async def mark_feature(self, call_id: str) -> None:
+        self.features.add(call_id)
+
+    async def forget_feature(self, call_id: str) -> None:
+        self.features.discard(call_id)
 
 
 class Timers:

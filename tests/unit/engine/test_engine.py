@@ -129,3 +129,28 @@ async def test_timer_names_of_prompts_report_the_prompt_finished() -> None:
     machine = rig.machine()
     assert machine.effective_state.value == "talking"
     assert len(rig.engine.locks) == 0
+
+
+async def test_a_call_whose_machine_starts_is_marked_for_kamailio_and_unmarked_when_it_ends() -> None:
+    rig = Rig()
+    rig.route()
+    await rig.press("#")
+    assert rig.sip.features == {f"call-{CID}"}  # Kamailio now tells the controller of this call's events
+    await rig.engine.on_notification(CID, "call.ended", {"call_id": f"call-{CID}", "by_tag": "ctag"})
+    assert rig.machine().state.value == "ended" and rig.sip.features == set()
+
+
+async def test_a_call_that_ended_before_it_was_marked_ends_its_machine() -> None:
+    # the BYE came just before the mark: Kamailio did not notify the controller, but wrote the record
+    rig = Rig()
+    rig.route()
+
+    async def mark_after_the_bye(call_id: str) -> None:
+        rig.records.conversations[CID]["state"] = "ended"
+        rig.sip.features.add(call_id)
+
+    rig.sip.mark_feature = mark_after_the_bye  # type: ignore[method-assign]
+    await rig.press("#")
+    machine = rig.machine()
+    assert machine.state.value == "ended" and rig.timers.active == {}
+    assert len(rig.engine.locks) == 0

@@ -1,0 +1,247 @@
+"""The methods kamailio.cfg calls with python_exec: a new call's routing, and every call event.
+
+    python_exec("route_invite")          in request_route, after dlg_manage(): sets $var(res) to the
+                                         decision ({"action": "route"|"reject", ...}) and
+                                         $dlg_var(conv) to the conversation of a routed call
+    python_exec("call_event", "<method>") from route[NOTIFY]: call.answered / call.failed / call.ended /
+                                         call.rejected / leg.ringing / leg.hungup, with $var(code),
+                                         $var(reason), $var(cause) and $var(nleg) (a leg the controller
+                                         originated)
+
+An ordinary call is routed from the published routing table and recorded in Redis here, by Kamailio
+itself: it never waits for the controller and connects while the controller is down. Only calls with a
+feature in progress (the controller marks them) and the controller's own legs reach the controller, as
+JSON-RPC notifications on its Redis stream. Redis unavailable: the call is still routed with the last
+table this process loaded, and the failed record is logged (calls are never refused for bookkeeping).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controller.errors import JsonRpcError
+from controller.proxy.budget import PerSourceBudget
+from controller.proxy.invite import MAX_CALL_ID, InviteParams, clip, decide_invite, leg_result
+from controller.proxy.records import ProxyRecords, RecordLimits, TableCache, now_ms
+from controller.routing.decision import RouteRejection
+from controller.wire import LEG_HEADER
+
+__all__ = ["ENVIRONMENT", "KamailioRouting", "ProxySettings"]
+
+log = logging.getLogger("xfer.proxy")
+
+#: The environment variable naming the settings file (JSON, mode 0600: it holds the Redis password).
+ENVIRONMENT = "XFER_PROXY_SETTINGS"
+
+NO_TABLE = RouteRejection(503, "Service Unavailable", "no_routing_table")
+BAD_REQUEST = RouteRejection(400, "Bad Request", "bad_request")
+ROUTING_FAILED = RouteRejection(500, "Server Internal Error", "routing_failed")
+ENDING = ("call.failed", "call.ended", "call.rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    redis_host: str
+    redis_port: int
+    redis_db: int
+    redis_password: str | None
+    limits: RecordLimits
+
+    @classmethod
+    def from_file(cls, path: Path) -> ProxySettings:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        redis = data["redis"]
+        return cls(str(redis["host"]), int(redis["port"]), int(redis.get("db", 0)), redis.get("password"),
+                   RecordLimits(**data["limits"]))
+
+    def to_json(self) -> str:
+        return json.dumps({"redis": {"host": self.redis_host, "port": self.redis_port, "db": self.redis_db,
+                                     "password": self.redis_password},
+                           "limits": {"max_call_s": self.limits.max_call_s,
+                                      "ttl_after_end_s": self.limits.ttl_after_end_s,
+                                      "events_maxlen": self.limits.events_maxlen,
+                                      "events_retention_s": self.limits.events_retention_s,
+                                      "inbound_maxlen": self.limits.inbound_maxlen}}, indent=2)
+
+
+def _redis_client(settings: ProxySettings) -> Any:
+    import redis  # redis-py; imported here so the module loads for its pure parts without it
+
+    return redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db,
+                       password=settings.redis_password, socket_timeout=0.5, socket_connect_timeout=0.5,
+                       health_check_interval=30)
+
+
+class KamailioRouting:
+    def __init__(self, settings: ProxySettings, pv: Any, redis_factory: Callable[[ProxySettings], Any] = _redis_client,
+                 clock: Callable[[], int] = now_ms, new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 has_feature: Callable[[str], bool] = lambda call_id: False):
+        self.settings = settings
+        self.pv = pv  # KSR.pv in Kamailio; a fake in tests
+        # whether the controller marked the call (htable feat:<call-id>): its state machine runs
+        self.has_feature = has_feature
+        self.redis_factory = redis_factory
+        self.clock = clock
+        self.new_id = new_id
+        self.tables = TableCache()
+        self.rejections = PerSourceBudget()  # records of refused INVITEs per source (20 per 10 s)
+        self._records: ProxyRecords | None = None
+
+    @classmethod
+    def from_environment(cls, pv: Any, has_feature: Callable[[str], bool]) -> KamailioRouting:
+        return cls(ProxySettings.from_file(Path(os.environ[ENVIRONMENT])), pv, has_feature=has_feature)
+
+    @property
+    def records(self) -> ProxyRecords:
+        # made in each worker on first use, after Kamailio forked it: no connection is shared
+        if self._records is None:
+            self._records = ProxyRecords(self.redis_factory(self.settings), self.settings.limits, self.clock)
+        return self._records
+
+    # -- kamailio.cfg's entry points -------------------------------------------------------------
+    def route_invite(self, msg: Any = None) -> int:
+        result, conversation = self.decide(self._invite_params())
+        self.pv.sets("$var(res)", json.dumps(result, separators=(",", ":")))
+        if conversation:
+            self.pv.sets("$dlg_var(conv)", conversation)
+        return 1
+
+    def call_event(self, msg: Any = None, method: str = "") -> int:
+        try:
+            self.record_event(method, self._event_params())
+        except Exception:
+            log.exception("could not record %s", method)  # the call goes on; the record is what is lost
+        return 1
+
+    # -- the work, from plain values -------------------------------------------------------------
+    def decide(self, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The script's answer for a new INVITE and the conversation it starts ("" for none)."""
+        try:
+            invite = InviteParams.parse(params)
+        except JsonRpcError as exc:
+            log.warning("refusing INVITE %.64r: %s", params.get("call_id"), exc.message)
+            return BAD_REQUEST.to_jsonrpc_result(), ""
+        facts = invite.facts
+        call_id = clip(facts.call_id, MAX_CALL_ID)
+        if invite.xfer_leg:
+            if facts.peer != "node":
+                return BAD_REQUEST.to_jsonrpc_result(), ""
+            try:
+                leg = self.records.leg(invite.xfer_leg)
+            except Exception:
+                log.exception("transfer leg %s unknown: Redis unavailable", clip(invite.xfer_leg))
+                leg = None
+            result = leg_result(leg, invite.xfer_leg, call_id)
+            return result, result.get("conversation", "")
+        try:
+            table = self.tables.current(self.records.redis)
+        except Exception:
+            log.exception("routing table not refreshed: Redis unavailable")
+            table = self.tables.table
+        if table is None:
+            return NO_TABLE.to_jsonrpc_result(), ""
+        conversation = self.new_id()
+        try:
+            decided = decide_invite(table, invite, conversation, self.clock())
+        except Exception:
+            log.exception("routing %s failed", call_id)
+            return ROUTING_FAILED.to_jsonrpc_result(), ""
+        try:
+            if decided.conversation is not None:
+                self.records.started(conversation, call_id, decided.conversation)
+            elif decided.rejection is not None and self.rejections.allow(facts.source_ip):
+                # a flood from one source is refused without a record each: it cannot grow the event log
+                self.records.event("call.rejected", conversation, decided.rejection)
+        except Exception:
+            log.exception("could not record the routing of %s; the call is routed anyway", call_id)
+        return decided.result, conversation if decided.conversation is not None else ""
+
+    def record_event(self, method: str, params: dict[str, Any]) -> None:
+        """One call event: the conversation's record and the event log for every call; the controller's
+        stream too for its own legs and for calls whose state machine runs."""
+        conversation = params.pop("conversation", "") or ""
+        answered = params.pop("answered_ms", "")
+        if params.pop("leg", False):
+            # a transfer leg belongs to its conversation (whose record the client's dialog keeps): the
+            # transfer engine is told, nothing else
+            self.records.notify_controller({"jsonrpc": "2.0", "method": method, "params": params})
+            return
+        self._record(method, conversation, answered, params)
+        # checked after the record is written: a controller that marks the call meanwhile reads the
+        # record after marking it, so it learns of this event one way or the other
+        if self.has_feature(params["call_id"]):
+            self.records.notify_controller({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def _record(self, method: str, conversation: str, answered: str, params: dict[str, Any]) -> None:
+        call_id = params["call_id"]
+        fields = {"call_id": call_id, "code": params.get("code"), "reason": params.get("reason", ""),
+                  "cause": params.get("cause", "")}
+        if method == "call.answered":
+            record: dict[str, Any] = {"state": "answered", "answered_ms": self.clock(),
+                                      "to_tag": params.get("to_tag", "")}
+            if params.get("answered_ext"):
+                # a department call: Kamailio tagged each branch with its member, and says which answered
+                record["employee"] = fields["employee"] = str(params["answered_ext"])[:16]
+            if conversation:
+                self.records.answered(conversation, fields, record)
+                self.pv.sets("$dlg_var(answered_ms)", str(record["answered_ms"]))
+            return
+        if method not in ENDING:
+            return
+        if not conversation:
+            self.records.event(method, "", fields)  # refused before it was routed (a Kamailio refusal)
+            return
+        ended = self.clock()
+        fields["ended_ms"] = ended
+        if answered:
+            fields["duration_ms"] = ended - int(answered)
+        self.records.ended(method, conversation, call_id, fields)
+
+    # -- what Kamailio knows ---------------------------------------------------------------------
+    def _get(self, name: str) -> str:
+        value = self.pv.get(name)
+        return "" if value is None else str(value)
+
+    def _invite_params(self) -> dict[str, Any]:
+        get = self._get
+        params: dict[str, Any] = {
+            "call_id": get("$ci"), "from_tag": get("$ft"), "source_ip": get("$si"),
+            "source_port": self.pv.get("$sp"), "from_user": get("$fU"), "from_domain": get("$fd"),
+            "ruri_user": get("$rU"), "ruri_domain": get("$rd"),
+            # who sent it, as route[IDENTIFY] established: "trunk", "node" or "phone" with its user
+            "peer": get("$avp(xpeer)"),
+        }
+        if self.pv.get("$avp(xauth)") is not None:
+            params["auth_user"] = get("$avp(xauth)")
+        if params["peer"] == "node" and self.pv.get(f"$hdr({LEG_HEADER})") is not None:
+            params["xfer_leg"] = get(f"$hdr({LEG_HEADER})")
+        return params
+
+    def _event_params(self) -> dict[str, Any]:
+        get = self._get
+        params: dict[str, Any] = {}
+        if self.pv.get("$dlg(callid)") is not None:
+            params["call_id"], params["from_tag"] = get("$dlg(callid)"), get("$dlg(from_tag)")
+            # in dialog:start the dialog has no to-tag yet: the 200 OK being processed carries it
+            to_tag = get("$dlg(to_tag)")
+            params["to_tag"] = to_tag if to_tag not in ("", "<null>") else get("$tt")
+        else:
+            params["call_id"], params["from_tag"] = get("$ci"), get("$ft")
+        if get("$rm") == "BYE":
+            params["by_tag"] = get("$ft")  # who hung up: the tag of the party that sent the BYE
+        answered_ext = self.pv.get("$dlg_var(answered_ext)")
+        if answered_ext is not None:
+            params["answered_ext"] = str(answered_ext)
+        code = self.pv.get("$var(code)")
+        params.update(code=int(code) if isinstance(code, int) or str(code).isdigit() else 0,
+                      reason=get("$var(reason)"), cause=get("$var(cause)"),
+                      conversation=get("$dlg_var(conv)"), answered_ms=get("$dlg_var(answered_ms)"),
+                      leg=get("$var(nleg)") == "1")
+        return params
