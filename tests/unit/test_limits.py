@@ -217,6 +217,11 @@ class FakeStore:
         self.events.append((event, fields))
 
 
+class FakeSip:
+    async def forget_feature(self, call_id: str) -> None:
+        pass
+
+
 class FakeTimers:
     async def cancel_all(self, conversation: str, names: list[str]) -> None:
         pass
@@ -230,7 +235,8 @@ def engine(redis: FakeRedis, plan_changes: dict[str, Any] | None = None) -> tupl
         config = CONFIG.model_copy(update={"tenants": {"acme": tenant.model_copy(update={"numbering_plan": plan})}})
     store = FakeStore()
     limits = limiter(redis, Clock())
-    built = ActionExecutor(config, store, None, None, FakeTimers(), limits, Metrics(), clock=lambda: 0)  # type: ignore[arg-type]
+    built = ActionExecutor(config, store, None, FakeSip(), FakeTimers(), limits, Metrics(),  # type: ignore[arg-type]
+                           clock=lambda: 0)
     return built, store
 
 
