@@ -313,8 +313,13 @@ class LocalStack:
         """Kamailio's Python (the system python3) finds the controller package and redis-py where this
         interpreter has them, and its settings file."""
         paths = dict.fromkeys(str(Path(module.__file__).resolve().parents[1]) for module in (controller, redis))
-        return dict(os.environ, PYTHONPATH=os.pathsep.join(paths), PYTHONDONTWRITEBYTECODE="1",
-                    **{PROXY_SETTINGS_ENV: str(self.proxy_settings())})
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "VIRTUAL_ENV")}
+        # app_python3 finds its standard library by looking for `python3` on PATH: a virtualenv's (of
+        # another Python build) must not come first, or the embedded interpreter loads a foreign stdlib
+        env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
+                                      if not (Path(d).parent / "pyvenv.cfg").exists())
+        return env | {"PYTHONPATH": os.pathsep.join(paths), "PYTHONDONTWRITEBYTECODE": "1",
+                      PROXY_SETTINGS_ENV: str(self.proxy_settings())}
 
     def publish(self, config: Config | None = None) -> None:
         """Publish the registrar directory and the routing table of `config` (default: the stack's) for
