@@ -208,7 +208,9 @@ class LocalStack:
         # a file, not the command line: anyone on the host can read a process's arguments
         conf = self.run_dir / "redis.conf"
         write_private(conf, "\n".join([
-            f"bind {r.address}", f"port {r.port}", 'save ""', "appendonly no", f"dir {self.run_dir}",
+            # persistence as a deployment has it: the append-only file, fsync'd every second
+            f"bind {r.address}", f"port {r.port}", 'save ""', "appendonly yes", "appendfsync everysec",
+            f"dir {self.run_dir}",
             "daemonize no", "loglevel warning", "protected-mode yes", f"requirepass {self.node.secrets.redis}",
             # nobody but the node's processes uses it; nothing here needs these commands
             'rename-command FLUSHALL ""', 'rename-command CONFIG ""', 'rename-command DEBUG ""', "",

@@ -41,6 +41,7 @@ from controller.logs import call_logger
 from controller.metrics import Metrics
 from controller.publish import publication
 from controller.service.notifications import NotificationConsumer
+from controller.service.publisher import PublicationKeeper
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,16 @@ async def on_startup(app: web.Application) -> None:
     store = ConversationStore(redis, max_call_s=node.max_call_duration_s,
                               ttl_after_end_s=node.call_keys_ttl_after_end_s, events_maxlen=node.event_log_max,
                               events_retention_s=node.event_log_retention_s)
+    published = publication(config)
     try:
-        await publication(config).publish(redis)
+        await published.publish(redis)
     except Exception:
-        # Kamailio keeps the directory and table published before (Redis persists them)
+        # Kamailio keeps the directory and table published before (Redis persists them); the keeper
+        # publishes as soon as Redis answers
         metrics.errors.labels("redis").inc()
         log.exception("could not publish the registrar directory and the routing table to Redis")
+    keeper = PublicationKeeper(redis, published, metrics)
+    keeper.start()
 
     ng = RtpengineNg((node.rtpengine.ng_address, node.rtpengine.ng_port),
                      on_rtt=lambda cmd, s: metrics.rtpengine_rtt.labels(cmd).observe(s))
@@ -120,15 +125,17 @@ async def on_startup(app: web.Application) -> None:
     consumer.start()
     timer_loop = TimerLoop(timers, engine.on_timer)
     timer_loop.start()
-    state.update(metrics=metrics, redis=redis, store=store, ng=ng, dtmf=dtmf_transport, consumer=consumer,
-                 timer_loop=timer_loop, voicemail=voicemail, kamailio=kamailio, kamailio_xfer=kamailio_xfer,
-                 background=background)
+    state.update(keeper=keeper, metrics=metrics, redis=redis, store=store, ng=ng, dtmf=dtmf_transport,
+                 consumer=consumer, timer_loop=timer_loop, voicemail=voicemail, kamailio=kamailio,
+                 kamailio_xfer=kamailio_xfer, background=background)
     log.info("controller %s ready on %s:%s", node.name, node.controller.address, node.controller.port)
 
 
 async def on_cleanup(app: web.Application) -> None:
     """Clean shutdown: stop reading, close sockets; every step safe if start-up stopped half-way."""
     state = app[STATE_KEY]
+    if "keeper" in state:
+        await state["keeper"].stop()
     if "consumer" in state:
         await state["consumer"].stop()
     if "timer_loop" in state:

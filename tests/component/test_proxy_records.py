@@ -17,10 +17,12 @@ from redis.asyncio import Redis
 from controller.adapters.redis_store import ConversationStore
 from controller.codecs.jsonrpc import Notification, parse_message
 from controller.config import Config, load_config, parse_config
+from controller.metrics import Metrics
 from controller.proxy.invite import InviteParams, decide_invite
 from controller.proxy.records import ProxyRecords, RecordLimits, TableCache
 from controller.publish import OLD_TABLE_TTL_S, Publication, publication
 from controller.routing.compiler import compile_routes
+from controller.service.publisher import PublicationKeeper
 from controller.wire import CALL_KEY, CONV_KEY, REGISTRAR_KEY, ROUTES_CURRENT_KEY, ROUTES_KEY
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
@@ -227,3 +229,19 @@ def test_an_empty_registrar_removes_every_entry(sync: redis_py.Redis) -> None:
     Publication({}, published.version, published.table).publish_sync(sync)
     assert not sync.exists(REGISTRAR_KEY) and not sync.exists(REGISTRAR_KEY + ":new")
     assert sync.get(ROUTES_CURRENT_KEY) == published.version.encode()
+
+
+# -- the controller keeps the publication in Redis --------------------------------------------
+
+async def test_the_keeper_publishes_again_what_redis_lost_and_never_overwrites_a_newer_table(redis: Redis) -> None:
+    published = publication(load_config(EXAMPLE))
+    keeper = PublicationKeeper(redis, published, Metrics())
+    assert await keeper.check() is True  # an empty Redis (a restart without its data): published at once
+    assert (await redis.get(ROUTES_CURRENT_KEY)).decode() == published.version
+    assert await redis.hlen(REGISTRAR_KEY) == len(published.registrar)
+    assert await keeper.check() is False  # nothing lost: nothing written
+    await redis.set(ROUTES_CURRENT_KEY, "someone-elses-newer-version")
+    assert await keeper.check() is False
+    assert await redis.get(ROUTES_CURRENT_KEY) == b"someone-elses-newer-version"
+    await redis.delete(REGISTRAR_KEY)  # the directory alone lost
+    assert await keeper.check() is True and await redis.hlen(REGISTRAR_KEY) == len(published.registrar)
