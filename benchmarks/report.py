@@ -127,6 +127,13 @@ def _targets(result: BenchResult, w) -> None:
             w(f"| ... the same by CPU per call (everything on the box, SIPp included, at the highest rate both "
               f"passed): the rate {NPROC} cores sustain | {cap_f:.0f} / {cap_b:.0f} calls/s = {cap_ratio:.2f}x "
               f"| {met} |")
+    if full and full.rated:
+        for proc, target in (("controller", c.target_controller_cpu_ms), ("redis", c.target_redis_cpu_ms)):
+            used = full.rated.cpu_ms_per_call(proc)
+            if used is not None:
+                verdict = "met" if used <= target else f"**missed** by {used - target:.3f} ms"
+                w(f"| CPU per ordinary call: {proc} <= {target:g} ms (at {full.max_rate:g} calls/s) | "
+                  f"{used:.3f} ms | {verdict} |")
     if full and full.rated and full.rated.keeps_up is not None:
         sustained = full.sustained
         if full.rated.keeps_up:
@@ -150,6 +157,12 @@ def _targets(result: BenchResult, w) -> None:
           f"{bound}{lat.p99_ms:.1f} ms | {verdict} |")
     w(f"| >= {c.target_transfers_per_s:g} transfers/s with >= {c.min_success_pct:g} % successful | "
       + _transfer_target_cells(result) + " |")
+    if base and base.max_rate and result.transfers is not None and result.transfers.steps:
+        need = c.target_transfer_ratio * base.max_rate
+        got = result.transfers.max_rate
+        verdict = "met" if got >= need else f"**missed**: {got / base.max_rate:.2f}x"
+        w(f"| Transfers >= {c.target_transfer_ratio:g}x the baseline's calls/s ({need:g} transfers/s) | "
+          f"{got:g} transfers/s | {verdict} |")
     w("")
 
 
@@ -208,8 +221,8 @@ def _where_time_goes(result: BenchResult, w) -> None:
         if b.setup_ms["p50"] is not None and f.setup_ms["p50"] is not None:
             lines.append(
                 f"- Setup time at {b.rate:g} calls/s, full minus baseline: p50 {_diff(f, b, 'p50')} ms, "
-                f"p99 {_diff(f, b, 'p99')} ms (this includes Kamailio's async hand-off and the HTTP round trip, "
-                "which the controller's own histogram does not see).")
+                f"p99 {_diff(f, b, 'p99')} ms (Kamailio's Python deciding and recording the call, and the "
+                "load's queueing).")
     lagging = next((s for s in sorted(full.steps, key=lambda s: s.rate) if s.keeps_up is False), None) if full else None
     if lagging and lagging.notifications_per_call:
         arriving = lagging.notifications_per_call * lagging.achieved_rate
@@ -534,9 +547,9 @@ def _method(result: BenchResult, w) -> None:
     w(f"""- One run measures both modes on this machine, one after the other, each with its own stack
   (`controller.devstack.stack.LocalStack`, everything on loopback). **Baseline**: `with_controller=False`: Kamailio
   relays every new INVITE straight to the answering SIPp with the same record-routing, dialog tracking and
-  rtpengine anchoring, but asks no controller and writes nothing to Redis. **Full stack**: Kamailio asks the
-  controller once per INVITE (JSON-RPC over HTTP from an async worker) and appends call notifications to
-  the Redis stream the controller consumes.
+  rtpengine anchoring, but asks no controller and writes nothing to Redis. **Full stack**: Kamailio's own Python routes
+  every INVITE from the routing table the controller published and writes the call's records to Redis
+  (controller/proxy); the controller is running but an ordinary call never reaches it.
 - Calls: SIPp UAC on 127.0.0.2 (the `carrier` trunk) calls DID +74951110000 through Kamailio;
   it follows Record-Route, sends {s['call_seconds']:g} s of G.711 A-law RTP (pcap playback) and hangs up.
   The SIPp UAS on 127.0.0.3 (extension 100's contact; the baseline relays to the same address) answers at

@@ -16,7 +16,10 @@ class Criteria:
     min_success_pct: float = 99.9
     max_setup_p99_ms: float = 500.0
     min_rate_fraction: float = 0.9  # SIPp must really place at least this share of the asked rate
-    target_ratio: float = 0.8  # full stack >= 0.8 x baseline
+    target_ratio: float = 0.9  # full stack >= 0.9 x baseline, by the highest step and by CPU per call
+    target_controller_cpu_ms: float = 0.3  # the controller's CPU per ordinary call
+    target_redis_cpu_ms: float = 0.2  # Redis's CPU per ordinary call
+    target_transfer_ratio: float = 0.3  # transfers/s >= 0.3 x the baseline's calls/s
     target_controller_p99_ms: float = 20.0
     max_controller_lag_s: float = 2.0  # the controller keeps up with Kamailio's notifications
     target_transfers_per_s: float = 50.0  # transfers/s with >= min_success_pct successful on this machine
