@@ -184,7 +184,8 @@ class Rtpengine(_Model):
 class Redis(_Model):
     address: IpAddress = "127.0.0.1"
     port: Port = 6379
-    db: int = Field(default=0, ge=0)
+    # rtpengine persists its calls in the database after this one (Redis has 16 by default: 0..15)
+    db: int = Field(default=0, ge=0, le=14)
 
 
 class Secrets(_Model):

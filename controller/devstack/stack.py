@@ -48,6 +48,11 @@ RTPENGINE_TEMPLATE = resources.RTPENGINE_TEMPLATE
 EVENT_STREAM = INBOUND_STREAM  # Kamailio's notifications (benchmarks read it)
 
 
+def rtpengine_db(node_db: int) -> int:
+    """rtpengine's own Redis database: the one after the node's (its keys never mix with the controller's)."""
+    return node_db + 1
+
+
 def free_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> int:
     """A port free for both TCP and UDP right now (SIP listens on both)."""
     for _ in range(50):
@@ -228,9 +233,20 @@ class LocalStack:
             cli_port=free_port(), port_min=rtpe.port_min, port_max=rtpe.port_max,
             dtmf_address=self.node.dtmf.address, dtmf_port=self.node.dtmf.port,
             log_level=self.options.rtpengine_log_level, max_call_duration_s=self.node.max_call_duration_s,
+            redis_persistence=self.rtpengine_persistence(),
         ))
-        proc = self._spawn("rtpengine", ["rtpengine", "--config-file", str(conf), "--config-section", "rtpengine"])
+        env = dict(os.environ, RTPENGINE_REDIS_AUTH_PW=self.node.secrets.redis or "")
+        proc = self._spawn("rtpengine", ["rtpengine", "--config-file", str(conf), "--config-section", "rtpengine"],
+                           env=env)
         proc.wait_healthy(lambda: ng_ping((rtpe.ng_address, rtpe.ng_port)))
+
+    def rtpengine_persistence(self) -> str:
+        """rtpengine's Redis line: the product's stack persists calls (RTPENGINE_DB, beside the node's own
+        database); the plain baseline keeps none, as a bare rtpengine would."""
+        if not self.options.with_controller:
+            return "# (baseline: no persistence)"
+        r = self.node.redis
+        return f"redis = {r.address}:{r.port}/{rtpengine_db(r.db)}"
 
     def start_controller(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
