@@ -30,9 +30,12 @@ def test_a_redis_that_comes_back_empty_gets_the_publication_again(own_stack: Sta
 
     stack.wait_for(lambda: stack.redis.exists(ROUTES_CURRENT_KEY, REGISTRAR_KEY) == 2, timeout=5,
                    what="the controller to publish the routing table and the registrar again")
+    published = time.monotonic() - back
     # a phone registers: Kamailio's Redis connection came back by itself
     stack.wait_for(lambda: _registers(stack), timeout=5, what="a REGISTER to succeed again")
-    assert time.monotonic() - back < 5
+    registered = time.monotonic() - back
+    print(f"Redis back empty: published again after {published:.2f} s, a REGISTER succeeded after {registered:.2f} s")
+    assert registered < 5
 
     anna = stack.employee("100")
     client = stack.client_call("+74951110000", talk_ms=300)

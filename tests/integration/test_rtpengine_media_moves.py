@@ -35,6 +35,7 @@ def rtpengine() -> Iterator[LocalStack]:
     shutil.rmtree(run_dir, ignore_errors=True)
     local = LocalStack(make_test_config(), run_dir)
     (local.run_dir / "logs").mkdir(parents=True)
+    local.start_redis()  # rtpengine as the product runs it: persisting its calls in Redis
     local.start_rtpengine()
     try:
         yield local
