@@ -61,6 +61,10 @@ class TableCache:
 
 
 class ProxyRecords:
+    """Each call event is one pipelined round trip. Not a MULTI: nothing reads a record half-written
+    (the engine reads a conversation when its first `#` arrives, long after), and MULTI/EXEC would cost
+    Redis two more commands per write on every ordinary call."""
+
     def __init__(self, redis: Any, limits: RecordLimits, clock: Callable[[], int] = now_ms):
         self.redis = redis
         self.limits = limits
@@ -85,9 +89,9 @@ class ProxyRecords:
         return leg
 
     def started(self, conversation_id: str, call_id: str, fields: dict[str, Any]) -> None:
-        """A routed call: its conversation, indexed by Call-ID, and call.started, in one round trip."""
+        """A routed call: its conversation, indexed by Call-ID, and call.started."""
         mapping = flat_fields(fields) | {"call_id": call_id, "state": "routing"}
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hset(CONV_KEY.format(conversation_id), mapping=mapping)
         pipe.expire(CONV_KEY.format(conversation_id), self.limits.max_call_s)
         pipe.set(CALL_KEY.format(call_id), conversation_id, ex=self.limits.max_call_s)
@@ -101,7 +105,7 @@ class ProxyRecords:
         pipe.execute()
 
     def answered(self, conversation_id: str, fields: dict[str, Any], record: dict[str, Any]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hset(CONV_KEY.format(conversation_id), mapping=flat_fields(record))
         self._xadd_event(pipe, "call.answered", conversation_id, fields)
         pipe.execute()
@@ -109,7 +113,7 @@ class ProxyRecords:
     def ended(self, event: str, conversation_id: str, call_id: str, fields: dict[str, Any]) -> None:
         """The conversation is over: marked ended, its outcome logged, its keys expire soon."""
         key = CONV_KEY.format(conversation_id)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, mapping=flat_fields(fields) | {"state": "ended"})
         pipe.expire(key, self.limits.ttl_after_end_s)
         pipe.expire(CALL_KEY.format(call_id), self.limits.ttl_after_end_s)
