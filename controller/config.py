@@ -168,6 +168,9 @@ class Rtpengine(_Model):
     media_address: IpAddress = "127.0.0.1"
     port_min: Port = 30000
     port_max: Port = 30999
+    # rtpengine persists its calls in Redis, so a restarted rtpengine keeps every call's media
+    # (docs/RELIABILITY.md); it costs rtpengine and Redis CPU per call (docs/BENCHMARKS.md)
+    persist_calls: bool = True
 
     @model_validator(mode="after")
     def _check_range(self) -> Rtpengine:

@@ -241,10 +241,12 @@ class LocalStack:
         proc.wait_healthy(lambda: ng_ping((rtpe.ng_address, rtpe.ng_port)))
 
     def rtpengine_persistence(self) -> str:
-        """rtpengine's Redis line: the product's stack persists calls (RTPENGINE_DB, beside the node's own
-        database); the plain baseline keeps none, as a bare rtpengine would."""
+        """rtpengine's Redis line: the product's stack persists calls (in the database after the node's own)
+        unless node.rtpengine.persist_calls is off; the plain baseline keeps none, as a bare rtpengine would."""
         if not self.options.with_controller:
             return "# (baseline: no persistence)"
+        if not self.node.rtpengine.persist_calls:
+            return "# (node.rtpengine.persist_calls: false)"
         r = self.node.redis
         return f"redis = {r.address}:{r.port}/{rtpengine_db(r.db)}"
 

@@ -202,3 +202,12 @@ def test_the_role_passes_the_stack_s_defines_and_fills_the_rtpengine_template(tm
     names = {m.group("named") for m in template.pattern.finditer(template.template) if m.group("named")}
     assert set(role_vars["xfer_rtpengine_values"]) == names
     assert role_vars["xfer_rtpengine_values"]["max_call_duration_s"] == "{{ xfer_node.max_call_duration_s }}"
+
+
+def test_rtpengine_persists_calls_in_its_own_database_unless_switched_off(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, redis={"address": "127.0.0.1", "port": 6380, "db": 3})
+    assert stack.rtpengine_persistence() == "redis = 127.0.0.1:6380/4"  # never the node's own database
+    off = _stack(tmp_path, rtpengine={"persist_calls": False})
+    assert off.rtpengine_persistence().startswith("#")
+    baseline = LocalStack(yaml.safe_load(EXAMPLE.read_text()), tmp_path / "run", StackOptions(with_controller=False))
+    assert baseline.rtpengine_persistence().startswith("#")  # the plain baseline: a bare rtpengine
