@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,11 @@ log = logging.getLogger("xfer.proxy")
 
 #: The environment variable naming the settings file (JSON, mode 0600: it holds the Redis password).
 ENVIRONMENT = "XFER_PROXY_SETTINGS"
+
+#: After a Redis failure a worker leaves Redis alone this long: a Redis that is down or hung must not
+#: cost every call its timeouts (0.5 s a command) in a SIP worker. Calls are still routed meanwhile, with
+#: the table the worker has; their records are what is lost (logged).
+REDIS_PAUSE_S = 1.0
 
 NO_TABLE = RouteRejection(503, "Service Unavailable", "no_routing_table")
 BAD_REQUEST = RouteRejection(400, "Bad Request", "bad_request")
@@ -82,11 +88,14 @@ def _redis_client(settings: ProxySettings) -> Any:
 class KamailioRouting:
     def __init__(self, settings: ProxySettings, pv: Any, redis_factory: Callable[[ProxySettings], Any] = _redis_client,
                  clock: Callable[[], int] = now_ms, new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-                 has_feature: Callable[[str], bool] = lambda call_id: False):
+                 has_feature: Callable[[str], bool] = lambda call_id: False,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.pv = pv  # KSR.pv in Kamailio; a fake in tests
         # whether the controller marked the call (htable feat:<call-id>): its state machine runs
         self.has_feature = has_feature
+        self.monotonic = monotonic
+        self._redis_back_at = 0.0  # Redis is left alone until then (after a failure)
         self.redis_factory = redis_factory
         self.clock = clock
         self.new_id = new_id
@@ -114,11 +123,22 @@ class KamailioRouting:
         return 1
 
     def call_event(self, msg: Any = None, method: str = "") -> int:
+        if not self.redis_usable():
+            return 1  # the call goes on; the record is what is lost
         try:
             self.record_event(method, self._event_params())
         except Exception:
-            log.exception("could not record %s", method)  # the call goes on; the record is what is lost
+            self.redis_failed(f"{method} not recorded")  # the call goes on; the record is what is lost
         return 1
+
+    # -- Redis, with a pause after a failure ------------------------------------------------------
+    def redis_usable(self) -> bool:
+        return self.monotonic() >= self._redis_back_at
+
+    def redis_failed(self, what: str) -> None:
+        if self.redis_usable():  # log once per pause, not once per call
+            log.exception("Redis unavailable (%s); leaving it alone for %.1f s", what, REDIS_PAUSE_S)
+        self._redis_back_at = self.monotonic() + REDIS_PAUSE_S
 
     # -- the work, from plain values -------------------------------------------------------------
     def decide(self, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -133,18 +153,20 @@ class KamailioRouting:
         if invite.xfer_leg:
             if facts.peer != "node":
                 return BAD_REQUEST.to_jsonrpc_result(), ""
-            try:
-                leg = self.records.leg(invite.xfer_leg)
-            except Exception:
-                log.exception("transfer leg %s unknown: Redis unavailable", clip(invite.xfer_leg))
-                leg = None
+            leg = None
+            if self.redis_usable():
+                try:
+                    leg = self.records.leg(invite.xfer_leg)
+                except Exception:
+                    self.redis_failed(f"transfer leg {clip(invite.xfer_leg)}")
             result = leg_result(leg, invite.xfer_leg, call_id)
             return result, result.get("conversation", "")
-        try:
-            table = self.tables.current(self.records.redis)
-        except Exception:
-            log.exception("routing table not refreshed: Redis unavailable")
-            table = self.tables.table
+        table = self.tables.table
+        if self.redis_usable():
+            try:
+                table = self.tables.current(self.records.redis)
+            except Exception:
+                self.redis_failed("routing table not refreshed")
         if table is None:
             return NO_TABLE.to_jsonrpc_result(), ""
         conversation = self.new_id()
@@ -154,13 +176,15 @@ class KamailioRouting:
             log.exception("routing %s failed", call_id)
             return ROUTING_FAILED.to_jsonrpc_result(), ""
         try:
-            if decided.conversation is not None:
+            if not self.redis_usable():
+                pass  # the call is routed all the same; its record is lost
+            elif decided.conversation is not None:
                 self.records.started(conversation, call_id, decided.conversation)
             elif decided.rejection is not None and self.rejections.allow(facts.source_ip):
                 # a flood from one source is refused without a record each: it cannot grow the event log
                 self.records.event("call.rejected", conversation, decided.rejection)
         except Exception:
-            log.exception("could not record the routing of %s; the call is routed anyway", call_id)
+            self.redis_failed(f"the routing of {call_id} not recorded; the call is routed anyway")
         return decided.result, conversation if decided.conversation is not None else ""
 
     def record_event(self, method: str, params: dict[str, Any]) -> None:

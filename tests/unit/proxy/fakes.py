@@ -51,9 +51,11 @@ class FakeRedis:
         self.streams: dict[str, list[dict[str, Any]]] = {}
         self.ttls: dict[str, int] = {}
         self.writes = 0
+        self.commands = 0  # every call that would reach Redis, failed or not
         self.fail_reads = self.fail_writes = False
 
     def _read(self) -> None:
+        self.commands += 1
         if self.fail_reads:
             raise ConnectionError("Redis is away")
 
@@ -117,6 +119,7 @@ class FakePipeline:
         return queue
 
     def execute(self) -> list[Any]:
+        self.redis.commands += 1
         if self.redis.fail_writes:
             raise ConnectionError("Redis is away")
         return [call() for call in self.queued]

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from controller.proxy.handler import REDIS_PAUSE_S, KamailioRouting
 from controller.proxy.invite import MAX_TEXT
 from controller.wire import CALL_KEY, CONV_KEY, EVENTS_STREAM, INBOUND_STREAM, LEG_KEY
-from tests.unit.proxy.fakes import INVITE_PV, LEG_HEADER_PV, LIMITS, Clock, FakePv, FakeRedis, make_routing
+from tests.unit.proxy.fakes import INVITE_PV, LEG_HEADER_PV, LIMITS, SETTINGS, Clock, FakePv, FakeRedis, make_routing
 
 
 @pytest.fixture
@@ -224,4 +225,29 @@ def test_a_failing_record_never_fails_kamailio_s_route(redis: FakeRedis, caplog:
     redis.fail_writes = True
     with caplog.at_level(logging.ERROR, logger="xfer.proxy"):
         event(redis, "call.ended", Clock(), **{"$var(code)": 0})
-    assert "could not record call.ended" in caplog.text
+    assert "call.ended not recorded" in caplog.text
+
+
+def test_after_a_redis_failure_a_worker_leaves_redis_alone_for_a_moment_and_keeps_routing(
+        redis: FakeRedis, caplog: pytest.LogCaptureFixture) -> None:
+    """A Redis that is down or hung must not cost every call its timeouts in a SIP worker."""
+    now = [100.0]
+    routing = KamailioRouting(SETTINGS, FakePv(INVITE_PV), redis_factory=lambda settings: redis, clock=Clock(),
+                              new_id=lambda: "conv-x", monotonic=lambda: now[0])
+    invite = routing._invite_params()
+    first, _ = routing.decide(dict(invite))
+    assert first["action"] == "route"  # the table is loaded while Redis works
+    redis.fail_writes = True
+    with caplog.at_level(logging.ERROR, logger="xfer.proxy"):
+        routing.decide(dict(invite))  # the record fails: Redis is left alone for REDIS_PAUSE_S
+        commands = redis.commands
+        for _ in range(5):
+            result, _ = routing.decide(dict(invite))
+            assert result["action"] == "route"  # still routed, with the table the worker has
+            routing.call_event(None, "call.ended")
+    assert redis.commands == commands  # nothing sent to Redis during the pause
+    assert caplog.text.count("Redis unavailable") == 1  # one log line per pause, not one per call
+    redis.fail_writes = False
+    now[0] += REDIS_PAUSE_S
+    routing.decide(dict(invite))
+    assert redis.commands > commands  # after the pause Redis is used again
