@@ -19,7 +19,14 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from controller.adapters.redis_schema import EVENTS_LENGTH_TRIM_EVERY, event_entry, events_minid, flat, text
+from controller.adapters.redis_schema import (
+    EventLog,
+    flat,
+    leg_record,
+    queue_ended,
+    queue_started,
+    text,
+)
 from controller.wire import CALL_KEY, CONV_KEY, EVENTS_STREAM, INBOUND_GROUP, INBOUND_STREAM, LEG_KEY, REGISTRAR_KEY
 
 __all__ = ["CALL_KEY", "CONV_KEY", "EVENTS_STREAM", "INBOUND_GROUP", "INBOUND_STREAM", "LEG_KEY", "REGISTRAR_KEY",
@@ -41,21 +48,16 @@ class ConversationStore:
         self.clock = clock  # wall-clock ms: event timestamps and the event log's age limit
         self.max_call_s = max_call_s
         self.ttl_after_end_s = ttl_after_end_s
-        self.events_maxlen = events_maxlen
-        self.events_retention_s = events_retention_s
-        self._events_written = 0
+        self.events = EventLog(events_retention_s, events_maxlen, clock)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
     async def create_conversation(self, conversation_id: str, call_id: str, fields: dict[str, Any]) -> None:
-        """Record a new conversation, index it by SIP call-id, and log call.started, in one round trip."""
-        mapping = {k: flat(v) for k, v in fields.items()} | {"call_id": call_id, "state": "routing"}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(CONV_KEY.format(conversation_id), mapping=mapping)
-            pipe.expire(CONV_KEY.format(conversation_id), self.max_call_s)
-            pipe.set(CALL_KEY.format(call_id), conversation_id, ex=self.max_call_s)
-            self._xadd(pipe, "call.started", conversation_id, mapping)
+        """Record a new conversation, index it by SIP call-id, and log call.started, in one round trip
+        (the layout Kamailio's own writer uses for every routed call: redis_schema.queue_started)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            queue_started(pipe, self.events, conversation_id, call_id, fields, self.max_call_s)
             await pipe.execute()
 
     async def save_leg(self, leg_id: str, conversation_id: str, call_id: str, targets: list[dict[str, Any]],
@@ -79,12 +81,7 @@ class ConversationStore:
                 await pipe.execute()
 
     async def get_leg(self, leg_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hgetall(LEG_KEY.format(leg_id))
-        if not raw:
-            return None
-        leg = {text(k): text(v) for k, v in raw.items()}
-        leg["targets"] = json.loads(leg.get("targets", "[]"))
-        return leg
+        return leg_record(await self.redis.hgetall(LEG_KEY.format(leg_id)))
 
     async def conversation_for_call(self, call_id: str) -> str | None:
         value = await self.redis.get(CALL_KEY.format(call_id))
@@ -112,12 +109,8 @@ class ConversationStore:
     async def end_conversation(self, conversation_id: str, call_id: str, fields: dict[str, Any], *,
                                event: str) -> None:
         """Mark the conversation ended, log the outcome, and let its keys expire soon."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            key = CONV_KEY.format(conversation_id)
-            pipe.hset(key, mapping={k: flat(v) for k, v in fields.items()} | {"state": "ended"})
-            pipe.expire(key, self.ttl_after_end_s)
-            pipe.expire(CALL_KEY.format(call_id), self.ttl_after_end_s)
-            self._xadd(pipe, event, conversation_id, fields)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            queue_ended(pipe, self.events, event, conversation_id, call_id, fields, self.ttl_after_end_s)
             await pipe.execute()
 
     async def append_event(self, event: str, conversation_id: str, fields: dict[str, Any]) -> None:
@@ -126,13 +119,7 @@ class ConversationStore:
             await pipe.execute()
 
     def _xadd(self, pipe: Any, event: str, conversation_id: str, fields: dict[str, Any]) -> None:
-        now = self.clock()
-        # trimmed by age on every write, and by length now and then: Redis applies one strategy per XADD
-        pipe.xadd(EVENTS_STREAM, event_entry(event, conversation_id, fields, now),
-                  minid=events_minid(now, self.events_retention_s), approximate=True)
-        self._events_written += 1
-        if self._events_written % EVENTS_LENGTH_TRIM_EVERY == 0:
-            pipe.xtrim(EVENTS_STREAM, maxlen=self.events_maxlen, approximate=True)
+        self.events.queue(pipe, event, conversation_id, fields)
 
     async def read_events(self, count: int = 1000) -> list[dict[str, Any]]:
         """The most recent event-log entries, oldest first (for the CLI, the demo and tests)."""

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from controller.adapters.redis_schema import EVENTS_LENGTH_TRIM_EVERY, event_entry, events_minid, flat_fields, text
+from controller.adapters.redis_schema import EventLog, flat_fields, leg_record, queue_ended, queue_started, text
 from controller.routing.table import RoutingTable
-from controller.wire import CALL_KEY, CONV_KEY, EVENTS_STREAM, INBOUND_STREAM, LEG_KEY, ROUTES_CURRENT_KEY, ROUTES_KEY
+from controller.wire import CONV_KEY, INBOUND_STREAM, LEG_KEY, ROUTES_CURRENT_KEY, ROUTES_KEY
 
 __all__ = ["ProxyRecords", "RecordLimits", "TableCache"]
 
@@ -69,55 +69,34 @@ class ProxyRecords:
         self.redis = redis
         self.limits = limits
         self.clock = clock
-        self._events_written = 0
-
-    def _xadd_event(self, pipe: Any, event: str, conversation_id: str, fields: dict[str, Any]) -> None:
-        now = self.clock()
-        pipe.xadd(EVENTS_STREAM, event_entry(event, conversation_id, fields, now),
-                  minid=events_minid(now, self.limits.events_retention_s), approximate=True)
-        self._events_written += 1
-        if self._events_written % EVENTS_LENGTH_TRIM_EVERY == 0:
-            pipe.xtrim(EVENTS_STREAM, maxlen=self.limits.events_maxlen, approximate=True)
+        self.events = EventLog(limits.events_retention_s, limits.events_maxlen, clock)
 
     def leg(self, leg_id: str) -> dict[str, Any] | None:
         """A leg the controller originates (its INVITE is routed from what the engine stored)."""
-        raw = self.redis.hgetall(LEG_KEY.format(leg_id))
-        if not raw:
-            return None
-        leg = {text(k): text(v) for k, v in raw.items()}
-        leg["targets"] = json.loads(leg.get("targets", "[]"))
-        return leg
+        return leg_record(self.redis.hgetall(LEG_KEY.format(leg_id)))
 
     def started(self, conversation_id: str, call_id: str, fields: dict[str, Any]) -> None:
         """A routed call: its conversation, indexed by Call-ID, and call.started."""
-        mapping = flat_fields(fields) | {"call_id": call_id, "state": "routing"}
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(CONV_KEY.format(conversation_id), mapping=mapping)
-        pipe.expire(CONV_KEY.format(conversation_id), self.limits.max_call_s)
-        pipe.set(CALL_KEY.format(call_id), conversation_id, ex=self.limits.max_call_s)
-        self._xadd_event(pipe, "call.started", conversation_id, mapping)
+        queue_started(pipe, self.events, conversation_id, call_id, fields, self.limits.max_call_s)
         pipe.execute()
 
     def event(self, event: str, conversation_id: str, fields: dict[str, Any]) -> None:
         """An event-log entry only (a call refused before it had a conversation)."""
         pipe = self.redis.pipeline(transaction=False)
-        self._xadd_event(pipe, event, conversation_id, fields)
+        self.events.queue(pipe, event, conversation_id, fields)
         pipe.execute()
 
     def answered(self, conversation_id: str, fields: dict[str, Any], record: dict[str, Any]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(CONV_KEY.format(conversation_id), mapping=flat_fields(record))
-        self._xadd_event(pipe, "call.answered", conversation_id, fields)
+        self.events.queue(pipe, "call.answered", conversation_id, fields)
         pipe.execute()
 
     def ended(self, event: str, conversation_id: str, call_id: str, fields: dict[str, Any]) -> None:
         """The conversation is over: marked ended, its outcome logged, its keys expire soon."""
-        key = CONV_KEY.format(conversation_id)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=flat_fields(fields) | {"state": "ended"})
-        pipe.expire(key, self.limits.ttl_after_end_s)
-        pipe.expire(CALL_KEY.format(call_id), self.limits.ttl_after_end_s)
-        self._xadd_event(pipe, event, conversation_id, fields)
+        queue_ended(pipe, self.events, event, conversation_id, call_id, fields, self.limits.ttl_after_end_s)
         pipe.execute()
 
     def notify_controller(self, message: dict[str, Any]) -> None:

@@ -7,8 +7,8 @@ import json
 import pytest
 from redis.asyncio import Redis
 
+from controller.adapters.redis_schema import EVENTS_LENGTH_TRIM_EVERY
 from controller.adapters.redis_store import (
-    EVENTS_LENGTH_TRIM_EVERY,
     EVENTS_STREAM,
     INBOUND_GROUP,
     INBOUND_STREAM,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.adapters.redis_store import EVENTS_LENGTH_TRIM_EVERY, EVENTS_STREAM, ConversationStore
+from controller.adapters.redis_schema import EVENTS_LENGTH_TRIM_EVERY
+from controller.adapters.redis_store import EVENTS_STREAM, ConversationStore
 
 
 class Pipe:
