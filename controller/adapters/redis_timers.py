@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from controller.tasks import cancel_and_wait
+from controller.tasks import BackgroundLoop
 from controller.wire import TIMERS_KEY
 
 log = logging.getLogger(__name__)
@@ -56,22 +56,16 @@ class TimerStore:
         return won
 
 
-class TimerLoop:
+class TimerLoop(BackgroundLoop):
     """Polls the timer set and hands each due timer to `fire(conversation, name)`."""
+
+    task_name = "timers"
 
     def __init__(self, timers: TimerStore, fire: Callable[[str, str], Awaitable[None]]):
         self.timers = timers
         self.fire = fire
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="timers")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             try:
                 for conversation, name in await self.timers.claim_due():

@@ -18,7 +18,7 @@ from controller.adapters.redis_store import ConversationStore
 from controller.codecs.jsonrpc import JsonRpcError, Notification, parse_message
 from controller.engine.engine import TransferEngine
 from controller.metrics import Metrics
-from controller.tasks import cancel_and_wait
+from controller.tasks import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +28,15 @@ ENDING = ("call.failed", "call.ended", "call.rejected")
 KNOWN = (*ENDING, "call.answered", "leg.ringing", "leg.hungup")
 
 
-class NotificationConsumer:
+class NotificationConsumer(BackgroundLoop):
+    task_name = "notifications"
+
     def __init__(self, store: ConversationStore, metrics: Metrics, consumer: str,
                  engine: TransferEngine | None = None):
         self.engine = engine
         self.store = store
         self.metrics = metrics
         self.consumer = consumer
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="notifications")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
 
     async def run(self) -> None:
         pending = True  # first our own unacknowledged notifications (we may have died mid-batch)

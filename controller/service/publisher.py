@@ -15,7 +15,7 @@ from typing import Any
 
 from controller.metrics import Metrics
 from controller.publish import Publication
-from controller.tasks import cancel_and_wait
+from controller.tasks import BackgroundLoop
 from controller.wire import REGISTRAR_KEY, ROUTES_CURRENT_KEY
 
 log = logging.getLogger(__name__)
@@ -23,20 +23,14 @@ log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 2.0
 
 
-class PublicationKeeper:
+class PublicationKeeper(BackgroundLoop):
+    task_name = "publication"
+
     def __init__(self, redis: Any, publication: Publication, metrics: Metrics, interval_s: float = CHECK_INTERVAL_S):
         self.redis = redis
         self.publication = publication
         self.metrics = metrics
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="publication")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
 
     async def missing(self) -> bool:
         """Whether Redis lost the table pointer or the directory (a directory may rightly be empty only
