@@ -30,6 +30,7 @@ VOICEMAILS_KEY = "xfer:voicemails"  # zset: voicemail message ids scored by thei
 VOICEMAIL_KEY = "xfer:voicemail:{}"  # hash: one voicemail message's metadata
 ROUTES_CURRENT_KEY = "xfer:routes:current"  # string: the version of the routing table new calls use
 ROUTES_KEY = "xfer:routes:{}"  # string: a routing table (controller/routing/table.py) by its version
+RTPENGINE_STARTED_KEY = "xfer:rtpengine:{}:started"  # string: when an rtpengine (by ng address) last started (s)
 
 # -- Kamailio ---------------------------------------------------------------------------------
 #: The htable the controller writes over JSON-RPC (htable.sets / htable.delete), and its key prefixes

@@ -129,6 +129,7 @@ from .events import (
     Event,
     LegEvent,
     LegFailed,
+    MediaRestored,
     PromptFinished,
     TargetRejected,
     TargetResolved,
@@ -294,6 +295,8 @@ class Conversation:
             self._on_prompt_finished(event)
         elif isinstance(event, ActionFailed):
             self._on_action_failed(event)
+        elif isinstance(event, MediaRestored):
+            self._fire(_S.MEDIA_RESTORED, event)
         else:
             raise self._invalid(event, "unknown event type")
 

@@ -180,6 +180,16 @@ class PromptFinished(Event):
 
 
 @dataclass(frozen=True)
+class MediaRestored(Event):
+    """rtpengine restarted and restored the conversation's call from its persistence.
+
+    The pairings come back with the call; what rtpengine does not persist does not: its players
+    (hold music, ringback) and its media blocks. The machine plays and blocks again what its media
+    model says, so a client on hold hears the music again and never the transferor.
+    """
+
+
+@dataclass(frozen=True)
 class ActionFailed(Event):
     """The service could not execute an action (any exception of any action).
 

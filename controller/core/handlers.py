@@ -107,6 +107,10 @@ def on_back_key_conference(s: Step) -> None:
     s.fx.media.reconnect(s.facts.a, s.facts.client_leg)
 
 
+def on_media_restored(s: Step) -> None:
+    s.fx.media.reassert()
+
+
 def on_media_failed_talking(s: Step) -> None:
     s.fx.set_degraded()
     s.fx.media.reconnect(s.facts.a, s.facts.client_leg, force=True)
@@ -308,6 +312,9 @@ def _rows() -> dict[tuple[State, Stimulus], Handler]:
                 table[state, stimulus] = own[stimulus]
             elif stimulus in DECISIONS:
                 table[state, stimulus] = _DECISIONS[stimulus]
+            elif stimulus is _S.MEDIA_RESTORED:
+                # an ended conversation's call is gone from rtpengine: nothing to restore
+                table[state, stimulus] = tr.ignore if state is _C.ENDED else on_media_restored
             elif isinstance(state, TransferState):
                 # the rows every transfer state shares; where MEDIA_FAILED has no guard, A cannot be on
                 # the line (blind and fallback states), so the failure is fatal there

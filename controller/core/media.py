@@ -12,6 +12,8 @@ rtpengine 10.5 semantics the model follows:
 * a block drops everything the blocked tag sends (towards everybody), and a
   re-pairing lifts the blocks on both re-paired tags unless they are in
   ``BridgeMedia.muted``;
+* a restarted rtpengine restores a call's pairings and DTMF blocks from Redis, but not its players
+  or media blocks (``MediaCommands.reassert``);
 * a re-pairing can stop a player on the re-paired party's former partner, so
   after every ``BridgeMedia`` the looped overlays still active are played
   again (``PlayHoldMusic`` for every leg on hold, ``PlayRingback`` for every
@@ -138,6 +140,15 @@ class MediaCommands:
                 self._out.append(PlayHoldMusic(leg, self._music))
             elif overlay is Overlay.RINGBACK:
                 self._out.append(PlayRingback(leg))
+
+    def reassert(self) -> None:
+        """rtpengine restored the call from its persistence without its blocks and players: block and
+        play again what the model says, blocks first so that not one word leaks to a party on hold."""
+        for from_leg, to_leg in sorted(self.model.blocked):
+            self._out.append(BlockMedia(from_leg, to_leg))
+        for leg in sorted(self.model.dtmf_blocked):
+            self._out.append(BlockDtmf(leg))
+        self._replay_loops()
 
     def start_conference(self, legs: tuple[str, ...]) -> None:
         for leg in legs:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping
+from typing import TypeVar
 
 from .types import LegState
 
@@ -124,6 +125,8 @@ class Stimulus(enum.Enum):
     PROMPT_TIMEOUT = "prompt_timeout"
     RECORDING_TIMEOUT = "recording_timeout"
     MEDIA_FAILED = "media_failed"
+    #: rtpengine restarted and restored the call without its players and blocks.
+    MEDIA_RESTORED = "media_restored"
     # -- refined by guards -------------------------------------------------------------
     #: The number is A's own or the client's (or resolved only to them).
     SELF_TARGET = "self_target"
@@ -159,6 +162,7 @@ class Stimulus(enum.Enum):
 _C = ConversationState
 _T = TransferState
 _S = Stimulus
+_K = TypeVar("_K", ConversationState, TransferState)
 
 #: The decisions of the fallback rules, and where each leads.
 DECISIONS: Mapping[Stimulus, State] = {
@@ -196,7 +200,13 @@ def _with_a(state: State) -> dict[Stimulus, State]:
     }
 
 
-CONVERSATION_TRANSITIONS: Mapping[ConversationState, Mapping[Stimulus, State]] = {
+def _restorable(table: Mapping[_K, Mapping[Stimulus, State]]) -> dict[_K, Mapping[Stimulus, State]]:
+    """rtpengine may restart in any state after NEW: the machine plays and blocks again what its media
+    model says (MediaRestored), and stays where it is."""
+    return {state: row if state is _C.NEW else {**row, _S.MEDIA_RESTORED: state} for state, row in table.items()}
+
+
+CONVERSATION_TRANSITIONS: Mapping[ConversationState, Mapping[Stimulus, State]] = _restorable({
     _C.NEW: {_S.STARTED: _C.TALKING},
     _C.TALKING: {
         _S.TRANSFER_KEY: _T.COLLECTING,
@@ -225,10 +235,10 @@ CONVERSATION_TRANSITIONS: Mapping[ConversationState, Mapping[Stimulus, State]] =
         _S.MEDIA_LOST: _C.ENDED,
     },
     _C.ENDED: {_S.TRANSFER_REQUESTED: _C.ENDED},
-}
+})
 
 
-TRANSFER_TRANSITIONS: Mapping[TransferState, Mapping[Stimulus, State]] = {
+TRANSFER_TRANSITIONS: Mapping[TransferState, Mapping[Stimulus, State]] = _restorable({
     _T.COLLECTING: {
         _S.NUMBER_DIGIT: _T.COLLECTING,
         _S.NUMBER_KNOWN: _T.RESOLVING,
@@ -328,7 +338,7 @@ TRANSFER_TRANSITIONS: Mapping[TransferState, Mapping[Stimulus, State]] = {
         _S.RECORDING_TIMEOUT: _C.ENDED,
         **_tail(_T.VOICEMAIL_RECORDING),
     },
-}
+})
 
 #: Both tables as one: effective state -> stimulus -> the one target.
 TRANSITIONS: Mapping[State, Mapping[Stimulus, State]] = {**CONVERSATION_TRANSITIONS, **TRANSFER_TRANSITIONS}

@@ -18,7 +18,15 @@ from typing import Any
 
 from controller.adapters.redis_store import now_ms
 from controller.config import Config
-from controller.core import ActionFailed, Conversation, DigitPressed, Event, InvalidTransition, LegHungUp
+from controller.core import (
+    ActionFailed,
+    Conversation,
+    DigitPressed,
+    Event,
+    InvalidTransition,
+    LegHungUp,
+    MediaRestored,
+)
 from controller.core.actions import leg_of
 from controller.logs import call_logger
 from controller.metrics import Metrics
@@ -103,6 +111,10 @@ class TransferEngine:
                 event = None
             if event is not None:
                 await self._feed_locked(conversation_id, [event])
+
+    async def on_media_restored(self, conversation_id: str) -> None:
+        """rtpengine restarted and restored this conversation's call (without players and blocks)."""
+        await self.feed(conversation_id, MediaRestored())
 
     async def on_timer(self, conversation_id: str, name: str) -> None:
         await self.feed(conversation_id, timer_event(name))

@@ -7,8 +7,8 @@ HTTP endpoints (on node.controller):
   GET  /health   liveness: the service answers (no dependency probes, so it is cheap and certain)
   GET  /ready    readiness: Redis and rtpengine probed, 503 when one is unavailable
   GET  /metrics  Prometheus metrics, for the bearer token of node.secrets.metrics
-Background: the Kamailio notification consumer (Redis stream), the rtpengine DTMF listener and the
-timer loop (deadlines in Redis), all feeding the transfer engine.
+Background: the Kamailio notification consumer (Redis stream), the rtpengine DTMF listener, the
+timer loop (deadlines in Redis) and the rtpengine restart watch, all feeding the transfer engine.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from controller.metrics import Metrics
 from controller.publish import publication
 from controller.service.notifications import NotificationConsumer
 from controller.service.publisher import PublicationKeeper
+from controller.service.rtpengine_watch import RtpengineWatch
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +126,12 @@ async def on_startup(app: web.Application) -> None:
     consumer.start()
     timer_loop = TimerLoop(timers, engine.on_timer)
     timer_loop.start()
+    rtpengine_watch = RtpengineWatch(ng, redis, store, engine.on_media_restored, metrics,
+                                     node_key=f"{node.rtpengine.ng_address}:{node.rtpengine.ng_port}")
+    rtpengine_watch.start()
     state.update(keeper=keeper, metrics=metrics, redis=redis, store=store, ng=ng, dtmf=dtmf_transport,
-                 consumer=consumer, timer_loop=timer_loop, voicemail=voicemail, kamailio=kamailio,
-                 kamailio_xfer=kamailio_xfer, background=background)
+                 consumer=consumer, timer_loop=timer_loop, rtpengine_watch=rtpengine_watch, voicemail=voicemail,
+                 kamailio=kamailio, kamailio_xfer=kamailio_xfer, background=background)
     log.info("controller %s ready on %s:%s", node.name, node.controller.address, node.controller.port)
 
 
@@ -140,6 +144,8 @@ async def on_cleanup(app: web.Application) -> None:
         await state["consumer"].stop()
     if "timer_loop" in state:
         await state["timer_loop"].stop()
+    if "rtpengine_watch" in state:
+        await state["rtpengine_watch"].stop()
     if "voicemail" in state:
         await state["voicemail"].close()  # finish recordings in progress: nothing said is lost
     for task in list(state.get("background", ())):

@@ -2,7 +2,9 @@
 
 * the client hanging up ends the conversation and releases everything;
 * a media failure leads to a defined state (plain call once, then the end);
-* a second transfer request is refused without changing anything.
+* a second transfer request is refused without changing anything;
+* a restarted rtpengine (MediaRestored) gets the blocks and the looped players back, and nothing else
+  changes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import pytest
 
 from controller.core import (
     ActionFailed,
+    BlockDtmf,
+    BlockMedia,
     CancelLeg,
     Conversation,
     ConversationState,
@@ -21,7 +25,11 @@ from controller.core import (
     LegAnswered,
     LegFailed,
     LegHungUp,
+    LegRinging,
     LegState,
+    MediaRestored,
+    PlayHoldMusic,
+    PlayRingback,
     PromptFinished,
     RecordOutcome,
     StopRecording,
@@ -154,3 +162,40 @@ def test_transfer_request_is_refused(direction, state):
     actions = conv.handle(TransferRequested("202", TransferTrigger.REFER))
     assert len(actions) == 1 and isinstance(actions[0], TransferRefused)
     assert {k: v for k, v in conv.to_dict().items() if k != "version"} == before
+
+
+@pytest.mark.parametrize("state", list(STATES), ids=lambda s: s.name)
+def test_media_restored_blocks_and_plays_again_what_the_model_says(direction, state):
+    conv = reach(direction, state)
+    before = {k: v for k, v in conv.to_dict().items() if k != "version"}
+    actions = conv.handle(MediaRestored())
+    assert {k: v for k, v in conv.to_dict().items() if k != "version"} == before
+    media = conv.to_dict()["media"]
+    blocks = [a for a in actions if isinstance(a, BlockMedia)]
+    assert {(a.from_leg, a.to_leg) for a in blocks} == {tuple(pair) for pair in media["blocked"]}
+    assert {a.leg for a in actions if isinstance(a, BlockDtmf)} == set(media["dtmf_blocked"])
+    overlays = media["overlay"]
+    assert {a.leg for a in actions if isinstance(a, PlayHoldMusic)} == {k for k, v in overlays.items() if v == "hold"}
+    assert {a.leg for a in actions if isinstance(a, PlayRingback)} == {
+        k for k, v in overlays.items() if v == "ringback"}
+    # blocks before players: a party on hold never hears a word between the two
+    kinds = [type(a) for a in actions]
+    players = [i for i, k in enumerate(kinds) if k in (PlayHoldMusic, PlayRingback)]
+    assert all(i < min(players, default=len(kinds)) for i, k in enumerate(kinds) if k is BlockMedia)
+    assert set(kinds) <= {BlockMedia, BlockDtmf, PlayHoldMusic, PlayRingback}
+
+
+def test_media_restored_while_b_rings_puts_the_client_back_on_hold_and_a_on_ringback(direction):
+    conv = reach(direction, T.RINGING)
+    conv.handle(LegRinging(B1))  # a 180 without early media: A hears our ringback
+    actions = conv.handle(MediaRestored())
+    assert [a.leg for a in actions if isinstance(a, PlayHoldMusic)] == [CLIENT]
+    assert [a.leg for a in actions if isinstance(a, PlayRingback)] == [A]
+    assert [(a.from_leg, a.to_leg) for a in actions if isinstance(a, BlockMedia)] == [(A, CLIENT), (CLIENT, A)]
+    assert conv.effective_state is T.RINGING
+
+
+def test_media_restored_after_the_end_does_nothing(direction):
+    conv = reach(direction, C.TALKING)
+    conv.handle(LegHungUp(CLIENT))
+    assert conv.handle(MediaRestored()) == []
