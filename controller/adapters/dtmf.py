@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ __all__ = [
     "DtmfDeduplicator",
     "DtmfEvent",
     "DtmfListener",
+    "listen_for_dtmf",
     "parse_dtmf_datagram",
     "start_dtmf_listener",
 ]
@@ -195,12 +197,19 @@ class DtmfListener(asyncio.DatagramProtocol):
         self.malformed = 0
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        event = self.accept(data, addr)
+        if event is not None:
+            self._guarded(self._on_digit, event)
+
+    def accept(self, data: bytes, addr: Any) -> DtmfEvent | None:
+        """The digit a datagram carries, if it is from rtpengine, well-formed and not a duplicate or an
+        echo (the checks every datagram passes, live or queued while no controller ran)."""
         if self._allowed_source is not None and (not addr or addr[0] != self._allowed_source):
             self.refused += 1
             if self.refused & (self.refused - 1) == 0:  # 1st, 2nd, 4th, 8th...: a flood cannot flood the log
                 log.warning("DTMF datagram from %s refused (only rtpengine at %s may send them; %d so far)",
                             addr, self._allowed_source, self.refused)
-            return
+            return None
         self.received += 1
         try:
             event = parse_dtmf_datagram(data)
@@ -209,14 +218,14 @@ class DtmfListener(asyncio.DatagramProtocol):
             log.warning("malformed DTMF datagram from %s: %s; data %r", addr, exc, data[:_LOG_PREVIEW])
             if self._on_malformed is not None:
                 self._guarded(self._on_malformed, data, str(exc))
-            return
+            return None
         if not self.dedup.accept(event):
             self.dropped += 1
             log.debug("duplicate/echoed DTMF %r on call %s from tag %s dropped", event.digit,
                       event.call_id, event.source_tag)
-            return
+            return None
         self.accepted += 1
-        self._guarded(self._on_digit, event)
+        return event
 
     def error_received(self, exc: Exception) -> None:
         log.warning("DTMF listener socket error: %s", exc)
@@ -238,7 +247,17 @@ async def start_dtmf_listener(
     allowed_source: str | None = None,
 ) -> tuple[asyncio.DatagramTransport, DtmfListener]:
     """Bind a UDP socket on ``address`` (port 0 for an ephemeral one) and start listening."""
-    loop = asyncio.get_running_loop()
     protocol = DtmfListener(on_digit, dedup=dedup, on_malformed=on_malformed, allowed_source=allowed_source)
-    transport, _ = await loop.create_datagram_endpoint(lambda: protocol, local_addr=address)
+    return await listen_for_dtmf(protocol, address)
+
+
+async def listen_for_dtmf(protocol: DtmfListener, address: tuple[str, int],
+                          sock: socket.socket | None = None) -> tuple[asyncio.DatagramTransport, DtmfListener]:
+    """Start `protocol` on `sock` (a socket the supervisor holds: controller/adapters/listen_fds.py), or on
+    a UDP socket of its own bound to `address`."""
+    loop = asyncio.get_running_loop()
+    if sock is not None:
+        transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+    else:
+        transport, _ = await loop.create_datagram_endpoint(lambda: protocol, local_addr=address)
     return transport, protocol

@@ -26,6 +26,8 @@ class ManagedProcess:
     argv: Sequence[str]
     log_path: Path
     env: dict[str, str] | None = None
+    #: descriptors the daemon inherits (a socket the stack holds for it across its restarts)
+    pass_fds: tuple[int, ...] = ()
     popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -38,7 +40,7 @@ class ManagedProcess:
             # own process group: a Ctrl-C in the terminal reaches only us, and we stop children in order
             self.popen = subprocess.Popen(
                 list(self.argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, start_new_session=True,
+                env=self.env, start_new_session=True, pass_fds=self.pass_fds,
             )
         log.info("started %s pid=%s log=%s", self.name, self.popen.pid, self.log_path)
 

@@ -134,6 +134,12 @@ class StackOptions:
     controller_log_level: str = "INFO"
 
 
+#: Run argv[2:] with the socket argv[1] as fd 3, as systemd's socket activation hands it over.
+HANDOVER = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
+            "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='dtmf'); "
+            "os.execv(sys.argv[2], sys.argv[2:])")
+
+
 class LocalStack:
     """Start and stop one node's daemons. Use as a context manager; stop() is safe to call twice."""
 
@@ -147,6 +153,7 @@ class LocalStack:
         self.config: Config = parse_config(self.config_data, base_dir=resources.CONFIG_DIR)
         self.processes: dict[str, ManagedProcess] = {}
         self.config_path = self.run_dir / "controller.yaml"
+        self._dtmf_socket: socket.socket | None = None
 
     # -- addresses -----------------------------------------------------------------------------
     @property
@@ -199,10 +206,14 @@ class LocalStack:
             proc = self.processes.get(name)
             if proc is not None:
                 proc.stop()
+        if self._dtmf_socket is not None:
+            self._dtmf_socket.close()
+            self._dtmf_socket = None
 
     # -- daemons -------------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
-        proc = ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}.log", env=env)
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+               pass_fds: tuple[int, ...] = ()) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}.log", env=env, pass_fds=pass_fds)
         proc.start()
         self.processes[name] = proc
         (self.run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
@@ -250,13 +261,39 @@ class LocalStack:
         r = self.node.redis
         return f"redis = {r.address}:{r.port}/{rtpengine_db(r.db)}"
 
+    def dtmf_socket(self) -> socket.socket:
+        """The controller's DTMF socket, held by the stack as systemd's xfer-controller.socket holds it on
+        a node: it stays bound while the controller restarts, so the digits pressed meanwhile are queued
+        for the next controller rather than lost (controller/adapters/listen_fds.py)."""
+        if self._dtmf_socket is None:
+            sock = socket.socket(socket.AF_INET6 if ":" in self.node.dtmf.address else socket.AF_INET,
+                                 socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            sock.bind((self.node.dtmf.address, self.node.dtmf.port))
+            self._dtmf_socket = sock
+        return self._dtmf_socket
+
+    def dtmf_queued_bytes(self) -> int:
+        """What the kernel holds on the DTMF socket, unread (/proc/net/udp's rx_queue; tests)."""
+        port = f":{self.node.dtmf.port:04X}"
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(port):
+                    return int(fields[4].split(":")[1], 16)
+        return 0
+
     def start_controller(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        fd = self.dtmf_socket().fileno()
+        # sd_listen_fds(3) as systemd does it: the socket as fd 3, LISTEN_PID the controller's own pid
+        # (exec keeps it)
         proc = self._spawn("controller", [
+            sys.executable, "-c", HANDOVER, str(fd),
             sys.executable, "-m", "controller.cli", "serve", "--config", str(self.config_path),
             "--cache-dir", str(self.run_dir.parent / "cache"), "--log-level", self.options.controller_log_level,
             "--voicemail-dir", str(self.run_dir / "voicemail"),
-        ], env=env)
+        ], env=env, pass_fds=(fd,))
         url = self.controller_url + "/health"
         proc.wait_healthy(lambda: httpx.get(url, timeout=0.5).status_code == 200, timeout=20)
 

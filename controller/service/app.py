@@ -24,9 +24,10 @@ import uvloop
 from aiohttp import web
 from redis.asyncio import Redis
 
-from controller.adapters.dtmf import DtmfDeduplicator, DtmfEvent, start_dtmf_listener
+from controller.adapters.dtmf import DtmfDeduplicator, DtmfEvent, DtmfListener, listen_for_dtmf
 from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.kamailio_sip import SipExecutor
+from controller.adapters.listen_fds import inherited_datagram_socket, queued_datagrams
 from controller.adapters.prompts import PromptLibrary
 from controller.adapters.redis_limits import OutsideTransferLimits
 from controller.adapters.redis_store import ConversationStore
@@ -117,10 +118,22 @@ async def on_startup(app: web.Application) -> None:
         background.add(task)  # keep a reference until done; log what it raised
         task.add_done_callback(_finished(background, "DTMF"))
 
-    dtmf_transport, _ = await start_dtmf_listener(
-        (node.dtmf.address, node.dtmf.port), on_digit, dedup=dedup,
-        on_malformed=lambda data, why: metrics.errors.labels("dtmf_malformed").inc(),
-        allowed_source=node.rtpengine.ng_address)
+    # a DTMF socket systemd (or the local stack) holds across controller restarts: the digits pressed
+    # while no controller ran are queued in it, and are applied in order before new ones are read and
+    # before any deadline that passed meanwhile fires (A's dialling is completed as A typed it)
+    dtmf_address = (node.dtmf.address, node.dtmf.port)
+    held = inherited_datagram_socket("dtmf", dtmf_address)
+    dtmf_listener = DtmfListener(on_digit, dedup=dedup, allowed_source=node.rtpengine.ng_address,
+                                 on_malformed=lambda data, why: metrics.errors.labels("dtmf_malformed").inc())
+    queued = queued_datagrams(held) if held is not None else []
+    for data, addr in queued:
+        event = dtmf_listener.accept(data, addr)
+        if event is not None:
+            metrics.dtmf_digits.inc()
+            await _logged(digit_to_engine(event), "queued DTMF")
+    if queued:
+        log.warning("%d DTMF datagrams had arrived while no controller ran: applied", len(queued))
+    dtmf_transport, _ = await listen_for_dtmf(dtmf_listener, dtmf_address, sock=held)
 
     consumer = NotificationConsumer(store, metrics, consumer=f"{socket.gethostname()}-{node.name}", engine=engine)
     consumer.start()
@@ -200,6 +213,13 @@ async def handle_ready(request: web.Request) -> web.Response:
 async def handle_metrics(request: web.Request) -> web.Response:
     metrics: Metrics = request.app[STATE_KEY]["metrics"]
     return web.Response(body=metrics.render(), content_type="text/plain")
+
+
+async def _logged(work: Any, what: str) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("%s handling failed", what)
 
 
 def _finished(tasks: set[asyncio.Task[None]], what: str) -> Callable[[asyncio.Task[None]], None]:
