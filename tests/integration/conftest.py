@@ -257,6 +257,18 @@ def own_stack() -> Iterator[Stack]:
 
 
 @pytest.fixture
+def patient_stack() -> Iterator[Stack]:
+    """A stack of the test's own whose B may ring 30 s: the restart, not the no-answer rule, is tested."""
+    data = make_test_config()
+    data["tenants"]["acme"]["transfer_rules"]["incoming"]["no_answer_timeout_s"] = 30
+    local = start_stack("patient", data)
+    try:
+        yield Stack(local)
+    finally:
+        local.stop()
+
+
+@pytest.fixture
 def people() -> Iterator[list[Phone]]:
     """Phones a test started; closed (SIPp stopped by PID) when it ends."""
     created: list[Phone] = []

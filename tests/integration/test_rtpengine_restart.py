@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -28,7 +27,7 @@ from tests.integration.calls import (
     target,
     waits_for_b,
 )
-from tests.integration.conftest import Stack, make_test_config, start_stack
+from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -62,18 +61,6 @@ def test_calls_keep_their_media_across_an_rtpengine_kill_and_restart(own_stack: 
     gap = time.monotonic() - killed
     print(f"media back on every call {gap:.2f} s after the kill (rtpengine restart included)")
     assert gap < 10, f"media came back {gap:.1f} s after the kill"
-
-
-@pytest.fixture
-def patient_stack() -> Iterator[Stack]:
-    """A stack of the test's own whose B may ring 30 s: the restart, not the no-answer rule, is tested."""
-    data = make_test_config()
-    data["tenants"]["acme"]["transfer_rules"]["incoming"]["no_answer_timeout_s"] = 30
-    local = start_stack("patient", data)
-    try:
-        yield Stack(local)
-    finally:
-        local.stop()
 
 
 def test_a_transfer_keeps_its_hold_music_and_blocks_across_an_rtpengine_restart(patient_stack: Stack,
