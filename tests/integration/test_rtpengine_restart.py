@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,13 +22,14 @@ from tests.integration.calls import (
     assert_talking,
     connect,
     eventually,
+    hears_only,
     no_digits,
     on_hold,
     sip_call_id,
     target,
     waits_for_b,
 )
-from tests.integration.conftest import Stack
+from tests.integration.conftest import BETA_DID, Stack, make_test_config, start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -42,22 +44,44 @@ def _kill_and_restart_rtpengine(stack: Stack) -> float:
     return killed
 
 
-def test_calls_keep_their_media_across_an_rtpengine_kill_and_restart(own_stack: Stack, people: list[Phone]) -> None:
-    stack = own_stack
-    calls = [connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=None),
-             connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=None, a_ext="101",
-                     did="+74951110001")]
+#: Five employees with static contacts and a DID each: (tenant, extension, DID).
+FIVE = [("acme", "100", "+74951110000"), ("acme", "101", "+74951110001"), ("acme", "103", "+74951110009"),
+        ("beta", "300", BETA_DID), ("beta", "301", "+74952220009")]
+
+
+@pytest.fixture
+def five_dids_stack() -> Iterator[Stack]:
+    data = make_test_config()
+    for tenant, ext, did in FIVE:
+        data["tenants"][tenant]["dids"].setdefault(did, {"extension": ext})
+    local = start_stack("five", data)
+    try:
+        yield Stack(local)
+    finally:
+        local.stop()
+
+
+def test_calls_keep_their_media_across_an_rtpengine_kill_and_restart(five_dids_stack: Stack,
+                                                                     people: list[Phone]) -> None:
+    stack = five_dids_stack
+    calls = [connect(stack, people, "incoming", a_leaves_ms=None, client_leaves_ms=None, tenant=tenant, a_ext=ext,
+                     did=did) for tenant, ext, did in FIVE]
     before = set(stack.rtpengine_calls())
-    assert len(before) == 2
+    assert len(before) == 5
 
     killed = _kill_and_restart_rtpengine(stack)
     assert set(stack.rtpengine_calls()) == before  # restored from Redis
 
-    for client, employee in calls:
-        def talking(client: Phone = client, employee: Phone = employee) -> None:
-            exchange(client, employee)
-            assert_talking(client, employee, CLIENT, A)
-        eventually(talking, timeout=10)
+    everyone = [p for call in calls for p in call]
+
+    def all_talking() -> None:
+        # all ten talk at once: each client hears its employee and nobody else, and the other way round
+        exchange(*everyone, packets=25)
+        for client, employee in calls:
+            hears_only(client, A, what=f"talking to {employee.voice.name}")
+            hears_only(employee, CLIENT, what=f"talking to {client.voice.name}")
+
+    eventually(all_talking, timeout=10)
     gap = time.monotonic() - killed
     print(f"media back on every call {gap:.2f} s after the kill (rtpengine restart included)")
     assert gap < 10, f"media came back {gap:.1f} s after the kill"
