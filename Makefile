@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit integration lint bench bench-smoke clean
+.PHONY: setup demo test unit integration lint bench bench-smoke soak clean
 
 setup:
 	@scripts/setup.sh
@@ -28,6 +28,10 @@ bench: setup
 
 bench-smoke: setup
 	$(PY) -m benchmarks.run --smoke
+
+# one hour near the rated load (not in CI): SOAK_ARGS="--duration 120 --warmup 30 --rate 20" for a short check
+soak: setup
+	$(PY) -m benchmarks.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf run .pytest_cache .ruff_cache
