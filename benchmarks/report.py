@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+from benchmarks import roundtrips
 from benchmarks.procstat import NPROC
 from benchmarks.results import (
     STACK_PROCESSES,
@@ -56,6 +57,7 @@ def render(result: BenchResult) -> str:
     _summary(result, w)
     _targets(result, w)
     _where_time_goes(result, w)
+    _round_trips(result, w)
     _contention(result, w)
     for mode in result.modes.values():
         _steps(mode, result, w)
@@ -258,6 +260,26 @@ def _profile_lines(profile: ProfileSummary | None, unit: str) -> list[str]:
             lines.append("  | share | function |\n  |---:|---|")
             lines.extend(f"  | {100 * share:.1f} % | `{_escape(frame)}` |" for frame, share in profile.top_own_code[:8])
     return lines
+
+
+def _round_trips(result: BenchResult, w) -> None:
+    w("## Round trips\n")
+    w("What each component was asked per successful call (at the highest rate both call modes passed) and per "
+      "transfer (at the transfers' rated load), counted by the component itself: Redis `INFO commandstats`, "
+      "rtpengine's ng control statistics, the controller's `xfer_kamailio_rpc_total`. The benchmark's probes "
+      "are left out (benchmarks/roundtrips.py).\n")
+    common = _highest_common_rate(result.modes.get("baseline"), result.modes.get("full"))
+    columns: list[tuple[str, dict | None]] = []
+    if common:
+        base, full = common
+        columns += [(f"ordinary call, baseline ({base.rate:g}/s)", base.round_trips),
+                    (f"ordinary call, full stack ({full.rate:g}/s)", full.round_trips)]
+    xfer = result.transfers.rated if result.transfers else None
+    if xfer:
+        columns.append((f"{xfer.transfer.kind if xfer.transfer else ''} transfer ({xfer.rate:g}/s)", xfer.round_trips))
+    for line in roundtrips.render(columns):
+        w(line)
+    w("")
 
 
 def _contention(result: BenchResult, w) -> None:

@@ -127,6 +127,8 @@ class StepResult:
     max_backlog: int = 0  # most notifications waiting for the controller at any probe (full stack)
     end_backlog: int = 0  # ... when the step's last call was placed
     notifications_per_call: float = 0.0
+    #: per successful call (transfer): what Redis, rtpengine and Kamailio's RPC were asked (benchmarks/roundtrips.py)
+    round_trips: dict[str, Any] | None = None
 
     @property
     def controller_lag_s(self) -> float | None:

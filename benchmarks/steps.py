@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import roundtrips
 from benchmarks.environment import Environment, uac_endpoint
 from benchmarks.probes import RedisSample, udp_drops
 from benchmarks.procstat import CpuMeter, CpuSnapshot
 from benchmarks.profiling import PySpy
 from benchmarks.promhist import Histogram, counter, samples
 from benchmarks.results import ControllerLatency, Criteria, RedisMemory, StepResult
+from benchmarks.roundtrips import RoundTripSnapshot
 from benchmarks.settings import DID, Settings
 from benchmarks.sipp_load import SippUac, UacResult, percentile
 from benchmarks.watch import Watch, watch_until_done
@@ -27,6 +29,7 @@ class StepStart:
     redis: RedisSample
     drops: dict[str, int]
     cpu: CpuSnapshot
+    trips: RoundTripSnapshot = field(default_factory=RoundTripSnapshot)
 
 
 def run_step(env: Environment, settings: Settings, mode: str, rate: float, workdir: Path, *,
@@ -54,7 +57,7 @@ def _attempt(env: Environment, settings: Settings, mode: str, rate: float, calls
     sockets = env.udp_sockets(uac.endpoint)
     before = StepStart(
         metrics=env.controller.metrics() if env.controller else "", media=env.rtpengine.totals(),
-        redis=env.redis.sample(), drops=udp_drops(sockets), cpu=env.meter.snapshot())
+        redis=env.redis.sample(), drops=udp_drops(sockets), cpu=env.meter.snapshot(), trips=roundtrips.take(env))
     uac.start()
     try:
         if profiler:
@@ -88,6 +91,7 @@ def _measure(env: Environment, settings: Settings, mode: str, uac: SippUac, befo
     drops_after = watch.drops | udp_drops(sockets)
     cpu = CpuMeter.usage(before.cpu, env.meter.snapshot())
     media_after = env.rtpengine.totals()
+    trips = roundtrips.per_unit(before.trips, roundtrips.take(env), sipp.successful)
 
     step = StepResult(
         mode=mode, rate=rate, calls=calls, call_s=settings.call_seconds, created=sipp.created,
@@ -101,7 +105,7 @@ def _measure(env: Environment, settings: Settings, mode: str, uac: SippUac, befo
         media={k: v - before.media.get(k, 0) for k, v in media_after.items() if k != "sessions"},
         sip_drops={name: n - before.drops.get(name, 0) for name, n in drops_after.items()},
         drained=drained, ng_ping_ms=ping_summary(watch), max_backlog=watch.max_backlog,
-        end_backlog=watch.end_backlog, files=sipp.files,
+        end_backlog=watch.end_backlog, files=sipp.files, round_trips=trips,
     )
     if env.controller:
         after = env.controller.metrics()

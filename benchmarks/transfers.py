@@ -23,6 +23,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from benchmarks import roundtrips
 from benchmarks.environment import Environment, bench_config, uac_endpoint
 from benchmarks.probes import ControllerProbe, KamailioProbe, RedisProbe, RtpengineProbe, udp_drops
 from benchmarks.procstat import CpuMeter
@@ -168,7 +169,7 @@ def _attempt(env: TransferEnvironment, settings: Settings, rate: float, calls: i
         sockets = env.udp_sockets(uac.endpoint)
         meter = CpuMeter(env.stack_pids | {"sipp_a": [a.pid], "sipp_b": [b.pid]})
         before = StepStart(metrics=env.controller.metrics(), media=env.rtpengine.totals(), redis=env.redis.sample(),
-                        drops=udp_drops(sockets), cpu=meter.snapshot())
+                        drops=udp_drops(sockets), cpu=meter.snapshot(), trips=roundtrips.take(env))
         uac.start()
         try:
             if profiler:
@@ -208,6 +209,7 @@ def _measure(env: TransferEnvironment, settings: Settings, uac: SippUac, before:
     cpu = CpuMeter.usage(before.cpu, meter.snapshot())  # before A and B exit: /proc loses their CPU then
     media_after = env.rtpengine.totals()
     after = env.controller.metrics()
+    trips = roundtrips.per_unit(before.trips, roundtrips.take(env), min(sipp.successful, b_counts["SuccessfulCall"]))
 
     hist = Histogram.parse(after, "xfer_dtmf_to_target_invite_seconds") - Histogram.parse(
         before.metrics, "xfer_dtmf_to_target_invite_seconds")
@@ -252,6 +254,7 @@ def _measure(env: TransferEnvironment, settings: Settings, uac: SippUac, before:
         drained=drained, ng_ping_ms=ping_summary(watch), max_backlog=watch.max_backlog,
         end_backlog=watch.end_backlog,
         files=sipp.files | {"a_stat": str(a.stat_path), "b_stat": str(b.stat_path)}, transfer=figures,
+        round_trips=trips,
     )
     step.controller = controller_latency(before.metrics, after, env.redis.sample().inbound_backlog)
     notified = _delta(before.metrics, after, "xfer_notifications_total")

@@ -27,6 +27,8 @@ class Metrics:
         self.dtmf_to_invite = Histogram("xfer_dtmf_to_target_invite_seconds",
                                         "From the digit that completed the number to B's INVITE being sent",
                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.kamailio_rpc = Counter("xfer_kamailio_rpc_total", "Kamailio JSON-RPC requests by method", ["method"],
+                                    registry=r)
         self.rtpengine_rtt = Histogram("xfer_rtpengine_rtt_seconds", "rtpengine ng round trip", ["command"],
                                        buckets=LATENCY_BUCKETS, registry=r)
 

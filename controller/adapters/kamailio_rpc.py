@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -82,6 +83,7 @@ class KamailioRpc:
         client: httpx.AsyncClient | None = None,
         backoff_base: float = 0.05,
         auth: tuple[str, str] | None = None,
+        on_request: Callable[[str], None] | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -94,6 +96,7 @@ class KamailioRpc:
         self._client = client if client is not None else httpx.AsyncClient(timeout=timeout, auth=auth)
         self._ids = itertools.count(1)
         self._closed = False
+        self._on_request = on_request  # counts requests by method (the benchmark's round trips)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -121,6 +124,8 @@ class KamailioRpc:
         KamailioUnavailable after a timeout means the outcome is unknown: it may have run.
         """
         request_id = next(self._ids)
+        if self._on_request is not None:
+            self._on_request(method)
         body = jsonrpc.encode_request(method, list(params), request_id)
         attempts = self.retries + 1 if is_idempotent(method) else 1
         retrying = AsyncRetrying(

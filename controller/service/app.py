@@ -94,8 +94,11 @@ async def on_startup(app: web.Application) -> None:
     await ng.start()
 
     rpc_base = f"http://{node.kamailio_rpc.address}:{node.kamailio_rpc.port}"
-    kamailio = KamailioRpc(rpc_base + "/RPC", auth=kamailio_rpc_auth(node))
-    kamailio_xfer = KamailioRpc(rpc_base + "/xfer", auth=kamailio_rpc_auth(node))
+    def count_rpc(method: str) -> None:
+        metrics.kamailio_rpc.labels(method).inc()
+
+    kamailio = KamailioRpc(rpc_base + "/RPC", auth=kamailio_rpc_auth(node), on_request=count_rpc)
+    kamailio_xfer = KamailioRpc(rpc_base + "/xfer", auth=kamailio_rpc_auth(node), on_request=count_rpc)
     timers = TimerStore(redis)
     voicemail = VoicemailBox(ng, redis, app[VOICEMAIL_DIR_KEY], node.controller.address)
     dedup = DtmfDeduplicator()
