@@ -274,9 +274,14 @@ def _round_trips(result: BenchResult, w) -> None:
         base, full = common
         columns += [(f"ordinary call, baseline ({base.rate:g}/s)", base.round_trips),
                     (f"ordinary call, full stack ({full.rate:g}/s)", full.round_trips)]
-    xfer = result.transfers.rated if result.transfers else None
+    xfer = None
+    if result.transfers and result.transfers.steps:
+        # the rated load, or the lowest step when none passed (the counts hardly depend on the rate)
+        xfer = result.transfers.rated or min(result.transfers.steps, key=lambda s: s.rate)
     if xfer:
-        columns.append((f"{xfer.transfer.kind if xfer.transfer else ''} transfer ({xfer.rate:g}/s)", xfer.round_trips))
+        passed = "" if xfer.passed else ", a step that missed"
+        columns.append((f"{xfer.transfer.kind if xfer.transfer else ''} transfer ({xfer.rate:g}/s{passed})",
+                        xfer.round_trips))
     for line in roundtrips.render(columns):
         w(line)
     w("")
