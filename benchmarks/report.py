@@ -50,7 +50,8 @@ def render(result: BenchResult) -> str:
         w("**Kamailio ran with a config other than the repository's `kamailio/kamailio.cfg`.**")
     digits = result.settings.get("other_digits", "pass")
     w(f"The tenant's `talk_options.other_digits`: `{digits}` ("
-      + ("rtpengine injects the employees' other digits: its transcoding engine carries every call's audio"
+      + ("the employees' other digits are re-played; a conversation gets rtpengine's DTMF injection (and its "
+         "transcoding) only from its first such digit on, so the benchmark's calls are plainly forwarded"
          if digits == "pass" else "the employees' digits stay on the PBX: plain forwarding")
       + "; `--other-digits` chooses).")
     w("")

@@ -296,7 +296,7 @@ def parse_args(argv: list[str] | None) -> Settings:
                    help="start no transfer step after this long into the transfer ladder (its own budget)")
     p.add_argument("--other-digits", choices=("pass", "absorb"), default="pass",
                    help="the tenant's talk_options.other_digits for the full stack and transfers (pass: rtpengine "
-                        "injects DTMF, its transcoding engine on every call; absorb: plain forwarding)")
+                        "injects DTMF from a conversation's first such digit on; absorb: never)")
     p.add_argument("--run-dir", type=Path, help="where logs and results go (default run/bench/<time>)")
     p.add_argument("--carry-over", type=Path, metavar="RESULTS_JSON",
                    help="an earlier run's results.json: the report shows its results for the modes this run "

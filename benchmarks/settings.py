@@ -48,7 +48,7 @@ class Settings:
     transfer_timeline_ms: dict[str, int] = field(default_factory=dict)
     carry_over: Path | None = None  # an earlier results.json for the modes this run leaves out
     # the tenant's talk_options.other_digits: "pass" re-plays an employee's other digits (rtpengine's DTMF
-    # injection, its transcoding engine on every call); "absorb" keeps them (plain forwarding)
+    # injection, enabled at a conversation's first such digit); "absorb" keeps them on the PBX
     other_digits: str = "pass"
 
     def transfer_port_limit(self) -> float:

@@ -344,8 +344,9 @@ class TalkOptions(_Model):
     resolve_timeout_ms: int = Field(default=_ms(_SETTINGS.resolve_timeout_s), ge=500, le=30000)
     max_digits: int = Field(default=_SETTINGS.max_number_length, ge=1, le=32)
     # The talk options never reach the other side. Other digits an employee presses (an IVR's menu):
-    # "pass" re-plays them to the other party (rtpengine's DTMF injection puts the tenant's calls
-    # through its transcoding engine, docs/BENCHMARKS.md); "absorb" keeps every digit on the PBX.
+    # "pass" re-plays them to the other party (rtpengine's DTMF injection, enabled at a conversation's
+    # first such digit: it puts that call's audio through rtpengine's transcoding engine from then on,
+    # docs/ARCHITECTURE.md); "absorb" keeps every digit on the PBX.
     other_digits: Literal["pass", "absorb"] = "pass" if _SETTINGS.pass_other_digits else "absorb"
 
     def core(self) -> CoreTalkOptions:

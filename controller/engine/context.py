@@ -32,6 +32,9 @@ class ConversationIO:
     refusals: dict[str, str] = field(default_factory=dict)
     # the outside-transfer slots (limits.py) this conversation holds, released when each is over
     outside_slots: list[str] = field(default_factory=list)
+    # tags rtpengine injects DTMF towards (offered or re-paired with `inject DTMF`): an ordinary call is
+    # offered without it, and the first digit passed on to a party enables it (MediaExecutor.enable_injection)
+    injecting: list[str] = field(default_factory=list)
 
     def side_of(self, tag: str) -> str:
         return "caller" if tag == self.client_from_tag else "callee"

@@ -114,7 +114,15 @@ class TransferEngine:
 
     async def on_media_restored(self, conversation_id: str) -> None:
         """rtpengine restarted and restored this conversation's call (without players and blocks)."""
-        await self.feed(conversation_id, MediaRestored())
+        async with self.locks.hold(conversation_id):
+            loaded = await self._load(conversation_id)
+            if loaded is None:
+                return
+            machine, io = loaded
+            # nor DTMF injection: the next digit passed on enables it again
+            io.injecting = []
+            await self._save(machine, io)
+            await self._feed_locked(conversation_id, [MediaRestored()])
 
     async def on_timer(self, conversation_id: str, name: str) -> None:
         await self.feed(conversation_id, timer_event(name))

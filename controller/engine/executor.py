@@ -27,6 +27,7 @@ from controller.core import (
     Event,
     LegFailed,
     OriginateLeg,
+    PassDigit,
     RecordOutcome,
     ResolveOrigin,
     ResolveTarget,
@@ -124,6 +125,12 @@ class ActionExecutor:
                         await self.voicemail.save(message)
                         await self.records.append_event("voicemail.recorded", cid, asdict(message) | {
                             "call_id": io.ng_call_id})
+            case PassDigit(leg=leg):
+                partner = machine.partner_of(leg)
+                if partner is not None and partner not in io.injecting:
+                    await self.media.enable_injection(io.ng_call_id, leg, partner)
+                    io.injecting += [tag for tag in (leg, partner) if tag not in io.injecting]
+                await self.media.execute(io.ng_call_id, action)
             case _:
                 started = await self.media.execute(io.ng_call_id, action)
                 if started is not None:
@@ -176,6 +183,8 @@ class ActionExecutor:
             ng_flags=leg_ng_flags(io.ng_call_id, leg, tenant.talk_options.other_digits == "pass"),
             ring_timeout_s=ring_timeout_s)
         io.legs[leg] = {"call_id": call_id, "from_tag": "", "to_tag": "", "kind": str(kind)}
+        if tenant.talk_options.other_digits == "pass":
+            io.injecting.append(leg)  # offered with `inject DTMF` (leg_ng_flags)
         started = self.digit_at.pop(io.conversation_id, None)
         if started is not None:
             self.metrics.dtmf_to_invite.observe(time.perf_counter() - started)

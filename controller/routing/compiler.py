@@ -35,7 +35,6 @@ def _tenant(tenant_id: str, tenant: Tenant) -> TenantRoutes:
         extensions={number: ExtensionRoutes(ext.contact) for number, ext in tenant.extensions.items()},
         departments=departments, sip_aliases=dict(tenant.sip_aliases),
         outside_short_numbers=tuple(tenant.outside_short_numbers), dids=tuple(tenant.dids),
-        pass_digits=tenant.talk_options.other_digits == "pass",
         department_numbers=numbers, internal_lengths=frozenset(len(number) for number in own))
 
 

@@ -75,9 +75,6 @@ class RouteDecision:
     from_user: str | None  # caller id towards the callee; None leaves From/PAI unchanged
     origin: str
 
-    #: whether the tenant's employees' digits that are no talk option are re-played (rtpengine injection)
-    pass_digits: bool = True
-
     @property
     def employee_side(self) -> str:
         """The SIP side the employee is on, whose DTMF rtpengine blocks from the answer on: the talk
@@ -96,7 +93,6 @@ class RouteDecision:
             "from_user": self.from_user or "",
             "origin": self.origin,
             "dtmf_block": self.employee_side,
-            "dtmf_inject": int(self.pass_digits and bool(self.employee_side)),
         }
 
 
@@ -244,7 +240,6 @@ def _incoming(table: RoutingTable, facts: InviteFacts) -> RouteDecision | RouteR
         targets=targets,
         from_user=None,  # the employee sees the client's own number
         origin=origin,
-        pass_digits=tenant.pass_digits,
     )
 
 
@@ -280,5 +275,4 @@ def _from_employee(table: RoutingTable, facts: InviteFacts) -> RouteDecision | R
         targets=targets,
         from_user=from_user,
         origin=origin,
-        pass_digits=tenant.pass_digits,
     )

@@ -78,8 +78,6 @@ class TenantRoutes:
     outside_short_numbers: tuple[str, ...] = ()
     #: The DIDs as configured (a transfer never goes out to one: it would loop back into the PBX).
     dids: tuple[str, ...] = ()
-    #: Whether the employees' digits that are no talk option are re-played (rtpengine DTMF injection).
-    pass_digits: bool = True
     # indexes
     department_numbers: dict[str, str] = field(default_factory=dict)  # short number -> department id
     internal_lengths: frozenset[int] = frozenset()  # lengths of the tenant's own short numbers

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.adapters.prompts import PromptLibrary
+from controller.adapters.rtpengine_media import MediaExecutor
 from controller.adapters.rtpengine_ng import RtpengineNg
 from controller.devstack.rtp_party import RtpParty, media_port
 from controller.devstack.stack import LocalStack
@@ -179,20 +181,24 @@ async def test_a_re_paired_party_keeps_getting_its_old_partners_stream_unless_th
             p.close()
 
 
-@pytest.mark.parametrize("offered_with_inject", [True, False])
+@pytest.mark.parametrize("injection", ["offered", "none", "enabled later"])
 async def test_play_dtmf_reaches_the_other_side_only_in_a_call_offered_with_inject_dtmf(
-        ng: RtpengineNg, offered_with_inject: bool, dtmf_log_dest: tuple[str, int]) -> None:
+        ng: RtpengineNg, injection: str, dtmf_log_dest: tuple[str, int]) -> None:
     """What the talk options rely on: a blocked party's RFC 4733 events are dropped (and still reported),
     and `play DTMF` from that party reaches the other side only when the call was offered and answered
-    with `inject DTMF` (Kamailio adds it for tenants that pass digits on); without it, nothing."""
+    with `inject DTMF`, or re-paired with it later (MediaExecutor.enable_injection, what the controller
+    does at the first digit it passes on: ordinary calls are offered without it); without it, nothing."""
     C, A = RtpParty("C", C_MARK), RtpParty("A", A_MARK)
-    flags = {"flags": ["inject DTMF"]} if offered_with_inject else {}
+    offered_with_inject = injection != "none"
+    flags = {"flags": ["inject DTMF"]} if injection == "offered" else {}
     reports = DtmfReports(dtmf_log_dest)
     try:
         to_a = media_port((await ng.offer(CALL, "C", C.sdp(), **flags))["sdp"])
         await ng.answer(CALL, "C", "A", A.sdp(), **flags)
         await asyncio.to_thread(A.send, rtp(to_a), 10)  # a talking party: its stream is up
         await ng.request("block DTMF", call_id=CALL, from_tag="A")
+        if injection == "enabled later":
+            await MediaExecutor(ng, PromptLibrary(RUN_ROOT / "cache" / "prompts")).enable_injection(CALL, "A", "C")
         await asyncio.to_thread(A.send_dtmf, rtp(to_a), "#", 0.1)
         # rtpengine reports a digit when it has ended: by then it has dropped (or forwarded) all of it
         await until("rtpengine to report A's #", lambda: ("A", 11) in reports.events())
@@ -208,6 +214,11 @@ async def test_play_dtmf_reaches_the_other_side_only_in_a_call_offered_with_inje
             await until("C to hear all of A's stream after the play command",
                         lambda: C.snapshot()[0].get(A_MARK, 0) >= 30)
         assert C.digits == (["5"] if offered_with_inject else []), C.digits
+        # A's own digits stay blocked after the play (and after a re-pairing that enabled injection)
+        await asyncio.to_thread(A.send_dtmf, rtp(to_a), "#", 0.1)
+        await until("rtpengine to report A's second #", lambda: reports.events().count(("A", 11)) == 2)
+        await asyncio.to_thread(A.send, rtp(to_a), 10)
+        assert C.digits == (["5"] if offered_with_inject else []), f"a blocked party's digit reached C: {C.digits}"
     finally:
         reports.close()
         C.close()

@@ -51,11 +51,16 @@ class Media:
     def __init__(self, failing: Failing) -> None:
         self.done: list[Action] = []
         self.deleted: list[str] = []
+        self.injecting: list[tuple[str, str]] = []  # (leg, partner) re-paired with `inject DTMF`
         self.failing = failing
 
     async def execute(self, call_id: str, action: Action) -> None:
         self.failing.check("media.execute", action)
         self.done.append(action)
+
+    async def enable_injection(self, call_id: str, leg: str, partner: str) -> None:
+        self.failing.check("media.enable_injection", leg)
+        self.injecting.append((leg, partner))
 
     async def endpoint_sdp(self, call_id: str, tag: str) -> str:
         self.failing.check("media.endpoint_sdp", tag)

@@ -154,3 +154,32 @@ async def test_a_call_that_ended_before_it_was_marked_ends_its_machine() -> None
     machine = rig.machine()
     assert machine.state.value == "ended" and rig.timers.active == {}
     assert len(rig.engine.locks) == 0
+
+
+async def test_the_first_digit_passed_on_enables_injection_once_and_only_towards_its_partner() -> None:
+    """Ordinary calls are offered without rtpengine's DTMF injection (it transcodes their audio): the
+    first digit A passes on to the client re-pairs the two with it, later ones just play."""
+    rig = Rig()
+    rig.route()
+    await rig.press("5")
+    await rig.press("7")
+    assert rig.media.injecting == [("atag", "ctag")]
+    played = [a for a in rig.media.done if type(a).__name__ == "PassDigit"]
+    assert [(a.leg, a.digit) for a in played] == [("atag", "5"), ("atag", "7")]
+
+
+async def test_a_transfer_leg_is_offered_with_injection_so_digits_to_b_need_no_re_pairing() -> None:
+    rig = Rig()
+    rig.route()
+    await rig.press("#101")
+    io = json.loads(rig.records.conversations[CID]["io"])
+    assert f"{CID}.t1.b1" in io["injecting"]  # the tenant passes digits: Kamailio offers B's leg with it
+
+
+async def test_an_rtpengine_restart_forgets_the_injection() -> None:
+    rig = Rig()
+    rig.route()
+    await rig.press("5")
+    await rig.engine.on_media_restored(CID)
+    await rig.press("6")
+    assert rig.media.injecting == [("atag", "ctag"), ("atag", "ctag")]
