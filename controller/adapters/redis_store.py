@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,9 @@ __all__ = ["CALL_KEY", "CONV_KEY", "EVENTS_STREAM", "INBOUND_GROUP", "INBOUND_ST
            "ConversationStore", "now_ms"]
 
 
+CALL_INDEX_CACHE = 20_000  # Call-IDs whose conversation the store remembers (least recently used dropped)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -49,6 +53,7 @@ class ConversationStore:
         self.max_call_s = max_call_s
         self.ttl_after_end_s = ttl_after_end_s
         self.events = EventLog(events_retention_s, events_maxlen, clock)
+        self._call_index: OrderedDict[str, str] = OrderedDict()
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -84,8 +89,19 @@ class ConversationStore:
         return leg_record(await self.redis.hgetall(LEG_KEY.format(leg_id)))
 
     async def conversation_for_call(self, call_id: str) -> str | None:
+        """The conversation of a SIP Call-ID. A call's conversation never changes, so what Redis said is
+        remembered (the last CALL_INDEX_CACHE calls): each further digit of a call costs no round trip."""
+        known = self._call_index.get(call_id)
+        if known is not None:
+            self._call_index.move_to_end(call_id)
+            return known
         value = await self.redis.get(CALL_KEY.format(call_id))
-        return value.decode() if isinstance(value, bytes) else value
+        conversation = value.decode() if isinstance(value, bytes) else value
+        if conversation:
+            self._call_index[call_id] = conversation
+            if len(self._call_index) > CALL_INDEX_CACHE:
+                self._call_index.popitem(last=False)
+        return conversation
 
     async def conversations_for_calls(self, call_ids: list[str]) -> list[str | None]:
         """conversation_for_call for many calls in one round trip."""
@@ -98,9 +114,21 @@ class ConversationStore:
         raw = await self.redis.hgetall(CONV_KEY.format(conversation_id))
         return {text(k): text(v) for k, v in raw.items()}
 
+    async def get_snapshot(self, conversation_id: str) -> tuple[str | None, str | None]:
+        """The state machine's snapshot and the I/O record (JSON), or None where there is none: only the
+        two fields the engine needs, not the whole record, once per event."""
+        machine, io = await self.redis.hmget(CONV_KEY.format(conversation_id), "machine", "io")
+        return (None if machine is None else text(machine)), (None if io is None else text(io))
+
+    async def save_snapshot(self, conversation_id: str, machine: str | None, io: str | None) -> None:
+        """Write whichever of the two is given, in one HSET (the record's lifetime is left as it is)."""
+        mapping = {name: value for name, value in (("machine", machine), ("io", io)) if value is not None}
+        if mapping:
+            await self.redis.hset(CONV_KEY.format(conversation_id), mapping=mapping)
+
     async def update_conversation(self, conversation_id: str, fields: dict[str, Any], *,
                                   event: str | None = None, event_fields: dict[str, Any] | None = None) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(CONV_KEY.format(conversation_id), mapping={k: flat(v) for k, v in fields.items()})
             if event:
                 self._xadd(pipe, event, conversation_id, event_fields or fields)

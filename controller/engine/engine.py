@@ -56,39 +56,42 @@ class TransferEngine:
         self.executor = ActionExecutor(config, records, media, sip, timers, limits, metrics, clock, voicemail)
 
     # -- intake ------------------------------------------------------------------------------------
-    async def _ensure_started(self, conversation_id: str, media_tags: tuple[str, ...] = ()) -> bool:
-        """Create the conversation's state machine on first use (a digit, a REFER, an API request).
+    async def _started_locked(self, conversation_id: str, media_tags: tuple[str, ...] = ()) -> Loaded | None:
+        """The conversation's state machine, created on first use (a digit, a REFER, an API request);
+        the conversation's lock is held.
 
         An ordinary call never needs one, so answering and ending it costs the engine nothing. Creating
         it and handling ConversationStarted happen under the conversation's lock, so no event can
         overtake it."""
-        async with self.locks.hold(conversation_id):
-            if await self._load(conversation_id) is not None:
-                return True
-            record = await self.records.get_conversation(conversation_id)
-            start = conversation_start(self.config, conversation_id, record, media_tags, self.clock())
-            if start is None:
-                return False
-            io, started = start
-            tenant = self.config.tenants[io.tenant_id]
-            await self._save(Conversation(conversation_id, settings_for(self.config, tenant, io.direction)), io)
-            await self._feed_locked(conversation_id, [started])
-            # Kamailio tells the controller of this call's dialog events from now on. It writes an event
-            # into the call's record before it looks for the mark, so one that came before the mark is
-            # in the record read after it: a call that ended meanwhile ends its machine too
-            await self.executor.sip.mark_feature(io.ng_call_id)
-            if (await self.records.get_conversation(conversation_id)).get("state") == "ended":
-                await self._feed_locked(conversation_id, [LegHungUp(io.client_tag)])
-                return False
-            return True
+        loaded = await self._load(conversation_id)
+        if loaded is not None:
+            return loaded
+        record = await self.records.get_conversation(conversation_id)
+        start = conversation_start(self.config, conversation_id, record, media_tags, self.clock())
+        if start is None:
+            return None
+        io, started = start
+        tenant = self.config.tenants[io.tenant_id]
+        machine = Conversation(conversation_id, settings_for(self.config, tenant, io.direction))
+        loaded = await self._feed_locked(conversation_id, [started], (machine, io), saved_io="")
+        # Kamailio tells the controller of this call's dialog events from now on. It writes an event
+        # into the call's record before it looks for the mark, so one that came before the mark is
+        # in the record read after it: a call that ended meanwhile ends its machine too
+        await self.executor.sip.mark_feature(io.ng_call_id)
+        if (await self.records.get_conversation(conversation_id)).get("state") == "ended":
+            await self._feed_locked(conversation_id, [LegHungUp(io.client_tag)], loaded)
+            return None
+        return loaded
 
     async def on_digit(self, conversation_id: str, source_tag: str, digit: str,
                        media_tags: tuple[str, ...] = ()) -> None:
         self.executor.digit_at[conversation_id] = time.perf_counter()
-        if await self._ensure_started(conversation_id, media_tags):
-            await self.feed(conversation_id, DigitPressed(source_tag, digit))
-        else:
-            self.executor.digit_at.pop(conversation_id, None)
+        async with self.locks.hold(conversation_id):
+            loaded = await self._started_locked(conversation_id, media_tags)
+            if loaded is None:
+                self.executor.digit_at.pop(conversation_id, None)
+                return
+            await self._feed_locked(conversation_id, [DigitPressed(source_tag, digit)], loaded)
 
     async def on_notification(self, conversation_id: str, method: str, params: dict[str, Any]) -> None:
         """A Kamailio notification about a dialog of this conversation."""
@@ -96,21 +99,23 @@ class TransferEngine:
             loaded = await self._load(conversation_id)
             if loaded is None:
                 return
-            machine, io = loaded
+            io = loaded[1]
+            saved_io = _io_json(io)
             call_id = str(params.get("call_id", ""))
             leg = io.leg_for_call(call_id)
             if leg is not None:
                 if method == "call.answered":
-                    # the dialog's tags: what a BYE to this leg needs later
+                    # the dialog's tags: what a BYE to this leg needs later (saved with the event's state)
                     io.legs[leg].update(from_tag=str(params.get("from_tag", "")), to_tag=str(params.get("to_tag", "")))
-                    await self._save(machine, io)
                 event = leg_event(leg, method, params)
             elif call_id == io.ng_call_id:
                 event = client_dialog_event(io, method, params)
             else:
                 event = None
             if event is not None:
-                await self._feed_locked(conversation_id, [event])
+                await self._feed_locked(conversation_id, [event], loaded, saved_io=saved_io)
+            elif _io_json(io) != saved_io:
+                await self.records.save_snapshot(conversation_id, None, _io_json(io))
 
     async def on_media_restored(self, conversation_id: str) -> None:
         """rtpengine restarted and restored this conversation's call (without players and blocks)."""
@@ -118,11 +123,10 @@ class TransferEngine:
             loaded = await self._load(conversation_id)
             if loaded is None:
                 return
-            machine, io = loaded
+            saved_io = _io_json(loaded[1])
             # nor DTMF injection: the next digit passed on enables it again
-            io.injecting = []
-            await self._save(machine, io)
-            await self._feed_locked(conversation_id, [MediaRestored()])
+            loaded[1].injecting = []
+            await self._feed_locked(conversation_id, [MediaRestored()], loaded, saved_io=saved_io)
 
     async def on_timer(self, conversation_id: str, name: str) -> None:
         await self.feed(conversation_id, timer_event(name))
@@ -132,12 +136,18 @@ class TransferEngine:
         async with self.locks.hold(conversation_id):
             await self._feed_locked(conversation_id, [event])
 
-    async def _feed_locked(self, conversation_id: str, pending: list[Event]) -> None:
-        """Handle `pending` and the events its actions give rise to; the conversation's lock is held."""
-        loaded = await self._load(conversation_id)
+    async def _feed_locked(self, conversation_id: str, pending: list[Event], loaded: Loaded | None = None, *,
+                           saved_io: str | None = None) -> Loaded | None:
+        """Handle `pending` and the events its actions give rise to; the conversation's lock is held.
+        `loaded`: the conversation as the caller already read it (one load per event, not two), with
+        `saved_io` the I/O record as Redis has it (None: as loaded). Returns the conversation after."""
         if loaded is None:
-            return
+            loaded = await self._load(conversation_id)
+            if loaded is None:
+                return None
         machine, io = loaded
+        if saved_io is None:
+            saved_io = _io_json(io)
         while pending:
             clog = call_logger(log, conversation_id, machine.transfer.id if machine.transfer else None)
             event = pending.pop(0)
@@ -150,7 +160,8 @@ class TransferEngine:
                 clog.warning("%s", exc)
                 continue
             time_steps(io, before, machine.effective_state, self.clock())
-            await self._save(machine, io)
+            # the decision is saved before its actions run: a controller that dies half-way resumes from it
+            saved_io = await self._save(machine, io, saved_io)
             if not actions:
                 continue  # e.g. an ordinary call starting: nothing else to do or to save
             for action in actions:
@@ -163,7 +174,12 @@ class TransferEngine:
                     follow_up = self._failed(action, exc, clog)
                 if follow_up is not None:
                     pending.append(follow_up)
-            await self._save(machine, io)
+            # what the actions learnt (a leg's Call-ID, injection...): the machine itself is as saved
+            now_io = _io_json(io)
+            if now_io != saved_io:
+                await self.records.save_snapshot(conversation_id, None, now_io)
+                saved_io = now_io
+        return machine, io
 
     def _failed(self, action: Any, exc: Exception, clog: logging.LoggerAdapter) -> Event:
         name = type(action).__name__
@@ -172,13 +188,23 @@ class TransferEngine:
         return ActionFailed(name, leg=leg_of(action), detail=f"{type(exc).__name__}: {exc}"[:200])
 
     # -- persistence -------------------------------------------------------------------------------
-    async def _load(self, conversation_id: str) -> tuple[Conversation, ConversationIO] | None:
-        fields = await self.records.get_conversation(conversation_id)
-        if not fields.get("machine") or not fields.get("io"):
+    async def _load(self, conversation_id: str) -> Loaded | None:
+        machine, io = await self.records.get_snapshot(conversation_id)
+        if not machine or not io:
             return None
-        io = ConversationIO(**json.loads(fields["io"]))
-        return Conversation.from_dict(json.loads(fields["machine"])), io
+        return Conversation.from_dict(json.loads(machine)), ConversationIO(**json.loads(io))
 
-    async def _save(self, machine: Conversation, io: ConversationIO) -> None:
-        await self.records.update_conversation(machine.id, {
-            "machine": json.dumps(machine.to_dict()), "io": json.dumps(asdict(io))})
+    async def _save(self, machine: Conversation, io: ConversationIO, saved_io: str) -> str:
+        """Write the machine, and the I/O record if it changed since `saved_io`; returns it as written."""
+        now_io = _io_json(io)
+        await self.records.save_snapshot(machine.id, json.dumps(machine.to_dict()),
+                                         None if now_io == saved_io else now_io)
+        return now_io
+
+
+#: A conversation as loaded: its state machine and its I/O record.
+Loaded = tuple[Conversation, ConversationIO]
+
+
+def _io_json(io: ConversationIO) -> str:
+    return json.dumps(asdict(io))

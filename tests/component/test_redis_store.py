@@ -97,6 +97,20 @@ async def test_the_call_id_index_answers_one_call_or_many_in_order(store: Conver
     assert await store.conversations_for_calls([]) == []
 
 
+async def test_a_calls_conversation_is_remembered_and_the_memory_is_bounded(store: ConversationStore,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("controller.adapters.redis_store.CALL_INDEX_CACHE", 2)
+    for n in (1, 2, 3):
+        await store.create_conversation(f"conv-{n}", f"call-{n}", {})
+        assert await store.conversation_for_call(f"call-{n}") == f"conv-{n}"
+    await store.redis.delete("xfer:call:call-3")
+    assert await store.conversation_for_call("call-3") == "conv-3"  # remembered: no round trip
+    await store.redis.delete("xfer:call:call-1")
+    assert await store.conversation_for_call("call-1") is None  # the oldest was forgotten (bounded)
+    assert await store.conversation_for_call("nobody") is None  # an unknown call is never remembered
+    assert len(store._call_index) <= 2
+
+
 # -- legs the controller originates --------------------------------------------------------------
 async def test_a_leg_is_saved_read_back_and_expires_with_its_conversation(redis: Redis,
                                                                          store: ConversationStore) -> None:

@@ -27,10 +27,21 @@ class Records:
     def __init__(self, failing: Failing) -> None:
         self.conversations: dict[str, dict[str, str]] = {}
         self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.saves: list[tuple[bool, bool]] = []  # (machine written, io written) per snapshot save
         self.failing = failing
 
     async def get_conversation(self, conversation_id: str) -> dict[str, str]:
         return dict(self.conversations.get(conversation_id, {}))
+
+    async def get_snapshot(self, conversation_id: str) -> tuple[str | None, str | None]:
+        record = self.conversations.get(conversation_id, {})
+        return record.get("machine"), record.get("io")
+
+    async def save_snapshot(self, conversation_id: str, machine: str | None, io: str | None) -> None:
+        self.failing.check("records.save_snapshot", conversation_id)
+        self.saves.append((machine is not None, io is not None))
+        record = self.conversations.setdefault(conversation_id, {})
+        record.update({k: v for k, v in (("machine", machine), ("io", io)) if v is not None})
 
     async def update_conversation(self, conversation_id: str, fields: dict[str, Any], *, event: str | None = None,
                                   event_fields: dict[str, Any] | None = None) -> None:

@@ -183,3 +183,19 @@ async def test_an_rtpengine_restart_forgets_the_injection() -> None:
     await rig.engine.on_media_restored(CID)
     await rig.press("6")
     assert rig.media.injecting == [("atag", "ctag"), ("atag", "ctag")]
+
+
+async def test_an_event_costs_one_load_and_one_write_unless_its_actions_learn_something() -> None:
+    """Round trips per event: the snapshot is written once, before the actions (a controller that dies
+    half-way resumes from the decision); the I/O record again only when an action changed it."""
+    rig = Rig()
+    rig.route()
+    await rig.press("#")
+    rig.records.saves.clear()
+    await rig.press("1")  # a digit of the number: the machine changes, the I/O record does not
+    assert rig.records.saves == [(True, False)]
+    rig.records.saves.clear()
+    await rig.press("01")  # 101 complete: B is originated, and the I/O record learns B's Call-ID
+    assert rig.records.saves[-1] == (False, True)
+    io = json.loads(rig.records.conversations[CID]["io"])
+    assert f"{CID}.t1.b1" in io["legs"]
