@@ -56,6 +56,7 @@ def render(result: BenchResult) -> str:
       + "; `--other-digits` chooses).")
     w("")
     _summary(result, w)
+    _repeats(result, w)
     _targets(result, w)
     _where_time_goes(result, w)
     _round_trips(result, w)
@@ -100,6 +101,65 @@ def _summary(result: BenchResult, w) -> None:
     ratio = result.ratio
     w("")
     w(f"**Ratio full stack / baseline of the highest rates: {'-' if ratio is None else f'{ratio:.2f}x'}**\n")
+
+
+def spread(values: list[float]) -> str:
+    """median (min-max) of n, as the report writes a repeated figure."""
+    ordered = sorted(values)
+    if not ordered:
+        return "-"
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return f"{median:g} ({ordered[0]:g}-{ordered[-1]:g}, n={len(ordered)})"
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _repeats(result: BenchResult, w) -> None:
+    """Every mode run more than once: the median, the lowest and the highest of each headline figure."""
+    if not result.runs:
+        return
+    w("## Repeats\n")
+    w("Each mode's ladder ran several times in this run, the modes taking turns; the tables of this report "
+      "show each mode's median run (by its highest passing rate). median (lowest-highest, n = runs):\n")
+    w("| figure | median (spread) |")
+    w("|---|---|")
+    runs = result.runs
+    rates = {mode: [m.max_rate for m in found] for mode, found in runs.items()}
+    for mode, values in rates.items():
+        unit = "transfers/s" if mode == "transfers" else "calls/s"
+        w(f"| {mode}: highest rate with >= {result.criteria.min_success_pct:g} % successful | "
+          f"{spread(values)} {unit} |")
+    base, full = runs.get("baseline", []), runs.get("full", [])
+    if base and full and all(m.max_rate for m in base):
+        ratio = _median(rates["full"]) / _median(rates["baseline"])
+        per_run = [f.max_rate / b.max_rate for b, f in zip(base, full, strict=False)]
+        w(f"| ratio of the medians, full / baseline (each repeat's own ratio: {spread(per_run)}) | "
+          f"**{ratio:.2f}x** |")
+        caps = [c for c in (_cpu_caps(b, f) for b, f in zip(base, full, strict=False)) if c]
+        if caps:
+            cap_ratio = _median([c[1] for c in caps]) / _median([c[0] for c in caps])
+            w(f"| by CPU per call, the rate {NPROC} cores sustain: baseline {spread([round(c[0]) for c in caps])}, "
+              f"full {spread([round(c[1]) for c in caps])} | **{cap_ratio:.2f}x** |")
+        for proc in ("controller", "redis", "rtpengine", "kamailio"):
+            used = [f.rated.cpu_ms_per_call(proc) for f in full if f.rated]
+            values = [round(u, 3) for u in used if u is not None]
+            if values:
+                w(f"| full stack: {proc} CPU per ordinary call at its rated load, ms | {spread(values)} |")
+    xfers = runs.get("transfers", [])
+    for proc in ("controller", "rtpengine"):
+        used = [m.rated.cpu_ms_per_call(proc) for m in xfers if m.rated]
+        values = [round(u, 1) for u in used if u is not None]
+        if values:
+            w(f"| transfers: {proc} CPU per transfer at the rated load, ms | {spread(values)} |")
+    p99 = [m.rated.transfer.dtmf_p99_ms for m in xfers if m.rated and m.rated.transfer and m.rated.transfer.dtmf_p99_ms]
+    if p99:
+        w(f"| transfers: DTMF `#`-end -> INVITE to B, p99 at the rated load, ms | {spread([round(v) for v in p99])} |")
+    w("")
 
 
 def _targets(result: BenchResult, w) -> None:

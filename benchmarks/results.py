@@ -216,6 +216,8 @@ class BenchResult:
     modes: dict[str, ModeResult]
     notes: list[str] = field(default_factory=list)
     transfers: ModeResult | None = None  # the transfer ladder (apart from `modes`: no calls/s ratio)
+    #: every repeat of a mode run more than once (`modes` and `transfers` hold the median one)
+    runs: dict[str, list[ModeResult]] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float | None:

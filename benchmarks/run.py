@@ -63,10 +63,11 @@ class ModeRunner:
     unit = "calls/s"
     rates_flag, budget_flag = "--max-rate", "--budget-seconds"
 
-    def __init__(self, mode: str, settings: Settings):
+    def __init__(self, mode: str, settings: Settings, repeat: int = 0):
         self.mode = mode
         self.settings = settings
-        self.dir = settings.run_dir / mode
+        # a repeat of the mode in the same run gets a directory of its own
+        self.dir = settings.run_dir / (mode if repeat == 0 else f"{mode}-{repeat + 1}")
         self.result = ModeResult(mode, run_dir=str(self.dir))
         self.env: Environment | None = None
         self.starts = 0
@@ -211,8 +212,8 @@ class TransferRunner(ModeRunner):
     unit = "transfers/s"
     rates_flag, budget_flag = "--transfer-rates", "--transfer-budget-seconds"
 
-    def __init__(self, settings: Settings):
-        super().__init__(TRANSFERS, settings)
+    def __init__(self, settings: Settings, repeat: int = 0):
+        super().__init__(TRANSFERS, settings, repeat)
         self.rates = settings.transfer_rates
 
     @property
@@ -251,8 +252,15 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def run_mode(mode: str, settings: Settings, deadline: float) -> ModeResult:
-    runner = TransferRunner(settings) if mode == TRANSFERS else ModeRunner(mode, settings)
+def median_run(found: list[ModeResult]) -> ModeResult:
+    """The repeat whose highest passing rate is the median (the lower middle one of an even count): its
+    steps are the ones the report shows; the spread of all repeats is shown beside it."""
+    ordered = sorted(found, key=lambda mode: mode.max_rate)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def run_mode(mode: str, settings: Settings, deadline: float, repeat: int = 0) -> ModeResult:
+    runner = TransferRunner(settings, repeat) if mode == TRANSFERS else ModeRunner(mode, settings, repeat)
     try:
         runner.start_environment()
         runner.run_ladder(deadline)
@@ -278,6 +286,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--step-seconds", type=float, default=10, help="seconds of new calls per step")
     p.add_argument("--call-seconds", type=float, default=3, help="length of each call, with RTP")
     p.add_argument("--refine", type=int, default=3, help="bisection steps after the first missed rate")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="ladders per mode (the report shows the median run and the spread of all; 1 for a quick look)")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     p.add_argument("--rtp-ports", default="10000-19999", help="rtpengine media port range for the benchmark")
     p.add_argument("--kamailio-children", type=int, default=4)
@@ -327,6 +337,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     unknown = set(modes) - set(MODES)
     if unknown:
         p.error(f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}")
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
     doc = args.output if args.output else (None if args.smoke else DOC)
     if args.carry_over and not args.carry_over.is_file():
         p.error(f"--carry-over {args.carry_over}: no such file")
@@ -336,7 +348,7 @@ def parse_args(argv: list[str] | None) -> Settings:
                     smoke=args.smoke, transfer_rates=transfer_rates, transfer_call_seconds=transfer_call_s,
                     transfer_budget_s=transfer_budget, transfer_kind=args.transfer_kind,
                     transfer_timeline_ms=transfer_timeline, carry_over=args.carry_over,
-                    other_digits=args.other_digits)
+                    other_digits=args.other_digits, repeats=1 if args.smoke else args.repeats)
 
 
 def carry_over(settings: Settings, modes: dict[str, ModeResult]) -> list[str]:
@@ -371,18 +383,26 @@ def main(argv: list[str] | None = None) -> int:
     info = machine.describe()
     # read at run time: the config LocalStack really starts Kamailio with
     info |= machine.provenance(REPO_ROOT, Path(stack_module.KAMAILIO_CFG))
-    modes: dict[str, ModeResult] = {}
     call_modes = [mode for mode in settings.modes if mode != TRANSFERS]
-    for i, mode in enumerate(call_modes):
-        # each remaining mode gets an equal share of what is left of the budget
-        share = (settings.budget_s - (time.monotonic() - t0)) / (len(call_modes) - i)
-        modes[mode] = run_mode(mode, settings, time.monotonic() + share)
-    transfers = None
+    runs: dict[str, list[ModeResult]] = {mode: [] for mode in settings.modes}
+    # the modes take turns, repeat after repeat, so that a slow minute of the machine hits one repeat of
+    # each rather than every repeat of one; each ladder gets an equal share of what is left of the budget
+    ladders = [(r, mode) for r in range(settings.repeats) for mode in call_modes]
+    budget = settings.budget_s * settings.repeats
+    for i, (repeat, mode) in enumerate(ladders):
+        share = (budget - (time.monotonic() - t0)) / (len(ladders) - i)
+        if settings.repeats > 1:
+            say(f"{mode}: repeat {repeat + 1} of {settings.repeats}")
+        runs[mode].append(run_mode(mode, settings, time.monotonic() + share, repeat))
     if TRANSFERS in settings.modes:
         say(f"transfers: rates {', '.join(f'{r:g}' for r in settings.transfer_rates)} transfers/s, "
             f"{settings.transfer_kind}, {settings.transfer_call_seconds:g} s client calls, budget "
-            f"{settings.transfer_budget_s:g} s")
-        transfers = run_mode(TRANSFERS, settings, time.monotonic() + settings.transfer_budget_s)
+            f"{settings.transfer_budget_s:g} s per repeat")
+        for repeat in range(settings.repeats):
+            runs[TRANSFERS].append(run_mode(TRANSFERS, settings, time.monotonic() + settings.transfer_budget_s,
+                                            repeat))
+    modes = {mode: median_run(runs[mode]) for mode in call_modes}
+    transfers = median_run(runs[TRANSFERS]) if runs.get(TRANSFERS) else None
 
     notes = carry_over(settings, modes) if settings.carry_over else []
     if settings.carry_over and transfers is None:
@@ -394,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         command=command, started=started.strftime("%Y-%m-%d %H:%M UTC"), duration_s=time.monotonic() - t0,
         smoke=settings.smoke, machine=info, criteria=settings.criteria, modes=modes,
         settings=settings.as_dict(), transfers=transfers, notes=notes,
+        runs={mode: found for mode, found in runs.items() if len(found) > 1},
     )
     (settings.run_dir / "results.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
     markdown = render(result)

@@ -50,6 +50,7 @@ class Settings:
     # the tenant's talk_options.other_digits: "pass" re-plays an employee's other digits (rtpengine's DTMF
     # injection, enabled at a conversation's first such digit); "absorb" keeps them on the PBX
     other_digits: str = "pass"
+    repeats: int = 1  # ladders per mode: the report shows the median one and the spread
 
     def transfer_port_limit(self) -> float:
         size = self.rtp_ports[1] - self.rtp_ports[0] + 1
@@ -77,4 +78,5 @@ class Settings:
                 "profile": self.profile, "run_dir": str(self.run_dir), "transfer_rates": self.transfer_rates,
                 "transfer_call_seconds": self.transfer_call_seconds, "transfer_budget_seconds": self.transfer_budget_s,
                 "transfer_kind": self.transfer_kind, "transfer_timeline_ms": self.transfer_timeline_ms,
-                "carry_over": str(self.carry_over) if self.carry_over else None, "other_digits": self.other_digits}
+                "carry_over": str(self.carry_over) if self.carry_over else None, "other_digits": self.other_digits,
+                "repeats": self.repeats}

@@ -13,8 +13,9 @@ import pytest
 from benchmarks.procstat import CLK_TCK, CpuMeter, process_tree, read_stat
 from benchmarks.profiling import package_of, summarise
 from benchmarks.promhist import Histogram, counter
-from benchmarks.report import _controller_cell, render
+from benchmarks.report import _controller_cell, render, spread
 from benchmarks.results import BenchResult, ControllerLatency, Criteria, ModeResult, StepResult
+from benchmarks.run import median_run
 from benchmarks.sipp_load import achieved_rate, last_stat_row, percentile, read_rtt
 from benchmarks.steps import controller_latency
 
@@ -139,6 +140,27 @@ def test_report_renders_ratio_targets_and_a_mode_that_never_started() -> None:
                           "full": full})
     assert broken.ratio is None
     assert "No step ran: error: StartupError" in render(broken)
+
+
+def test_repeats_show_the_median_run_and_the_spread() -> None:
+    def ladder(mode: str, top: float) -> ModeResult:
+        return ModeResult(mode, [_step(mode, 50, True), _step(mode, top, True), _step(mode, top + 50, False)], "x")
+
+    base = [ladder("baseline", r) for r in (200, 250, 150)]
+    full = [ladder("full", r) for r in (150, 100, 175)]
+    assert median_run(base).max_rate == 200 and median_run(full).max_rate == 150
+    assert median_run(base[:2]).max_rate == 200  # an even count: the lower middle one
+    result = BenchResult("python -m benchmarks.run --repeats 3", "now", 60.0, False, {"nproc": "2"},
+                         {"rates": [50, 100], "step_seconds": 10, "call_seconds": 3, "refine": 2,
+                          "rtp_ports": [10000, 19999], "kamailio_children": 4, "kamailio_shm_mb": 256}, Criteria(),
+                         {"baseline": median_run(base), "full": median_run(full)},
+                         runs={"baseline": base, "full": full})
+    text = render(result)
+    assert "## Repeats" in text
+    assert "| baseline: highest rate with >= 99.9 % successful | 200 (150-250, n=3) calls/s |" in text
+    assert "**0.75x**" in text  # 150 / 200: the ratio of the medians
+    assert spread([3.0, 1.0]) == "2 (1-3, n=2)" and spread([]) == "-"
+    assert result.to_json()["runs"]["full"][2]["mode"] == "full"
 
 
 def test_cpu_accounting_follows_a_process_tree() -> None:
