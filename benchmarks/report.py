@@ -226,6 +226,21 @@ def _targets(result: BenchResult, w) -> None:
         verdict = "met" if got >= need else f"**missed**: {got / base.max_rate:.2f}x"
         w(f"| Transfers >= {c.target_transfer_ratio:g}x the baseline's calls/s ({need:g} transfers/s) | "
           f"{got:g} transfers/s | {verdict} |")
+    xfer = result.transfers.rated if result.transfers else None
+    if xfer is not None:
+        used = xfer.cpu_ms_per_call("controller")
+        if used is not None:
+            target = c.target_transfer_controller_cpu_ms
+            verdict = "met" if used <= target else f"**missed** by {used - target:.1f} ms"
+            w(f"| Controller CPU per transfer <= {target:g} ms (at {xfer.rate:g} transfers/s) | {used:.1f} ms | "
+              f"{verdict} |")
+        p99 = xfer.transfer.dtmf_p99_ms if xfer.transfer else None
+        if p99 is not None:
+            target = c.target_dtmf_to_invite_p99_ms
+            bound = ">= " if xfer.transfer.dtmf_p99_is_lower_bound else ""
+            verdict = "met" if p99 <= target and not bound else f"**missed** by {bound}{p99 - target:.0f} ms"
+            w(f"| DTMF number's end -> INVITE to B p99 <= {target:g} ms (at {xfer.rate:g} transfers/s) | "
+              f"{bound}{p99:.0f} ms | {verdict} |")
     w("")
 
 

@@ -20,6 +20,8 @@ class Criteria:
     target_controller_cpu_ms: float = 0.3  # the controller's CPU per ordinary call
     target_redis_cpu_ms: float = 0.2  # Redis's CPU per ordinary call
     target_transfer_ratio: float = 0.3  # transfers/s >= 0.3 x the baseline's calls/s
+    target_transfer_controller_cpu_ms: float = 8.0  # the controller's CPU per transfer
+    target_dtmf_to_invite_p99_ms: float = 50.0  # `#`-end (the number's last digit) -> B's INVITE, at that rate
     target_controller_p99_ms: float = 20.0
     max_controller_lag_s: float = 2.0  # the controller keeps up with Kamailio's notifications
     target_transfers_per_s: float = 50.0  # transfers/s with >= min_success_pct successful on this machine
