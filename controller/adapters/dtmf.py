@@ -21,9 +21,11 @@ from typing import Any
 
 __all__ = [
     "EVENT_DIGITS",
+    "QUEUED_DIGIT_MAX_AGE_S",
     "DtmfDeduplicator",
     "DtmfEvent",
     "DtmfListener",
+    "is_stale",
     "listen_for_dtmf",
     "parse_dtmf_datagram",
     "start_dtmf_listener",
@@ -41,6 +43,10 @@ EVENT_DIGITS: dict[int, str] = {i: str(i) for i in range(10)} | {
     15: "D",
     16: "!",
 }
+
+#: A digit that waited longer than this for a controller (in the supervisor's socket) is not applied:
+#: nobody expects a transfer to start half a minute after they dialled. Counted, and dropped.
+QUEUED_DIGIT_MAX_AGE_S = 10
 
 _LOG_PREVIEW = 60  # bytes of a malformed datagram worth putting in a log line (at most ~240 chars as repr)
 
@@ -104,6 +110,12 @@ def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
     if kind is int and value < 0:
         raise ValueError(f"field {name!r} must not be negative, got {str(value)[:24]}")
     return value
+
+
+def is_stale(event: DtmfEvent, now_s: float, max_age_s: float = QUEUED_DIGIT_MAX_AGE_S) -> bool:
+    """Whether a digit queued while no controller ran is too old to apply (rtpengine's timestamp is in
+    whole seconds, so a digit is given one second more)."""
+    return now_s - event.timestamp > max_age_s + 1
 
 
 class DtmfDeduplicator:

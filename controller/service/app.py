@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ import uvloop
 from aiohttp import web
 from redis.asyncio import Redis
 
-from controller.adapters.dtmf import DtmfDeduplicator, DtmfEvent, DtmfListener, listen_for_dtmf
+from controller.adapters.dtmf import (
+    QUEUED_DIGIT_MAX_AGE_S,
+    DtmfDeduplicator,
+    DtmfEvent,
+    DtmfListener,
+    is_stale,
+    listen_for_dtmf,
+)
 from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.kamailio_sip import SipExecutor
 from controller.adapters.listen_fds import inherited_datagram_socket, queued_datagrams
@@ -128,14 +136,18 @@ async def on_startup(app: web.Application) -> None:
     held = inherited_datagram_socket("dtmf", dtmf_address)
     dtmf_listener = DtmfListener(on_digit, dedup=dedup, allowed_source=node.rtpengine.ng_address,
                                  on_malformed=lambda data, why: metrics.errors.labels("dtmf_malformed").inc())
-    queued = queued_datagrams(held) if held is not None else []
+    queued, stale = queued_datagrams(held) if held is not None else [], 0
     for data, addr in queued:
         event = dtmf_listener.accept(data, addr)
-        if event is not None:
+        if event is not None and is_stale(event, time.time()):
+            stale += 1  # pressed too long ago to act on now
+            metrics.errors.labels("dtmf_stale").inc()
+        elif event is not None:
             metrics.dtmf_digits.inc()
             await _logged(digit_to_engine(event), "queued DTMF")
     if queued:
-        log.warning("%d DTMF datagrams had arrived while no controller ran: applied", len(queued))
+        log.warning("%d DTMF datagrams had arrived while no controller ran: applied (%d older than %d s "
+                    "dropped)", len(queued), stale, QUEUED_DIGIT_MAX_AGE_S)
     dtmf_transport, _ = await listen_for_dtmf(dtmf_listener, dtmf_address, sock=held)
 
     consumer = NotificationConsumer(store, metrics, consumer=f"{socket.gethostname()}-{node.name}", engine=engine)

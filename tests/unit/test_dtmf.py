@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from controller.adapters.dtmf import (
     EVENT_DIGITS,
+    QUEUED_DIGIT_MAX_AGE_S,
     DtmfDeduplicator,
     DtmfEvent,
+    is_stale,
     parse_dtmf_datagram,
     start_dtmf_listener,
 )
@@ -394,3 +396,10 @@ async def test_listener_refuses_datagrams_from_anyone_but_rtpengine() -> None:
         transport.close()
     assert [(e.digit, e.timestamp) for e in digits] == [("5", 2)]
     assert (listener.refused, listener.received) == (1, 1)
+
+
+def test_a_digit_queued_too_long_for_a_controller_is_stale() -> None:
+    event = DtmfEvent("call", "tag", "#", timestamp=1000, duration_ms=160, volume=10)
+    assert not is_stale(event, 1000.5)
+    assert not is_stale(event, 1000 + QUEUED_DIGIT_MAX_AGE_S + 0.9)  # whole-second timestamps: one more
+    assert is_stale(event, 1000 + QUEUED_DIGIT_MAX_AGE_S + 1.1)
