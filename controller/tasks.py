@@ -30,3 +30,26 @@ class BackgroundLoop:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+
+
+class PeriodicCheck(BackgroundLoop):
+    """A BackgroundLoop that runs `check()` every `interval_s`; a failed check is reported to
+    `check_failed()` and tried again at the next interval (the thing checked may be restarting)."""
+
+    interval_s = 1.0
+
+    async def check(self) -> object:
+        raise NotImplementedError
+
+    def check_failed(self, exc: Exception) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.check_failed(exc)
+            await asyncio.sleep(self.interval_s)

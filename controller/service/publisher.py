@@ -9,13 +9,12 @@ whether either is gone, and publishes again at once; a table someone else publis
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from controller.metrics import Metrics
 from controller.publish import Publication
-from controller.tasks import BackgroundLoop
+from controller.tasks import PeriodicCheck
 from controller.wire import REGISTRAR_KEY, ROUTES_CURRENT_KEY
 
 log = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 2.0
 
 
-class PublicationKeeper(BackgroundLoop):
+class PublicationKeeper(PeriodicCheck):
     task_name = "publication"
 
     def __init__(self, redis: Any, publication: Publication, metrics: Metrics, interval_s: float = CHECK_INTERVAL_S):
@@ -50,13 +49,6 @@ class PublicationKeeper(BackgroundLoop):
         log.warning("Redis had lost the routing table or the registrar directory: published them again")
         return True
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.metrics.errors.labels("redis").inc()
-                log.warning("could not check the publication in Redis: %s", exc)
-            await asyncio.sleep(self.interval_s)
+    def check_failed(self, exc: Exception) -> None:
+        self.metrics.errors.labels("redis").inc()
+        log.warning("could not check the publication in Redis: %s", exc)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controller.metrics import Metrics
-from controller.tasks import BackgroundLoop
+from controller.tasks import PeriodicCheck
 from controller.wire import RTPENGINE_STARTED_KEY
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def restarted(previous: float | None, current: float) -> bool:
     return previous is not None and current > previous + SAME_START_S
 
 
-class RtpengineWatch(BackgroundLoop):
+class RtpengineWatch(PeriodicCheck):
     task_name = "rtpengine-watch"
 
     def __init__(self, ng: Any, redis: Any, store: Any, restore: Restore, metrics: Metrics, *,
@@ -100,13 +100,6 @@ class RtpengineWatch(BackgroundLoop):
         await asyncio.gather(*(one(c) for c in conversations))
         return len(conversations)
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # rtpengine down (it is being restarted) or Redis away: look again in a second
-                log.debug("rtpengine watch: %s", exc)
-            await asyncio.sleep(self.interval_s)
+    def check_failed(self, exc: Exception) -> None:
+        # rtpengine down (it is being restarted) or Redis away: look again in a second
+        log.debug("rtpengine watch: %s", exc)
