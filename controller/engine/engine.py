@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from controller.adapters.redis_store import now_ms
@@ -73,7 +73,7 @@ class TransferEngine:
         io, started = start
         tenant = self.config.tenants[io.tenant_id]
         machine = Conversation(conversation_id, settings_for(self.config, tenant, io.direction))
-        loaded = await self._feed_locked(conversation_id, [started], (machine, io), saved_io="")
+        loaded = await self._feed_locked(conversation_id, [started], Loaded(machine, io, io_json=""))
         # Kamailio tells the controller of this call's dialog events from now on. It writes an event
         # into the call's record before it looks for the mark, so one that came before the mark is
         # in the record read after it: a call that ended meanwhile ends its machine too
@@ -99,8 +99,7 @@ class TransferEngine:
             loaded = await self._load(conversation_id)
             if loaded is None:
                 return
-            io = loaded[1]
-            saved_io = _io_json(io)
+            io = loaded.io
             call_id = str(params.get("call_id", ""))
             leg = io.leg_for_call(call_id)
             if leg is not None:
@@ -113,9 +112,9 @@ class TransferEngine:
             else:
                 event = None
             if event is not None:
-                await self._feed_locked(conversation_id, [event], loaded, saved_io=saved_io)
-            elif _io_json(io) != saved_io:
-                await self.records.save_snapshot(conversation_id, None, _io_json(io))
+                await self._feed_locked(conversation_id, [event], loaded)
+            elif (now_io := _io_json(io)) != loaded.io_json:
+                await self.records.save_snapshot(conversation_id, None, now_io)
 
     async def on_media_restored(self, conversation_id: str) -> None:
         """rtpengine restarted and restored this conversation's call (without players and blocks)."""
@@ -123,10 +122,9 @@ class TransferEngine:
             loaded = await self._load(conversation_id)
             if loaded is None:
                 return
-            saved_io = _io_json(loaded[1])
             # nor DTMF injection: the next digit passed on enables it again
-            loaded[1].injecting = []
-            await self._feed_locked(conversation_id, [MediaRestored()], loaded, saved_io=saved_io)
+            loaded.io.injecting = []
+            await self._feed_locked(conversation_id, [MediaRestored()], loaded)
 
     async def on_timer(self, conversation_id: str, name: str) -> None:
         await self.feed(conversation_id, timer_event(name))
@@ -136,18 +134,16 @@ class TransferEngine:
         async with self.locks.hold(conversation_id):
             await self._feed_locked(conversation_id, [event])
 
-    async def _feed_locked(self, conversation_id: str, pending: list[Event], loaded: Loaded | None = None, *,
-                           saved_io: str | None = None) -> Loaded | None:
+    async def _feed_locked(self, conversation_id: str, pending: list[Event],
+                           loaded: Loaded | None = None) -> Loaded | None:
         """Handle `pending` and the events its actions give rise to; the conversation's lock is held.
-        `loaded`: the conversation as the caller already read it (one load per event, not two), with
-        `saved_io` the I/O record as Redis has it (None: as loaded). Returns the conversation after."""
+        `loaded`: the conversation as the caller already read it (one load per event, not two), perhaps
+        with its I/O record changed since. Returns the conversation after."""
         if loaded is None:
             loaded = await self._load(conversation_id)
             if loaded is None:
                 return None
-        machine, io = loaded
-        if saved_io is None:
-            saved_io = _io_json(io)
+        machine, io, saved_io = loaded.machine, loaded.io, loaded.io_json
         while pending:
             clog = call_logger(log, conversation_id, machine.transfer.id if machine.transfer else None)
             event = pending.pop(0)
@@ -158,6 +154,10 @@ class TransferEngine:
             except InvalidTransition as exc:
                 self.metrics.errors.labels("invalid_transition").inc()
                 clog.warning("%s", exc)
+                # the machine is unchanged; what the caller learnt (a leg's tags) is still kept
+                if (now_io := _io_json(io)) != saved_io:
+                    await self.records.save_snapshot(conversation_id, None, now_io)
+                    saved_io = now_io
                 continue
             time_steps(io, before, machine.effective_state, self.clock())
             # the decision is saved before its actions run: a controller that dies half-way resumes from it
@@ -179,7 +179,7 @@ class TransferEngine:
             if now_io != saved_io:
                 await self.records.save_snapshot(conversation_id, None, now_io)
                 saved_io = now_io
-        return machine, io
+        return Loaded(machine, io, saved_io)
 
     def _failed(self, action: Any, exc: Exception, clog: logging.LoggerAdapter) -> Event:
         name = type(action).__name__
@@ -192,7 +192,7 @@ class TransferEngine:
         machine, io = await self.records.get_snapshot(conversation_id)
         if not machine or not io:
             return None
-        return Conversation.from_dict(json.loads(machine)), ConversationIO(**json.loads(io))
+        return Loaded(Conversation.from_dict(json.loads(machine)), ConversationIO(**json.loads(io)), io)
 
     async def _save(self, machine: Conversation, io: ConversationIO, saved_io: str) -> str:
         """Write the machine, and the I/O record if it changed since `saved_io`; returns it as written."""
@@ -202,8 +202,14 @@ class TransferEngine:
         return now_io
 
 
-#: A conversation as loaded: its state machine and its I/O record.
-Loaded = tuple[Conversation, ConversationIO]
+@dataclass
+class Loaded:
+    """A conversation as loaded: its state machine, its I/O record, and that record as Redis has it (so
+    that an unchanged record is not written again)."""
+
+    machine: Conversation
+    io: ConversationIO
+    io_json: str
 
 
 def _io_json(io: ConversationIO) -> str:
