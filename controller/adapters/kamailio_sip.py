@@ -71,6 +71,9 @@ def build_originate(*, leg_id: str, target_user: str, domain: str, caller_id: st
                             body=sdp, call_id=call_id)
 
 
+FORGET_BATCH = 32  # keys per xfer.forget (kamailio.cfg reads at most this many)
+
+
 class SipExecutor:
     def __init__(self, rpc: KamailioRpc, xfer_rpc: KamailioRpc, store: ConversationStore, proxy_hostport: str):
         self.rpc = rpc
@@ -112,21 +115,18 @@ class SipExecutor:
         if tag:
             await self.rpc.call("htable.sets", HTABLE, f"{TRANSFEROR_PREFIX}{call_id}", tag)
         else:
-            await self._forget(f"{TRANSFEROR_PREFIX}{call_id}")
-            await self._forget(f"{GONE_PREFIX}{call_id}")
+            await self.forget([f"{TRANSFEROR_PREFIX}{call_id}", f"{GONE_PREFIX}{call_id}"])
 
     async def mark_feature(self, call_id: str) -> None:
         """The call's state machine runs: Kamailio tells the controller its dialog events from now on."""
         await self.rpc.call("htable.sets", HTABLE, f"{FEATURE_PREFIX}{call_id}", "1")
 
-    async def forget_feature(self, call_id: str) -> None:
-        await self._forget(f"{FEATURE_PREFIX}{call_id}")
+    async def forget_call(self, call_id: str, leg_call_ids: list[str]) -> None:
+        """A conversation is over: its feature mark and its legs' rtpengine flags go, in one request."""
+        await self.forget([f"{FEATURE_PREFIX}{call_id}", *(f"{LEG_PREFIX}{leg}" for leg in leg_call_ids)])
 
-    async def forget_leg(self, call_id: str) -> None:
-        await self._forget(f"{LEG_PREFIX}{call_id}")
-
-    async def _forget(self, key: str) -> None:
-        try:
-            await self.rpc.call("htable.delete", HTABLE, key)
-        except KamailioRpcError as exc:
-            log.debug("htable.delete %s: %s", key, exc)
+    async def forget(self, keys: list[str]) -> None:
+        """Remove htable entries (one request for all: the /xfer method xfer.forget); one that is not
+        there is no error."""
+        for start in range(0, len(keys), FORGET_BATCH):
+            await self.xfer_rpc.call("xfer.forget", *keys[start:start + FORGET_BATCH])

@@ -201,11 +201,9 @@ class ActionExecutor:
     async def _end_conversation(self, machine: Conversation, io: ConversationIO, reason: str) -> None:
         await self.timers.cancel_all(machine.id, list(machine.active_timers))
         await self._release_outside(io, list(io.outside_slots))
-        await self.sip.forget_feature(io.ng_call_id)
+        await self.sip.forget_call(io.ng_call_id, [info["call_id"] for info in io.legs.values()])
         if not io.touched:
             return  # an ordinary call: Kamailio's dialog:end has cleaned up everything
-        for info in io.legs.values():
-            await self.sip.forget_leg(info["call_id"])
         await self.records.end_legs({leg: info["call_id"] for leg, info in io.legs.items()})
         try:
             await self.media.delete_call(io.ng_call_id)

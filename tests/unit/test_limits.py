@@ -218,7 +218,7 @@ class FakeStore:
 
 
 class FakeSip:
-    async def forget_feature(self, call_id: str) -> None:
+    async def forget_call(self, call_id: str, leg_call_ids: list[str]) -> None:
         pass
 
 

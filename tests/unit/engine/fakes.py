@@ -107,13 +107,10 @@ class Sip:
         self.failing.check("sip.set_transferor", tag)
         self.transferor[call_id] = tag
 
-    async def forget_leg(self, call_id: str) -> None:
-        pass
-
     async def mark_feature(self, call_id: str) -> None:
         self.features.add(call_id)
 
-    async def forget_feature(self, call_id: str) -> None:
+    async def forget_call(self, call_id: str, leg_call_ids: list[str]) -> None:
         self.features.discard(call_id)
 
 
