@@ -169,10 +169,10 @@ class ConversationStore:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def read_inbound(self, consumer: str, *, pending: bool, count: int = 200,
-                           block_ms: int = 1000) -> list[tuple[str, bytes]]:
-        """Our own unacknowledged notifications (pending=True) or new ones."""
-        reply = await self.redis.xreadgroup(INBOUND_GROUP, consumer, {INBOUND_STREAM: "0" if pending else ">"},
+    async def read_inbound(self, consumer: str, *, pending: bool, count: int = 200, block_ms: int = 1000,
+                           after: str = "0") -> list[tuple[str, bytes]]:
+        """Our own unacknowledged notifications (pending=True; those with an id above `after`) or new ones."""
+        reply = await self.redis.xreadgroup(INBOUND_GROUP, consumer, {INBOUND_STREAM: after if pending else ">"},
                                             count=count, block=None if pending else block_ms)
         out = []
         for _stream, entries in reply or []:

@@ -23,12 +23,20 @@ from controller.tasks import BackgroundLoop
 log = logging.getLogger(__name__)
 
 CLAIM_INTERVAL_S = 30.0
+RETRY_AFTER_S = 1.0
+#: notifications being applied at once; the reader waits when this many are (bounded memory)
+MAX_IN_FLIGHT = 512
 ENDING = ("call.failed", "call.ended", "call.rejected")
 # leg.ringing: a leg the controller originated rings; leg.hungup: Kamailio absorbed the transferor's BYE
 KNOWN = (*ENDING, "call.answered", "leg.ringing", "leg.hungup")
 
 
 class NotificationConsumer(BackgroundLoop):
+    """Reads the stream and applies each notification as soon as the previous one of its conversation is
+    applied: conversations side by side, one conversation in stream order, and the reader goes on reading
+    meanwhile (a slow conversation holds up nobody else). Each notification is acknowledged once applied;
+    one whose application failed stays pending and is read again a second later."""
+
     task_name = "notifications"
 
     def __init__(self, store: ConversationStore, metrics: Metrics, consumer: str,
@@ -37,54 +45,114 @@ class NotificationConsumer(BackgroundLoop):
         self.store = store
         self.metrics = metrics
         self.consumer = consumer
+        self._tails: dict[str, asyncio.Task[None]] = {}  # the last scheduled notification of each conversation
+        self._busy: set[str] = set()  # entry ids being applied, or applied and not yet acknowledged
+        self._to_ack: list[str] = []
+        self._acking: asyncio.Task[None] | None = None
+        self._gate = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._failed = False
 
     async def run(self) -> None:
-        pending = True  # first our own unacknowledged notifications (we may have died mid-batch)
+        pending, after = True, "0"  # first our own unacknowledged notifications (we may have died mid-way)
         next_claim = 0.0
         loop = asyncio.get_running_loop()
         while True:
             try:
                 await self.store.ensure_inbound_group()
-                batch = await self.store.read_inbound(self.consumer, pending=pending)
-                if pending and not batch:
-                    pending = False
+                if self._failed:  # something failed to apply: its entry is still pending, read it again
+                    self._failed, pending, after = False, True, "0"
+                    await asyncio.sleep(RETRY_AFTER_S)
+                batch = await self.store.read_inbound(self.consumer, pending=pending, after=after)
+                if pending:
+                    if batch:
+                        after = batch[-1][0]
+                    else:
+                        pending = False
                 if loop.time() >= next_claim:
                     # entries a dead replica read but never acknowledged
                     batch += await self.store.claim_abandoned(self.consumer)
                     next_claim = loop.time() + CLAIM_INTERVAL_S
-                await self.apply_batch(batch)
+                await self.dispatch(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.metrics.errors.labels("notifications").inc()
                 log.exception("notification stream unavailable; retrying in 1 s")
-                pending = True
-                await asyncio.sleep(1.0)
+                pending, after = True, "0"
+                await asyncio.sleep(RETRY_AFTER_S)
 
-    async def apply_batch(self, batch: list[tuple[str, bytes]]) -> None:
-        """Apply a batch: one conversation's notifications in stream order, different conversations
-        concurrently (each waits on Redis, Kamailio and rtpengine, not on the others); then acknowledge."""
-        parsed: list[tuple[str, dict[str, Any]]] = []
+    async def stop(self) -> None:
+        """Stop reading, let what is being applied finish, and acknowledge it (a clean shutdown)."""
+        await super().stop()
+        tails = list(self._tails.values())
+        if tails:
+            await asyncio.wait(tails)
+        if self._acking is not None:
+            await self._acking
+
+    async def dispatch(self, batch: list[tuple[str, bytes]]) -> None:
+        """Schedule every notification of a batch after the previous one of its conversation; returns
+        once scheduled (it waits only while MAX_IN_FLIGHT are being applied)."""
+        parsed: list[tuple[str, str, dict[str, Any]]] = []
         for entry_id, raw in batch:
+            if entry_id in self._busy:
+                continue  # a pending entry read again while it is still being applied
             try:
                 message = parse_message(raw)
                 if not isinstance(message, Notification) or not isinstance(message.params, dict):
                     raise JsonRpcError(JsonRpcError.INVALID_REQUEST, "expected a notification with object params")
-                parsed.append((message.method, message.params))
+                parsed.append((entry_id, message.method, message.params))
             except JsonRpcError as exc:
                 self.metrics.errors.labels("notification_malformed").inc()
                 log.warning("dropping malformed notification %s: %s (%.200r)", entry_id, exc.message, raw)
-        conversations = await self.store.conversations_for_calls([_call_id(params) for _, params in parsed])
-        groups = group_by_conversation(parsed, conversations)
-        results = await asyncio.gather(*(self._apply_in_order(group) for group in groups), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise failed[0]  # nothing acknowledged: the batch is read again from our pending entries
-        await self.store.ack_inbound([entry_id for entry_id, _ in batch])
+                self._busy.add(entry_id)
+                self._acknowledge(entry_id)
+        conversations = await self.store.conversations_for_calls([_call_id(params) for _, _, params in parsed])
+        for (entry_id, method, params), conversation in zip(parsed, conversations, strict=True):
+            key = conversation or f"call:{_call_id(params)}"
+            await self._gate.acquire()
+            self._busy.add(entry_id)
+            task = asyncio.create_task(self._apply_after(self._tails.get(key), key, entry_id, method, params,
+                                                         conversation or ""))
+            self._tails[key] = task
 
-    async def _apply_in_order(self, group: list[Routed]) -> None:
-        for method, params, conversation in group:
+    async def _apply_after(self, previous: asyncio.Task[None] | None, key: str, entry_id: str, method: str,
+                           params: dict[str, Any], conversation: str) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])  # its order, not its success, is what this one waits for
             await self.apply(method, params, conversation=conversation)
+            self._acknowledge(entry_id)
+        except Exception:
+            self.metrics.errors.labels("notifications").inc()
+            log.exception("notification %s (%s) not applied; it stays pending", entry_id, method)
+            # read again in a second; the conversation's later notifications do not wait for it (the
+            # machine refuses what no longer fits its state): a failure here is Redis or Kamailio away
+            self._busy.discard(entry_id)
+            self._failed = True
+        finally:
+            self._gate.release()
+            if self._tails.get(key) is asyncio.current_task():
+                del self._tails[key]
+
+    def _acknowledge(self, entry_id: str) -> None:
+        """Acknowledge (and delete) an applied entry; entries applied meanwhile go in the same request."""
+        self._to_ack.append(entry_id)
+        if self._acking is None or self._acking.done():
+            self._acking = asyncio.create_task(self._ack_all())
+
+    async def _ack_all(self) -> None:
+        while self._to_ack:
+            ids, self._to_ack = self._to_ack, []
+            try:
+                await self.store.ack_inbound(ids)
+            except Exception as exc:
+                self.metrics.errors.labels("notifications").inc()
+                log.warning("could not acknowledge %d notifications (tried again in 1 s): %s", len(ids), exc)
+                self._to_ack = ids + self._to_ack
+                await asyncio.sleep(RETRY_AFTER_S)
+                continue
+            self._busy.difference_update(ids)
 
     async def apply(self, method: str, params: dict[str, Any], *, conversation: str | None = None) -> None:
         """One notification to the transfer engine. Kamailio keeps every call's record and event log
@@ -102,19 +170,5 @@ class NotificationConsumer(BackgroundLoop):
             await self.engine.on_notification(conversation, method, params)
 
 
-Routed = tuple[str, dict[str, Any], str]  # method, params, conversation ("" when the call has none)
-
-
 def _call_id(params: dict[str, Any]) -> str:
     return str(params.get("call_id", ""))
-
-
-def group_by_conversation(notifications: list[tuple[str, dict[str, Any]]],
-                          conversations: list[str | None]) -> list[list[Routed]]:
-    """Split a batch into per-conversation runs, each in stream order (a call no conversation knows is
-    a run of its own). `conversations[i]` is the conversation of notification i's call."""
-    groups: dict[str, list[Routed]] = {}
-    for (method, params), conversation in zip(notifications, conversations, strict=True):
-        key = conversation or f"call:{_call_id(params)}"
-        groups.setdefault(key, []).append((method, params, conversation or ""))
-    return list(groups.values())

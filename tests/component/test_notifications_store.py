@@ -5,6 +5,7 @@ are Kamailio's (tests/component/test_proxy_records.py): the consumer writes none
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -159,3 +160,78 @@ async def test_a_restarted_consumer_first_applies_what_it_read_before_dying(
     consumer.start()
     await wait_applied(redis)
     assert [(c, m) for c, m, _ in engine.calls] == [("conv-1", "call.ended")]
+
+
+class SlowEngine(FakeEngine):
+    """Holds every notification of one conversation until released; fails chosen ones once."""
+
+    def __init__(self, slow: str = "", fail_once: tuple[str, str] | None = None) -> None:
+        super().__init__()
+        self.slow = slow
+        self.release = asyncio.Event()
+        self.fail_once = fail_once
+
+    async def on_notification(self, conversation: str, method: str, params: dict[str, Any]) -> None:
+        if conversation == self.slow:
+            await self.release.wait()
+        if self.fail_once == (conversation, method):
+            self.fail_once = None
+            raise ConnectionError("Redis away")
+        await super().on_notification(conversation, method, params)
+
+
+async def test_a_slow_conversation_holds_up_no_other(redis: Redis, store: ConversationStore,
+                                                     metrics: Metrics) -> None:
+    """conv-1's engine work hangs (a slow Kamailio, say): conv-2's notifications are applied meanwhile,
+    and conv-1's, once it is free, still in stream order."""
+    engine = SlowEngine(slow="conv-1")
+    consumer = NotificationConsumer(store, metrics, consumer="replica-1", engine=engine)  # type: ignore[arg-type]
+    await store.create_conversation("conv-1", "call-1", {})
+    await store.create_conversation("conv-2", "call-2", {})
+    for method, call_id in (("call.answered", "call-1"), ("call.answered", "call-2"), ("call.ended", "call-1"),
+                            ("call.ended", "call-2")):
+        await xadd(redis, notification(method, call_id))
+    consumer.start()
+    try:
+        await eventually(lambda: _true(len(engine.calls) == 2), what="conv-2's notifications")
+        assert [(c, m) for c, m, _ in engine.calls] == [("conv-2", "call.answered"), ("conv-2", "call.ended")]
+        engine.release.set()
+        await wait_applied(redis)
+        assert [(c, m) for c, m, _ in engine.calls[2:]] == [("conv-1", "call.answered"), ("conv-1", "call.ended")]
+    finally:
+        engine.release.set()
+        await consumer.stop()
+
+
+async def test_a_notification_that_fails_to_apply_stays_pending_and_is_applied_later(
+        redis: Redis, store: ConversationStore, metrics: Metrics) -> None:
+    engine = SlowEngine(fail_once=("conv-1", "call.answered"))
+    consumer = NotificationConsumer(store, metrics, consumer="replica-1", engine=engine)  # type: ignore[arg-type]
+    await store.create_conversation("conv-1", "call-1", {})
+    await xadd(redis, notification("call.answered", "call-1"))
+    consumer.start()
+    try:
+        await wait_applied(redis)
+        assert [(c, m) for c, m, _ in engine.calls] == [("conv-1", "call.answered")]
+        assert counted(metrics, "xfer_errors_total", component="notifications") == 1
+    finally:
+        await consumer.stop()
+
+
+async def test_stopping_finishes_what_is_being_applied_and_acknowledges_it(
+        redis: Redis, store: ConversationStore, metrics: Metrics) -> None:
+    engine = SlowEngine(slow="conv-1")
+    consumer = NotificationConsumer(store, metrics, consumer="replica-1", engine=engine)  # type: ignore[arg-type]
+    await store.create_conversation("conv-1", "call-1", {})
+    await xadd(redis, notification("call.ended", "call-1"))
+    consumer.start()
+    await eventually(lambda: _true(bool(consumer._busy)), what="the notification to be taken")
+    stopping = asyncio.create_task(consumer.stop())
+    engine.release.set()
+    await stopping
+    assert [(c, m) for c, m, _ in engine.calls] == [("conv-1", "call.ended")]
+    assert await all_applied(redis)
+
+
+async def _true(value: bool) -> bool:
+    return value
