@@ -49,6 +49,11 @@ HEADER_PREFIX = "X-Xfer-"
 #: Group of the refusal counters Kamailio keeps (stats.get_statistics "xfer:").
 STATS_GROUP = "xfer"
 
+# -- systemd ------------------------------------------------------------------------------------
+#: The name of the DTMF socket the supervisor holds for the controller (xfer-controller.socket's
+#: FileDescriptorName; the local stack hands it over the same way): controller/adapters/listen_fds.py
+DTMF_SOCKET_NAME = "dtmf"
+
 # -- limits shared by the configuration, Kamailio and rtpengine --------------------------------
 #: Default of node.max_call_duration_s: the longest call; Kamailio's dialog timeout, its htable's
 #: autoexpire and rtpengine's final-timeout are all this one value of the configuration.

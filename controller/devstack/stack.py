@@ -38,7 +38,7 @@ from controller.proxy.handler import ENVIRONMENT as PROXY_SETTINGS_ENV
 from controller.proxy.handler import ProxySettings
 from controller.proxy.records import RecordLimits
 from controller.publish import publication
-from controller.wire import INBOUND_STREAM, kamailio_wire_defines, substdef_lines
+from controller.wire import DTMF_SOCKET_NAME, INBOUND_STREAM, kamailio_wire_defines, substdef_lines
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class StackOptions:
 
 #: Run argv[2:] with the socket argv[1] as fd 3, as systemd's socket activation hands it over.
 HANDOVER = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
-            "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='dtmf'); "
+            f"os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='{DTMF_SOCKET_NAME}'); "
             "os.execv(sys.argv[2], sys.argv[2:])")
 
 

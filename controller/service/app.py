@@ -52,6 +52,7 @@ from controller.publish import publication
 from controller.service.notifications import NotificationConsumer
 from controller.service.publisher import PublicationKeeper
 from controller.service.rtpengine_watch import RtpengineWatch
+from controller.wire import DTMF_SOCKET_NAME
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ async def on_startup(app: web.Application) -> None:
     # while no controller ran are queued in it, and are applied in order before new ones are read and
     # before any deadline that passed meanwhile fires (A's dialling is completed as A typed it)
     dtmf_address = (node.dtmf.address, node.dtmf.port)
-    held = inherited_datagram_socket("dtmf", dtmf_address)
+    held = inherited_datagram_socket(DTMF_SOCKET_NAME, dtmf_address)
     dtmf_listener = DtmfListener(on_digit, dedup=dedup, allowed_source=node.rtpengine.ng_address,
                                  on_malformed=lambda data, why: metrics.errors.labels("dtmf_malformed").inc())
     queued, stale = queued_datagrams(held) if held is not None else [], 0

@@ -211,3 +211,15 @@ def test_rtpengine_persists_calls_in_its_own_database_unless_switched_off(tmp_pa
     assert off.rtpengine_persistence().startswith("#")
     baseline = LocalStack(yaml.safe_load(EXAMPLE.read_text()), tmp_path / "run", StackOptions(with_controller=False))
     assert baseline.rtpengine_persistence().startswith("#")  # the plain baseline: a bare rtpengine
+
+
+def test_the_role_s_controller_socket_is_the_dtmf_socket_the_controller_takes_over() -> None:
+    """systemd holds the DTMF socket across controller restarts (controller/adapters/listen_fds.py): the
+    unit listens where rtpengine sends (node.dtmf) under the name the controller asks for."""
+    socket_unit = (ROLE / "templates" / "xfer-controller.socket.j2").read_text()
+    assert "ListenDatagram={{ xfer_node.dtmf.address }}:{{ xfer_node.dtmf.port }}" in socket_unit
+    assert f"FileDescriptorName={wire.DTMF_SOCKET_NAME}\n" in socket_unit
+    service_unit = (ROLE / "templates" / "xfer-controller.service.j2").read_text()
+    assert "Sockets=xfer-controller.socket" in service_unit and "xferctl serve" in service_unit
+    tasks = (ROLE / "tasks" / "main.yml").read_text()
+    assert "loop: [xfer-controller.socket, xfer-controller.service]" in tasks
