@@ -522,9 +522,7 @@ def _transfer_time(result: BenchResult, xfer: ModeResult, w) -> None:
                 f"{lagging.notifications_per_call * lagging.rate:.0f}/s) piled up to {lagging.max_backlog}. It waits: "
                 "different conversations' notifications apply concurrently, but each conversation's apply one "
                 "after another, each after its Redis, rtpengine and Kamailio round trips (for a call in a transfer "
-                "also the state machine, under the conversation's lock that the digit handling takes too), and a "
-                "batch is acknowledged only when its slowest conversation is done. Fewer round trips per event "
-                "(one snapshot load and save, fewer Kamailio RPCs) is the next thing to change.")
+                "also the state machine, under the conversation's lock that the digit handling takes too).")
     full = result.modes.get("full")
     best = xfer.rated or min(xfer.steps, key=lambda s: s.rate)
     full_rated = full.rated if full else None
