@@ -44,9 +44,10 @@ EVENT_DIGITS: dict[int, str] = {i: str(i) for i in range(10)} | {
     16: "!",
 }
 
-#: A digit that waited longer than this for a controller (in the supervisor's socket) is not applied:
-#: nobody expects a transfer to start half a minute after they dialled. Counted, and dropped.
-QUEUED_DIGIT_MAX_AGE_S = 10
+#: A digit that waited longer than this for a controller (in the supervisor's socket) is not applied: a
+#: supervised restart (systemd's RestartSec=1 and the start) is over within it, so A's dialling completes;
+#: a `#` pressed during a longer outage does nothing (nobody expects a transfer to start late). Counted.
+QUEUED_DIGIT_MAX_AGE_S = 4
 
 _LOG_PREVIEW = 60  # bytes of a malformed datagram worth putting in a log line (at most ~240 chars as repr)
 
