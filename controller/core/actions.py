@@ -53,6 +53,7 @@ __all__ = [
     "CancelTimer",
     "EndConversation",
     "EndLeg",
+    "NotifyReferrer",
     "OriginateLeg",
     "PassDigit",
     "PlayHoldMusic",
@@ -315,6 +316,20 @@ class RecordOutcome(Action):
             "rule": None if self.rule is None else str(self.rule),
             "mode": None if self.mode is None else str(self.mode),
         }
+
+
+# -- REFER (RFC 3515) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotifyReferrer(Action):
+    """A NOTIFY of the REFER subscription to the phone that sent the REFER (the client dialog's
+    employee side): ``code``/``reason`` as the ``message/sipfrag`` status line; ``final`` ends the
+    subscription (``Subscription-State: terminated;reason=noresource``)."""
+
+    code: int
+    reason: str
+    final: bool
 
 
 def leg_of(action: Action) -> str | None:

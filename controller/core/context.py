@@ -28,6 +28,7 @@ from .callerid import caller_id_for_target
 from .events import ConversationStarted, Event
 from .legs import Leg
 from .media import Media, MediaCommands
+from .refer import Referral
 from .settings import FallbackPolicy, Settings
 from .states import ConversationState
 from .transfer import Transfer
@@ -78,6 +79,8 @@ class CallData:
     end_reason: EndReason | None = None
     #: The transferor leg of the last ``SetDialogTakeover`` (None: no takeover).
     takeover: str | None = None
+    #: The subscription of the last REFER the machine took (what its phone was told).
+    referral: Referral | None = None
 
 
 class DataView(Generic[V]):
@@ -105,6 +108,7 @@ class Facts:
     settings = DataView[Settings]()
     client_leg = DataView[str]()
     transferor_leg = DataView[str | None]()
+    first_transferor_leg = DataView[str | None]()
     peer_leg = DataView[str | None]()
     client_number = DataView[str | None]()
     transferor_number = DataView[str | None]()
@@ -187,7 +191,15 @@ class Effects:
         d = self._d
         d.transfer_seq += 1
         d.transfer = Transfer(id=f"t{d.transfer_seq}", trigger=trigger)
+        if trigger is TransferTrigger.REFER:
+            d.referral = Referral(d.transfer.id)
         return d.transfer
+
+    def hand_over(self, leg_id: str) -> None:
+        """The phone of `leg_id` handed the call over (a REFER): from now on the machine treats it as
+        gone. No BYE: the phone hangs up itself after its NOTIFY, and Kamailio absorbs that BYE (the
+        dialog takeover), which then changes nothing. Its media stays blocked from the client."""
+        self._d.legs[leg_id].state = LegState.ENDED
 
     # -- timers ------------------------------------------------------------------------
 

@@ -118,6 +118,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from . import refer
 from .actions import Action, EndConversation, EndLeg, PassDigit, SetDialogTakeover
 from .context import CallData, DataView, Effects, Facts, Step
 from .dtmf import match_digits
@@ -259,6 +260,7 @@ class Conversation:
         try:
             self._dispatch(event)
             self._update_takeover()
+            self._notify_referrer()
         except BaseException:
             self._load(snapshot)
             self._out = []
@@ -363,6 +365,19 @@ class Conversation:
                 self._out.insert(index, action)
                 return
         self._out.append(action)
+
+    def _notify_referrer(self) -> None:
+        """The one place that decides what the phone that sent a REFER is told (core/refer.py)."""
+        d = self._d
+        transfer = d.transfer
+        notes = refer.progress(d.referral, transfer.id if transfer else None, transfer.cause if transfer else None,
+                               self.last_steps, self._out)
+        for index, existing in enumerate(self._out):
+            if notes and (isinstance(existing, EndConversation) or existing == SetDialogTakeover(None)):
+                # told while Kamailio still holds the dialog, before the conversation's legs are ended
+                self._out[index:index] = notes
+                return
+        self._out.extend(notes)
 
     # -- event classification ----------------------------------------------------------
 

@@ -87,6 +87,8 @@ class TransferRequested(Event):
 
     number: str
     trigger: TransferTrigger = TransferTrigger.API
+    #: Who asked, where the trigger says (a REFER: the leg of the phone that sent it).
+    leg: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trigger", TransferTrigger(self.trigger))

@@ -136,8 +136,15 @@ def on_media_failed_bridged(s: Step) -> None:
 
 
 def guard_self_request(s: Step) -> Stimulus:
-    assert isinstance(s.event, TransferRequested)
-    return _S.SELF_TARGET if s.facts.is_self_target(s.event.number) else _S.TRANSFER_REQUESTED
+    event = s.event
+    assert isinstance(event, TransferRequested)
+    facts = s.facts
+    if event.trigger is TransferTrigger.REFER and not (
+            event.leg == facts.transferor_leg == facts.first_transferor_leg and facts.transferor_up):
+        # a phone that is not (or no longer) the one talking to the client in the client's own dialog (a
+        # REFER travels in a dialog: a leg the controller originated is not the client's)
+        return _S.NOT_TRANSFEROR
+    return _S.SELF_TARGET if facts.is_self_target(event.number) else _S.TRANSFER_REQUESTED
 
 
 def guard_media(s: Step) -> Stimulus:
@@ -199,6 +206,7 @@ def _rows() -> dict[tuple[State, Stimulus], Handler]:
             _S.TRANSFER_KEY: on_transfer_key,
             _S.TRANSFER_REQUESTED: on_transfer_requested,
             _S.SELF_TARGET: on_self_requested,
+            _S.NOT_TRANSFEROR: _refuser(RefusalReason.NO_TRANSFEROR),
             _S.CLIENT_HUNG_UP: _ender(EndReason.CLIENT_HUNG_UP),
             _S.TRANSFEROR_HUNG_UP: _ender(EndReason.TRANSFEROR_HUNG_UP),
             _S.MEDIA_FAILED: on_media_failed_talking,

@@ -130,6 +130,8 @@ class Stimulus(enum.Enum):
     # -- refined by guards -------------------------------------------------------------
     #: The number is A's own or the client's (or resolved only to them).
     SELF_TARGET = "self_target"
+    #: A transfer request (a REFER) from a phone that is not the conversation's transferor on the line.
+    NOT_TRANSFEROR = "not_transferor"
     #: A second media failure, or one while A is gone: nothing left to fall back to.
     MEDIA_LOST = "media_lost"
     #: The number could not be used and A has left: a failed (blind) transfer.
@@ -212,6 +214,7 @@ CONVERSATION_TRANSITIONS: Mapping[ConversationState, Mapping[Stimulus, State]] =
         _S.TRANSFER_KEY: _T.COLLECTING,
         _S.TRANSFER_REQUESTED: _T.RESOLVING,
         _S.SELF_TARGET: _C.TALKING,
+        _S.NOT_TRANSFEROR: _C.TALKING,
         _S.CLIENT_HUNG_UP: _C.ENDED,
         _S.TRANSFEROR_HUNG_UP: _C.ENDED,
         _S.MEDIA_FAILED: _C.TALKING,
@@ -350,7 +353,7 @@ _PROMPT = (_S.PROMPT_FINISHED, _S.PROMPTS_DONE)
 #: :data:`controller.core.handlers.GUARD_FUNCTIONS`).  A guarded stimulus is accepted in that state even if it has no
 #: cell of its own.
 GUARDS: Mapping[tuple[State, Stimulus], tuple[Stimulus, ...]] = {
-    (_C.TALKING, _S.TRANSFER_REQUESTED): (_S.TRANSFER_REQUESTED, _S.SELF_TARGET),
+    (_C.TALKING, _S.TRANSFER_REQUESTED): (_S.TRANSFER_REQUESTED, _S.SELF_TARGET, _S.NOT_TRANSFEROR),
     (_C.TALKING, _S.MEDIA_FAILED): _MEDIA,
     (_C.CONFERENCE, _S.MEDIA_FAILED): _MEDIA,
     (_C.BRIDGED, _S.MEDIA_FAILED): _MEDIA,

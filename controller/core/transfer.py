@@ -165,7 +165,8 @@ def guard_resolved(s: Step) -> Stimulus:
         return _S.SELF_TARGET if a_up else _S.TARGET_INVALID
     if not allowed:
         return _S.NOBODY_TO_RING
-    return _S.TARGET_RESOLVED if a_up else _S.RESOLVED_BLIND
+    # a REFER hands the call over once B rings: a blind transfer (core/refer.py)
+    return _S.TARGET_RESOLVED if a_up and s.t.trigger is not TransferTrigger.REFER else _S.RESOLVED_BLIND
 
 
 def guard_refusal(s: Step, stimulus: Stimulus) -> Stimulus:
@@ -223,6 +224,8 @@ def on_target_resolved(s: Step) -> None:
     event = s.event
     assert isinstance(event, TargetResolved)
     s.t.target_kind = event.target_kind
+    if s.t.trigger is TransferTrigger.REFER and s.facts.transferor_up:
+        s.fx.hand_over(s.facts.a)
     branches.ring(s, "b", s.facts.caller_id_for(event.target_kind))
 
 

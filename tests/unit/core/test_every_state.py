@@ -28,6 +28,7 @@ from controller.core import (
     LegRinging,
     LegState,
     MediaRestored,
+    NotifyReferrer,
     PlayHoldMusic,
     PlayRingback,
     PromptFinished,
@@ -159,9 +160,13 @@ def test_media_failure(direction, state, degraded):
 def test_transfer_request_is_refused(direction, state):
     conv = reach(direction, state)
     before = {k: v for k, v in conv.to_dict().items() if k != "version"}
-    actions = conv.handle(TransferRequested("202", TransferTrigger.REFER))
-    assert len(actions) == 1 and isinstance(actions[0], TransferRefused)
+    actions = conv.handle(TransferRequested("202", TransferTrigger.REFER, leg=conv.transferor_leg))
+    # refused, and the phone that sent the REFER is told so in the subscription's one NOTIFY
+    assert [type(a) for a in actions] == [TransferRefused, NotifyReferrer]
+    assert actions[1].final and actions[1].code in (403, 481, 491)
     assert {k: v for k, v in conv.to_dict().items() if k != "version"} == before
+    api = conv.handle(TransferRequested("202", TransferTrigger.API))
+    assert [type(a) for a in api] == [TransferRefused]  # an API request is answered by the API, not NOTIFY
 
 
 @pytest.mark.parametrize("state", list(STATES), ids=lambda s: s.name)

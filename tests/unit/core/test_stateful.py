@@ -69,6 +69,7 @@ from controller.core import (
     LegHungUp,
     LegRinging,
     LegState,
+    NotifyReferrer,
     OriginateLeg,
     PassDigit,
     PlayHoldMusic,
@@ -159,14 +160,16 @@ class ActionModel:
         self.outcomes: dict[str, int] = {}
         self.ended = False
         self.takeover: str | None = None
+        self.refer_sent: int | None = None  # the last status a REFER's phone was sent, None: none running
 
     def _leg_gone(self, leg: str) -> None:
         self.gone.add(leg)
         self.overlay.pop(leg, None)
 
     def observe(self, event: Event, actions: list, leg_before: LegState | None = None) -> None:
-        if self.ended:  # only a BYE for a 200 that crossed our CANCEL, or a refusal
-            assert all(isinstance(a, EndLeg | TransferRefused) for a in actions), actions
+        if self.ended:  # only a BYE for a 200 that crossed our CANCEL, or a refusal (and its NOTIFY)
+            assert all(isinstance(a, EndLeg | TransferRefused | NotifyReferrer) for a in actions), actions
+        self._check_notifies(event, actions)
         if (isinstance(event, ActionFailed) and event.action in ("OriginateLeg", "RingTransferor")
                 and event.leg in self.originated and leg_before in (LegState.TRYING, LegState.RINGING)):
             self.settled.add(event.leg)  # as if it had failed with no SIP response at all
@@ -196,6 +199,30 @@ class ActionModel:
                 replay = [PlayHoldMusic(leg, HOLD_MUSIC) if kind == "hold" else PlayRingback(leg)
                           for leg, kind in sorted(self.overlay.items()) if kind in ("hold", "ringback")]
                 assert actions[index + 1: index + 1 + len(replay)] == replay, (actions, self.overlay)
+
+    def _check_notifies(self, event: Event, actions: list) -> None:
+        """A REFER's phone is told 100, then 180 at most once, then one final status, in that order,
+        and nothing after the final; a refused REFER gets exactly one final NOTIFY; nothing else
+        (digits, API requests) ever causes a NOTIFY."""
+        notes = [a for a in actions if isinstance(a, NotifyReferrer)]
+        refused = [a for a in actions if isinstance(a, TransferRefused) and a.trigger is TransferTrigger.REFER]
+        if refused:
+            assert len(notes) == 1 and notes[0].final and notes[0].code >= 400, actions
+            return
+        started = isinstance(event, TransferRequested) and event.trigger is TransferTrigger.REFER
+        if started:
+            self.refer_sent = 0
+        for note in notes:
+            assert self.refer_sent is not None, f"a NOTIFY without a REFER: {actions}"
+            assert note.code > self.refer_sent or note.final, (self.refer_sent, actions)
+            self.refer_sent = note.code
+            if note.final:
+                assert note.code >= 200 and note is notes[-1], actions
+                self.refer_sent = None
+            else:
+                assert note.code in (100, 180), actions
+        if started and self.refer_sent is not None:
+            assert notes and notes[0].code == 100, actions  # a REFER taken is answered 100 Trying first
 
     def _apply(self, action) -> None:
         if isinstance(action, StartTimer):
@@ -350,6 +377,8 @@ class ConversationMachine(RuleBasedStateMachine):
         if conv.transferor_up:
             if conv.state is ConversationState.TALKING:
                 options.append((4, lambda: [DigitPressed(a, d) for d in "#" + rnd.choice(NUMBERS).lstrip("+")]))
+                # the phone's own transfer button: a REFER from A (Kamailio checked it is A's side)
+                options.append((3, lambda: [TransferRequested(rnd.choice(NUMBERS), TransferTrigger.REFER, leg=a)]))
             options += [
                 (1, lambda: [DigitPressed(a, "*")]),
                 (2, lambda: [DigitPressed(a, "#")]),
@@ -426,7 +455,8 @@ class ConversationMachine(RuleBasedStateMachine):
         if kind == 5:
             return [ActionFailed(rnd.choice(MEDIA_ACTIONS), rnd.choice([None, CLIENT, A, GHOST]), "boom")]
         if kind == 6:
-            return [TransferRequested(rnd.choice(NUMBERS), rnd.choice(list(TransferTrigger)))]
+            leg = rnd.choice([None, *legs])  # a REFER from anyone, at any time
+            return [TransferRequested(rnd.choice(NUMBERS), rnd.choice(list(TransferTrigger)), leg=leg)]
         return [ConversationStarted(Direction.INCOMING, CLIENT, A)]
 
     @staticmethod

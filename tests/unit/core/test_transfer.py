@@ -20,6 +20,7 @@ from controller.core import (
     LegRinging,
     LegRole,
     LegState,
+    NotifyReferrer,
     OriginateLeg,
     OutcomeKind,
     PlayHoldMusic,
@@ -98,8 +99,11 @@ def test_hash_and_number_puts_the_client_on_hold_and_resolves(direction):
 @pytest.mark.parametrize("trigger", list(TransferTrigger))
 def test_every_trigger_is_the_same_transfer(direction, trigger):
     conv = start(direction)
-    actions = conv.handle(TransferRequested("201", trigger))
-    assert norm(actions) == [*HOLD, ResolveTarget("t1", "201"), StartTimer("resolve", 5.0), TAKE]
+    refer = trigger is TransferTrigger.REFER
+    actions = conv.handle(TransferRequested("201", trigger, leg=A if refer else None))
+    # a REFER's phone hears of it in its subscription (core/refer.py): 100 Trying first
+    notify = [NotifyReferrer(100, "Trying", final=False)] if refer else []
+    assert norm(actions) == [*HOLD, ResolveTarget("t1", "201"), StartTimer("resolve", 5.0), TAKE, *notify]
     assert conv.transfer.trigger is trigger
 
 
@@ -163,8 +167,9 @@ def test_second_hash_while_ringing_is_ignored_and_a_second_request_refused(direc
     version = conv.version
     assert press(conv, "#") == []
     assert conv.version == version + 1
-    assert conv.handle(TransferRequested("202", TransferTrigger.REFER)) == [
-        TransferRefused("202", TransferTrigger.REFER, "transfer_in_progress")
+    assert conv.handle(TransferRequested("202", TransferTrigger.REFER, leg=A)) == [
+        TransferRefused("202", TransferTrigger.REFER, "transfer_in_progress"),
+        NotifyReferrer(491, "Request Pending", final=True),
     ]
     assert conv.effective_state is T.RINGING
     assert conv.transfer.number == "201"
@@ -402,8 +407,9 @@ def test_hash_after_answer_starts_a_conference(direction):
     ]
     assert conv.state is C.CONFERENCE
     assert press(conv, "#") == []  # no nested transfer
-    assert conv.handle(TransferRequested("202", TransferTrigger.REFER)) == [
-        TransferRefused("202", TransferTrigger.REFER, "conference_active")
+    assert conv.handle(TransferRequested("202", TransferTrigger.REFER, leg=A)) == [
+        TransferRefused("202", TransferTrigger.REFER, "conference_active"),
+        NotifyReferrer(491, "Request Pending", final=True),
     ]
 
 
@@ -488,11 +494,12 @@ def test_transfer_to_a_themself_is_refused(direction):
 @pytest.mark.parametrize("number", [A_NO, CLIENT_NO])
 def test_refer_to_a_or_the_client_is_refused(direction, number):
     conv = start(direction)
-    actions = conv.handle(TransferRequested(number, TransferTrigger.REFER))
+    actions = conv.handle(TransferRequested(number, TransferTrigger.REFER, leg=A))
     assert actions == [
         PlayPrompt(A, "transfer_forbidden"),
         done(OutcomeKind.REFUSED, "self_target", number=number, trigger=TransferTrigger.REFER),
         TransferRefused(number, TransferTrigger.REFER, "self_target"),
+        NotifyReferrer(403, "Forbidden", final=True),  # one final NOTIFY, not one per record
     ]
     assert conv.state is C.TALKING
 
