@@ -24,6 +24,10 @@ class Metrics:
         self.transfers = Counter("xfer_transfers_total", "Transfer outcomes (completed, returned, failed...)",
                                  ["outcome"], registry=r)
         self.transfers_started = Counter("xfer_transfers_started_total", "Transfers requested", registry=r)
+        # Kamailio counts the REFERs it answered (xfer:refer_accepted / xfer:refer_refused); these are
+        # what the phones of the accepted ones were finally told, by the sipfrag status code
+        self.refer_results = Counter("xfer_refer_results_total", "Final REFER NOTIFY status codes sent", ["code"],
+                                     registry=r)
         self.dtmf_to_invite = Histogram("xfer_dtmf_to_target_invite_seconds",
                                         "From the digit that completed the number to B's INVITE being sent",
                                         buckets=LATENCY_BUCKETS, registry=r)

@@ -25,6 +25,9 @@ class Handler:
     def route_invite(self, msg) -> int:
         return self.routing.route_invite(msg)
 
+    def refer(self, msg) -> int:
+        return self.routing.refer(msg)
+
     def call_event(self, msg, method: str) -> int:
         return self.routing.call_event(msg, method)
 

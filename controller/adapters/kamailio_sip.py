@@ -27,6 +27,8 @@ from controller.wire import (
     LEG_CONTACT_USER,
     LEG_HEADER,
     LEG_PREFIX,
+    NOTIFY_CSEQ_PREFIX,
+    NOTIFY_SIDE_PREFIX,
     RING_TIMEOUT_MARGIN_S,
     TRANSFEROR_PREFIX,
 )
@@ -122,8 +124,23 @@ class SipExecutor:
         await self.rpc.call("htable.sets", HTABLE, f"{FEATURE_PREFIX}{call_id}", "1")
 
     async def forget_call(self, call_id: str, leg_call_ids: list[str]) -> None:
-        """A conversation is over: its feature mark and its legs' rtpengine flags go, in one request."""
-        await self.forget([f"{FEATURE_PREFIX}{call_id}", *(f"{LEG_PREFIX}{leg}" for leg in leg_call_ids)])
+        """A conversation is over: its feature mark, its REFER NOTIFY count and its legs' rtpengine flags
+        go, in one request."""
+        await self.forget([f"{FEATURE_PREFIX}{call_id}", f"{NOTIFY_CSEQ_PREFIX}{call_id}",
+                           f"{NOTIFY_SIDE_PREFIX}{call_id}", *(f"{LEG_PREFIX}{leg}" for leg in leg_call_ids)])
+
+    async def notify_referrer(self, call_id: str, from_tag: str, to_tag: str, side: str, code: int, reason: str,
+                              final: bool) -> None:
+        """A NOTIFY of the REFER subscription in the client's dialog, to `side` (the /xfer method
+        xfer.notify); not retried (a NOTIFY is no idempotent request). A phone that has hung up is
+        told nothing (Kamailio knows)."""
+        try:
+            await self.xfer_rpc.call("xfer.notify", call_id, from_tag, to_tag, side, code, reason, int(final))
+        except KamailioRpcError as exc:
+            if exc.code == 404:
+                log.info("NOTIFY in %s not sent: the dialog has ended", call_id)
+                return
+            raise
 
     async def forget(self, keys: list[str]) -> None:
         """Remove htable entries (one request for all: the /xfer method xfer.forget); one that is not

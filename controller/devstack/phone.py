@@ -26,10 +26,11 @@ class Phone:
     def start(cls, name: str, scenario: str, marker: int, log_dir: Path, *, ip: str, port: int | None = None,
               proxy: str | None = None, pause_ms: int = 0, service: str | None = None,
               caller: str | None = None, domain: str | None = None,
-              auth: tuple[str, str] | None = None) -> Phone:
-        """A phone that calls through `proxy` (host:port), or, without one, waits for a call."""
+              auth: tuple[str, str] | None = None, keys: dict[str, str] | None = None) -> Phone:
+        """A phone that calls through `proxy` (host:port), or, without one, waits for a call. `keys`:
+        the scenario's own -key values (refer_to...)."""
         voice = RtpParty(name, marker, ip)
-        keys = {"rtp_port": str(voice.address[1])}
+        keys = {**(keys or {}), "rtp_port": str(voice.address[1])}
         if caller:
             keys["from"] = caller
         if domain:

@@ -141,6 +141,11 @@ class SippParty:
                 return address, port
         raise LookupError(f"{self.name} received no {first_line_prefix} with SDP")
 
+    def received_messages(self, first_line_prefix: str) -> list[list[str]]:
+        """The lines of every message this party received whose first line starts with the prefix."""
+        return [lines for direction, lines in self._blocks()
+                if "message received" in direction and lines[0].startswith(first_line_prefix)]
+
     def received_header(self, method: str, header: str) -> list[str]:
         """Values of a header in the requests of one method this party received."""
         values = []

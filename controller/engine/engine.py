@@ -26,6 +26,8 @@ from controller.core import (
     InvalidTransition,
     LegHungUp,
     MediaRestored,
+    TransferRequested,
+    TransferTrigger,
 )
 from controller.core.actions import leg_of
 from controller.logs import call_logger
@@ -41,7 +43,11 @@ from .timer_names import timer_event
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ConversationIO", "TransferEngine"]
+__all__ = ["REFER_MAX_AGE_MS", "ConversationIO", "TransferEngine"]
+
+#: A REFER read later than this (the controller was down) is not acted on: its phone has waited for a
+#: NOTIFY that long (RFC 3261's transaction timeout is 32 s), and whoever pressed Transfer has moved on.
+REFER_MAX_AGE_MS = 32_000
 
 
 class TransferEngine:
@@ -92,6 +98,40 @@ class TransferEngine:
                 self.executor.digit_at.pop(conversation_id, None)
                 return
             await self._feed_locked(conversation_id, [DigitPressed(source_tag, digit)], loaded)
+
+    async def on_refer(self, conversation_id: str, params: dict[str, Any]) -> None:
+        """A REFER Kamailio accepted (202) from the employee's side of the client's dialog: the same
+        transfer as `#`; the phone hears of its progress in NOTIFYs (core/refer.py). One that waited
+        longer than REFER_MAX_AGE_MS (the controller was down), or whose call has no conversation to
+        transfer any more, is answered with a final NOTIFY and changes nothing."""
+        text = {name: str(params.get(name) or "") for name in ("call_id", "from_tag", "to_tag", "by_tag", "number")}
+        side = "caller" if text["by_tag"] == text["from_tag"] else "callee"
+        async with self.locks.hold(conversation_id):
+            fresh = self.clock() - int(params.get("at_ms") or 0) <= REFER_MAX_AGE_MS
+            loaded = None
+            if fresh and text["number"]:
+                loaded = await self._started_locked(conversation_id, (text["from_tag"], text["to_tag"]))
+            refusal: tuple[int, str] | None = None
+            if loaded is None:
+                refusal = (503, "Service Unavailable") if not fresh else (481, "Call/Transaction Does Not Exist")
+            elif text["by_tag"] != loaded.io.transferor_tag:
+                refusal = (403, "Forbidden")  # Kamailio lets only the employee's side through; never act on another
+            if refusal is not None:
+                code, reason = refusal
+                self.metrics.refer_results.labels(str(code)).inc()
+                log.info("REFER in %s not taken: %d %s", text["call_id"], code, reason)
+                try:
+                    await self.executor.sip.notify_referrer(text["call_id"], text["from_tag"], text["to_tag"], side,
+                                                            code, reason, True)
+                except Exception as exc:  # the phone gives up on its own; nothing else changes
+                    log.warning("final NOTIFY in %s not sent: %s", text["call_id"], exc)
+                return
+            assert loaded is not None
+            await self.records.append_event("transfer.requested", conversation_id, {
+                "trigger": "refer", "number": text["number"], "call_id": text["call_id"],
+                "referred_by": str(params.get("referred_by") or "")[:256]})
+            event = TransferRequested(text["number"], TransferTrigger.REFER, leg=text["by_tag"])
+            await self._feed_locked(conversation_id, [event], loaded)
 
     async def on_notification(self, conversation_id: str, method: str, params: dict[str, Any]) -> None:
         """A Kamailio notification about a dialog of this conversation."""

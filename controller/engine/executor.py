@@ -26,6 +26,7 @@ from controller.core import (
     EndLeg,
     Event,
     LegFailed,
+    NotifyReferrer,
     OriginateLeg,
     PassDigit,
     RecordOutcome,
@@ -109,6 +110,12 @@ class ActionExecutor:
                 await self._end_conversation(machine, io, reason)
             case RecordOutcome():
                 await self._record_outcome(io, action)
+            case NotifyReferrer(code=code, reason=reason, final=final):
+                # the REFER came from the client dialog's employee side (Kamailio checked)
+                if final:
+                    self.metrics.refer_results.labels(str(code)).inc()
+                await self.sip.notify_referrer(io.ng_call_id, io.client_from_tag, io.client_to_tag,
+                                               io.side_of(io.transferor_tag), code, reason, final)
             case TransferRefused(number=number, trigger=trigger, reason=reason):
                 await self.records.append_event("transfer.refused", cid, {
                     "number": number, "trigger": str(trigger), "reason": reason, "call_id": io.ng_call_id})
@@ -171,9 +178,12 @@ class ActionExecutor:
                          kind: TargetKind, caller_id: str, ring_timeout_s: float) -> None:
         # B's leg is offered from a placeholder tag of its own, not from A: pairing A with a B that has
         # no media yet makes rtpengine drop A's packets, and with them A's `*` while B rings. The
-        # placeholder's SDP is the endpoint of whoever B will talk to first, so B's early media reaches
-        # them; the machine's BridgeMedia re-pairs B properly when B answers.
-        anchor = io.transferor_tag if machine.transferor_up else io.client_tag
+        # placeholder's SDP is the endpoint of the transferor on the line, so B's early media reaches
+        # them; with nobody on the line, that of the first transferor, who has left (or handed the call
+        # over with a REFER): the client on hold hears the music and nothing else, not B's early media.
+        # The machine's BridgeMedia re-pairs B properly when B answers.
+        current = machine.transferor_leg
+        anchor = current if machine.transferor_up and current else io.transferor_tag
         sdp = await self.media.endpoint_sdp(io.ng_call_id, anchor)
         targets = [{"uri": d.removeprefix(LOOKUP_PREFIX), "lookup": int(d.startswith(LOOKUP_PREFIX))} for d in dial]
         tenant = self.config.tenants[io.tenant_id]

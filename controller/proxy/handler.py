@@ -3,6 +3,7 @@
     python_exec("route_invite")          in request_route, after dlg_manage(): sets $var(res) to the
                                          decision ({"action": "route"|"reject", ...}) and
                                          $dlg_var(conv) to the conversation of a routed call
+    python_exec("refer")                 in route[REFER]: sets $var(code) / $var(reason), the REFER's answer
     python_exec("call_event", "<method>") from route[NOTIFY]: call.answered / call.failed / call.ended /
                                          call.rejected / leg.ringing / leg.hungup, with $var(code),
                                          $var(reason), $var(cause) and $var(nleg) (a leg the controller
@@ -31,6 +32,7 @@ from controller.errors import JsonRpcError
 from controller.proxy.budget import PerSourceBudget
 from controller.proxy.invite import MAX_CALL_ID, InviteParams, clip, decide_invite, leg_result
 from controller.proxy.records import ProxyRecords, RecordLimits, TableCache, now_ms
+from controller.proxy.refer import ReferCheck, ReferDecision, check_refer
 from controller.routing.decision import RouteRejection
 from controller.wire import LEG_HEADER
 
@@ -50,6 +52,8 @@ NO_TABLE = RouteRejection(503, "Service Unavailable", "no_routing_table")
 BAD_REQUEST = RouteRejection(400, "Bad Request", "bad_request")
 ROUTING_FAILED = RouteRejection(500, "Server Internal Error", "routing_failed")
 ENDING = ("call.failed", "call.ended", "call.rejected")
+REFER_UNAVAILABLE = ReferDecision(503, "Service Unavailable")
+REFER_FACTS = ("direction", "state", "tenant")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,40 @@ class KamailioRouting:
         if conversation:
             self.pv.sets("$dlg_var(conv)", conversation)
         return 1
+
+    def refer(self, msg: Any = None) -> int:
+        """A REFER in a call's dialog: $var(code) / $var(reason) are its final response (202 or a
+        refusal); an accepted one is on the controller's stream (controller/proxy/refer.py)."""
+        decision = self.decide_refer()
+        self.pv.seti("$var(code)", decision.code)
+        self.pv.sets("$var(reason)", decision.reason)
+        return 1
+
+    def decide_refer(self) -> ReferDecision:
+        if not self.redis_usable():
+            return REFER_UNAVAILABLE  # nobody could act on it: the phone keeps its call, as with no REFER
+        get = self._get
+        call_id, conversation = get("$ci"), get("$dlg_var(conv)")
+        try:
+            record = self.records.conversation_facts(conversation, REFER_FACTS) if conversation else {}
+            table = self.tables.current(self.records.redis)
+            tenant = table.tenants.get(record.get("tenant", "")) if table is not None else None
+            decision = check_refer(ReferCheck(
+                by_tag=get("$ft"), dialog_from_tag=get("$dlg(from_tag)"), refer_to=get("$hdr(Refer-To)"),
+                referred_by=get("$hdr(Referred-By)"), record=record,
+                our_hosts={get("$Ri").lower(), *([tenant.domain.lower()] if tenant else [])}))
+            if decision.accepted:
+                self.records.notify_controller({"jsonrpc": "2.0", "method": "transfer.refer", "params": {
+                    "call_id": clip(call_id, MAX_CALL_ID), "conversation": conversation,
+                    "from_tag": clip(get("$dlg(from_tag)")), "to_tag": clip(get("$dlg(to_tag)")),
+                    "by_tag": clip(get("$ft")), "number": decision.number, "referred_by": decision.referred_by,
+                    "at_ms": self.clock()}})
+        except Exception:
+            self.redis_failed(f"REFER in {clip(call_id)} not handed on")
+            return REFER_UNAVAILABLE
+        if not decision.accepted:
+            log.info("REFER in %s refused: %d %s", clip(call_id), decision.code, decision.reason)
+        return decision
 
     def call_event(self, msg: Any = None, method: str = "") -> int:
         if not self.redis_usable():

@@ -75,6 +75,11 @@ class ProxyRecords:
         """A leg the controller originates (its INVITE is routed from what the engine stored)."""
         return leg_record(self.redis.hgetall(LEG_KEY.format(leg_id)))
 
+    def conversation_facts(self, conversation_id: str, names: tuple[str, ...]) -> dict[str, str]:
+        """Some fields of a conversation's record (not the machine's snapshot beside them)."""
+        values = self.redis.hmget(CONV_KEY.format(conversation_id), list(names))
+        return {name: text(value) for name, value in zip(names, values, strict=True) if value is not None}
+
     def started(self, conversation_id: str, call_id: str, fields: dict[str, Any]) -> None:
         """A routed call: its conversation, indexed by Call-ID, and call.started."""
         pipe = self.redis.pipeline(transaction=False)

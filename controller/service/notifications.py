@@ -1,7 +1,8 @@
 """Kamailio's notifications for the transfer engine (a Redis stream of JSON-RPC 2.0 notifications).
 
 Kamailio appends `call.answered`, `call.failed`, `call.ended`, `call.rejected`, `leg.ringing` and
-`leg.hungup` for the legs the controller originates and for calls whose state machine runs (it keeps
+`leg.hungup` for the legs the controller originates and for calls whose state machine runs, and
+`transfer.refer` for every REFER it accepted (it keeps
 every call's own record and event log itself, controller/proxy). This consumer reads them through a
 consumer group, so a controller that was down or restarted picks up exactly where it left off, and a
 second replica shares the work. A notification is acknowledged only after it has been applied; a
@@ -28,7 +29,9 @@ RETRY_AFTER_S = 1.0
 MAX_IN_FLIGHT = 512
 ENDING = ("call.failed", "call.ended", "call.rejected")
 # leg.ringing: a leg the controller originated rings; leg.hungup: Kamailio absorbed the transferor's BYE
-KNOWN = (*ENDING, "call.answered", "leg.ringing", "leg.hungup")
+# transfer.refer: a REFER Kamailio accepted from the employee's side of a call (controller/proxy/refer.py)
+REFER = "transfer.refer"
+KNOWN = (*ENDING, "call.answered", "leg.ringing", "leg.hungup", REFER)
 
 
 class NotificationConsumer(BackgroundLoop):
@@ -166,7 +169,11 @@ class NotificationConsumer(BackgroundLoop):
         if not conversation:
             log.info("notification %s for call %s of no conversation (expired)", method, _call_id(params))
             return
-        if self.engine is not None:
+        if self.engine is None:
+            return
+        if method == REFER:
+            await self.engine.on_refer(conversation, params)
+        else:
             await self.engine.on_notification(conversation, method, params)
 
 

@@ -219,6 +219,14 @@ class Stack:
                            json={"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})
         return reply.json()["result"]
 
+    def kamailio_stat(self, name: str) -> int:
+        """One of the counters Kamailio keeps in the group xfer (WIRE_STATS in kamailio.cfg)."""
+        from controller.wire import STATS_GROUP
+
+        result = self.rpc("stats.get_statistics", f"{STATS_GROUP}:{name}")
+        line = result[0] if isinstance(result, list) else str(result)
+        return int(str(line).rsplit("=", 1)[1])
+
     def rtpengine_calls(self) -> list[str]:
         from controller.adapters.rtpengine_ng import RtpengineNg
 

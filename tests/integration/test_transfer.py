@@ -101,7 +101,7 @@ def test_blind_transfer_when_a_hangs_up_while_b_rings(stack: Stack, people: list
     wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
     wait_until(lambda: gone(a), timeout=10, what="A to leave")
     assert "ACK" not in b.sipp.received_requests(), "B answered too early for a blind transfer"
-    on_hold(client)  # B still rings: the client keeps the music, and nothing else
+    on_hold(client, b)  # B still rings (and sends RTP): the client keeps the music, and nothing else
     wait_until(lambda: "ACK" in b.sipp.received_requests(), timeout=10, what="B to answer")
     eventually(lambda: assert_talking(client, b, CLIENT, B))
     no_digits(client)

@@ -88,6 +88,7 @@ class Sip:
         self.byes: list[tuple[str, str]] = []
         self.transferor: dict[str, str | None] = {}
         self.features: set[str] = set()  # calls marked for Kamailio's notifications
+        self.notified: list[tuple[str, str, int, bool]] = []  # REFER NOTIFYs: call, side, code, final
         self.failing = failing
 
     async def originate(self, *, conversation_id: str, leg_id: str, **_: Any) -> str:
@@ -112,6 +113,11 @@ class Sip:
 
     async def forget_call(self, call_id: str, leg_call_ids: list[str]) -> None:
         self.features.discard(call_id)
+
+    async def notify_referrer(self, call_id: str, from_tag: str, to_tag: str, side: str, code: int, reason: str,
+                              final: bool) -> None:
+        self.failing.check("sip.notify_referrer", call_id)
+        self.notified.append((call_id, side, code, final))
 
 
 class Timers:

@@ -199,3 +199,52 @@ async def test_an_event_costs_one_load_and_one_write_unless_its_actions_learn_so
     assert rig.records.saves[-1] == (False, True)
     io = json.loads(rig.records.conversations[CID]["io"])
     assert f"{CID}.t1.b1" in io["legs"]
+
+
+# -- REFER ------------------------------------------------------------------------------------------
+
+def refer_params(cid: str = CID, *, number: str = "101", by: str = "atag", at_ms: int = 1_000) -> dict:
+    return {"call_id": f"call-{cid}", "conversation": cid, "from_tag": "ctag", "to_tag": "atag", "by_tag": by,
+            "number": number, "referred_by": "<sip:100@acme.test>", "at_ms": at_ms}
+
+
+async def test_a_refer_starts_the_transfer_and_the_phone_hears_of_it() -> None:
+    rig = Rig()
+    rig.route()
+    await rig.engine.on_refer(CID, refer_params())
+    # A is the callee of an incoming call: the NOTIFYs go to that side of the client's dialog
+    assert rig.sip.notified == [(f"call-{CID}", "callee", 100, False)]
+    assert rig.sip.originated == [f"{CID}.t1.b1"]
+    assert rig.machine().legs["atag"].state is LegState.ENDED  # handed over once B rings
+    requested = [e for e in rig.records.events if e[0] == "transfer.requested"]
+    assert requested and requested[0][2]["trigger"] == "refer" and requested[0][2]["referred_by"]
+    assert rig.sip.features == {f"call-{CID}"}
+
+
+async def test_a_refer_from_the_client_side_is_refused_in_its_notify() -> None:
+    rig = Rig()
+    rig.route()
+    await rig.engine.on_refer(CID, refer_params(by="ctag"))
+    assert rig.sip.notified == [(f"call-{CID}", "caller", 403, True)] and rig.sip.originated == []
+
+
+async def test_a_stale_refer_changes_nothing_and_is_answered() -> None:
+    rig = Rig()
+    rig.route()
+    await rig.engine.on_refer(CID, refer_params(at_ms=-60_000))
+    assert rig.sip.notified == [(f"call-{CID}", "callee", 503, True)]
+    assert "machine" not in rig.records.conversations[CID] and rig.sip.originated == []
+
+
+async def test_a_refer_of_a_call_that_cannot_transfer_is_answered_481() -> None:
+    rig = Rig()
+    rig.route(state="ended")
+    await rig.engine.on_refer(CID, refer_params())
+    assert rig.sip.notified == [(f"call-{CID}", "callee", 481, True)]
+
+
+async def test_a_failing_notify_is_fed_back_and_the_transfer_goes_on() -> None:
+    rig = Rig(Failing({"sip.notify_referrer": ConnectionError("Kamailio away")}))
+    rig.route()
+    await rig.engine.on_refer(CID, refer_params())
+    assert rig.sip.originated == [f"{CID}.t1.b1"]  # the phone missed its 100 Trying; B still rings

@@ -41,6 +41,11 @@ class FakePv:
         assert isinstance(value, str)
         self.values[name] = self.set[name] = value
 
+    def seti(self, name: str, value: int) -> None:
+        assert isinstance(value, int)
+        self.values[name] = value
+        self.set[name] = str(value)
+
 
 class FakeRedis:
     """The few redis-py calls ProxyRecords and TableCache make, in memory; replies are bytes, as redis-py's."""
@@ -71,6 +76,11 @@ class FakeRedis:
     def hgetall(self, key: str) -> dict[bytes, bytes]:
         self._read()
         return {k.encode(): v.encode() for k, v in self.hashes.get(key, {}).items()}
+
+    def hmget(self, key: str, names: list[str]) -> list[bytes | None]:
+        self._read()
+        stored = self.hashes.get(key, {})
+        return [stored[name].encode() if name in stored else None for name in names]
 
     def set(self, key: str, value: Any, ex: int | None = None) -> None:
         self._write()

@@ -1,0 +1,123 @@
+"""A REFER in a call's dialog (RFC 3515), checked by Kamailio's Python before anyone acts on it (pure).
+
+Kamailio hands over what it saw: the dialog's tags, the request's From-tag, Refer-To, Referred-By and
+the conversation's record. The answer is the REFER's final response: 202 (the transfer engine gets
+a `transfer.refer` notification and tells the phone its progress in NOTIFYs) or a refusal, after
+which the conversation goes on as it was:
+
+    403  the REFER did not come from the employee's side of the call (the client's side, often a
+         trunk, never transfers), the call has no conversation or is not talking, or Refer-To names a
+         host that is not this PBX (a REFER never makes the node call a stranger's URI)
+    400  Refer-To missing or unreadable, or its user part is no number
+    501  Refer-To with Replaces (an attended transfer the phone set up itself): not supported yet
+    491  a transfer is already running (checked by the script: the dialog is taken over)
+
+Refer-To is accepted as `<sip:102@pbx>`, `sip:102@pbx`, `<sip:102@pbx;user=phone>`, `<tel:+4930...>`,
+`tel:102`, `<sip:102>` or a bare `102`; the number is judged later by the tenant's dial policy exactly
+like digits after `#` (unknown → NOTIFY 404, forbidden → NOTIFY 403).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+__all__ = ["MAX_HEADER", "ReferCheck", "ReferDecision", "check_refer", "parse_refer_to"]
+
+#: Longer Refer-To / Referred-By values are not a transfer we act on (and would grow logs and Redis).
+MAX_HEADER = 512
+_NUMBER_RE = re.compile(r"\+?[0-9]{2,32}")
+_URI_RE = re.compile(r"(?P<scheme>sips?|tel):(?P<rest>[^\s<>]*)", re.IGNORECASE)
+_TALKING = ("answered", "routing")
+
+
+@dataclass(frozen=True, slots=True)
+class ReferDecision:
+    code: int
+    reason: str
+    number: str = ""
+    referred_by: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.code == 202
+
+
+@dataclass(frozen=True, slots=True)
+class ReferTo:
+    number: str
+    host: str  # "" for tel: and user-only forms
+    replaces: bool
+
+
+class BadReferTo(ValueError):
+    pass
+
+
+def parse_refer_to(value: str) -> ReferTo:
+    """The number and host a Refer-To names; BadReferTo when it names none."""
+    value = value.strip()
+    if not value or len(value) > MAX_HEADER:
+        raise BadReferTo("missing or too long")
+    if "<" in value:
+        inner, closed, _ = value.partition("<")[2].partition(">")
+        if not closed:
+            raise BadReferTo("unbalanced angle brackets")
+        value = inner.strip()
+    match = _URI_RE.fullmatch(value)
+    if match is None:
+        if _NUMBER_RE.fullmatch(value):
+            return ReferTo(value, "", False)  # a bare number
+        raise BadReferTo("not a sip:, sips: or tel: URI")
+    scheme, rest = match["scheme"].lower(), match["rest"]
+    rest, _, headers = rest.partition("?")
+    replaces = any(h.split("=", 1)[0].strip().lower() == "replaces" for h in headers.split("&") if h)
+    if scheme == "tel":
+        user, host = rest, ""
+    else:
+        user, at, host = rest.rpartition("@")
+        if not at:
+            user, host = host, ""
+        # URI parameters (user=phone, transport...) say nothing of the number
+        host = host.split(";", 1)[0].split(":", 1)[0].strip("[]").lower()
+        if at and not host:
+            raise BadReferTo("an empty host")
+    user = user.split(";", 1)[0]  # a tel: or user part's own parameters (phone-context...)
+    number = unquote(user).replace("-", "").replace(".", "").replace(" ", "")
+    if not _NUMBER_RE.fullmatch(number):
+        raise BadReferTo("the user part is no number")
+    return ReferTo(number, host, replaces)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferCheck:
+    """What Kamailio knows of a REFER."""
+
+    by_tag: str  # the REFER's From-tag: which side sent it
+    dialog_from_tag: str  # the dialog's caller-side tag
+    refer_to: str
+    referred_by: str
+    record: Mapping[str, str]  # the conversation's record ({} if none)
+    our_hosts: Collection[str]  # the tenant's domain and the address the REFER came in on
+
+
+def check_refer(check: ReferCheck) -> ReferDecision:
+    record = check.record
+    direction = record.get("direction", "")
+    if direction not in ("incoming", "outgoing") or record.get("state") not in _TALKING:
+        return ReferDecision(403, "Forbidden")  # no client to transfer (an internal call), or not talking
+    employee_is_caller = direction == "outgoing"
+    sent_by_caller = check.by_tag == check.dialog_from_tag
+    if sent_by_caller != employee_is_caller:
+        return ReferDecision(403, "Forbidden")  # the client's side: a trunk never transfers our employee
+    try:
+        target = parse_refer_to(check.refer_to)
+    except BadReferTo:
+        return ReferDecision(400, "Bad Refer-To")
+    if target.replaces:
+        return ReferDecision(501, "Attended REFER Not Supported")
+    if target.host and target.host not in check.our_hosts:
+        return ReferDecision(403, "Forbidden")
+    return ReferDecision(202, "Accepted", target.number, check.referred_by[:MAX_HEADER])

@@ -1,0 +1,149 @@
+"""The phone's own Transfer button (SIP REFER) through the real stack, as the people on the phone notice it.
+
+A's phone (a SIPp scenario) sends a blind REFER in the client's dialog; the client is on the carrier
+trunk, B is extension 101. What each party hears is measured by the RTP parties; which SIP messages
+each got is read from SIPp's message log.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from controller.devstack.phone import Phone, wait_until
+from tests.integration.calls import (
+    CLIENT,
+    DID,
+    A,
+    B,
+    assert_talking,
+    eventually,
+    gone,
+    on_hold,
+    person,
+    sip_call_id,
+    target,
+)
+from tests.integration.conftest import CLIENT_NUMBER, PHONES_IP, TRUNK_IP, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def notifies(phone: Phone) -> list[tuple[int, str, str]]:
+    """Every NOTIFY the phone got: (CSeq number, Subscription-State, sipfrag status line)."""
+    found = []
+    for lines in phone.sipp.received_messages("NOTIFY "):
+        text = "\n".join(lines)
+        cseq = int(re.search(r"^CSeq:\s*(\d+)\s+NOTIFY", text, re.M | re.I).group(1))
+        state = re.search(r"^Subscription-State:\s*(\S+)", text, re.M | re.I).group(1)
+        status = re.search(r"^SIP/2\.0 \d{3}[^\n]*", text, re.M).group(0).strip()
+        found.append((cseq, state, status))
+    return found
+
+
+def referring_a(stack: Stack, people: list[Phone], refer_to: str, *, after_ms: int = 1500) -> Phone:
+    a = person(stack, "anna", "employee_answer_refer.xml", A, ip=PHONES_IP, port=stack.contact_port("100", "acme"),
+               pause_ms=after_ms, keys={"refer_to": refer_to})
+    people.append(a)
+    return a
+
+
+def calling_client(stack: Stack, people: list[Phone], *, talk_ms: int, scenario: str = "client_call_signalling.xml",
+                   keys: dict[str, str] | None = None) -> Phone:
+    client = person(stack, "client", scenario, CLIENT, ip=TRUNK_IP, remote=True, pause_ms=talk_ms, service=DID,
+                    caller=CLIENT_NUMBER, keys=keys)
+    people.append(client)
+    return client
+
+
+def test_blind_refer_transfers_like_the_hotkey(stack: Stack, people: list[Phone]) -> None:
+    b = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=1500)  # rings 1.5 s, answers
+    domain = stack.local.config.tenants["acme"].domain
+    a = referring_a(stack, people, f"<sip:101@{domain}>")
+    client = calling_client(stack, people, talk_ms=9000)
+    wait_until(lambda: "ACK" in a.sipp.received_requests(), what="A to answer")
+    eventually(lambda: assert_talking(client, a, CLIENT, A))
+
+    # A presses Transfer: the REFER is answered 202 and never reaches the client's side
+    wait_until(lambda: 202 in a.sipp.received_statuses(), what="the REFER's 202")
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
+    assert "REFER" not in client.sipp.received_requests()
+    # the client hears the hold music and nothing else while B rings; nobody hears the client
+    on_hold(client, b)  # B sends RTP while it rings: the client hears none of it
+    # B sees the caller-ID of the tenant's policy ("did": the DID the client called)
+    seen = b.sipp.received_header("INVITE", "From")
+    assert seen and f"sip:{DID}@" in seen[0], f"B saw From {seen}"
+
+    # B answers: the client and B hear each other and nobody else; A's phone got 100, 180 and the final 200
+    wait_until(lambda: "ACK" in b.sipp.received_requests(), what="B to answer")
+    eventually(lambda: assert_talking(client, b, CLIENT, B))
+    wait_until(lambda: gone(a), timeout=10, what="A to hang up after the final NOTIFY")
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()
+    got = notifies(a)
+    assert [status for _, _, status in got] == ["SIP/2.0 100 Trying", "SIP/2.0 180 Ringing", "SIP/2.0 200 OK"], got
+    assert [state.split(";")[0] for _, state, _ in got] == ["active", "active", "terminated"], got
+    cseqs = [cseq for cseq, _, _ in got]
+    assert cseqs == sorted(set(cseqs)), f"the NOTIFYs' CSeqs do not grow: {cseqs}"
+    # every NOTIFY was answered 200 by A's phone (the scenario answers only what it accepts: it ended cleanly)
+    assert "481" not in a.sipp.messages().split("NOTIFY", 1)[1]
+
+    # the client's dialog was never torn down; the client hangs up and B gets the BYE
+    assert "BYE" not in client.sipp.received_requests()
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert b.sipp.wait() == 0, b.sipp.describe_failure()
+    call_id = sip_call_id(client)
+    done = stack.wait_event(call_id, "transfer.completed")
+    assert (done["data"]["trigger"], done["data"]["mode"]) == ("refer", "blind")
+    requested = stack.wait_event(call_id, "transfer.requested")
+    assert requested["data"]["referred_by"].startswith("<sip:100@")
+    stack.wait_for(lambda: call_id not in stack.rtpengine_calls(), what="rtpengine to forget the call")
+
+
+def test_refer_to_an_unknown_number_leaves_the_client_with_a(stack: Stack, people: list[Phone]) -> None:
+    a = referring_a(stack, people, "<sip:999@127.0.0.1>")
+    client = calling_client(stack, people, talk_ms=6000)
+    wait_until(lambda: "ACK" in a.sipp.received_requests(), what="A to answer")
+    wait_until(lambda: any(state.startswith("terminated") for _, state, _ in notifies(a)), timeout=10,
+               what="the final NOTIFY")
+    assert notifies(a)[-1][2] == "SIP/2.0 404 Not Found", notifies(a)
+    # the conversation goes on as it was: A and the client hear each other again (A also hears the
+    # short "unknown number" prompt first)
+    eventually(lambda: assert_talking(client, a, CLIENT, A), timeout=8)
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()  # A got the client's BYE
+    assert "REFER" not in client.sipp.received_requests()
+
+
+@pytest.mark.parametrize("refer_to", ["<sip:101@evil.example>", "<mailto:x@example.com>"])
+def test_a_refer_naming_a_strangers_host_or_no_number_is_refused(stack: Stack, people: list[Phone],
+                                                                 refer_to: str) -> None:
+    a = referring_a(stack, people, refer_to)
+    client = calling_client(stack, people, talk_ms=5000)
+    wait_until(lambda: "ACK" in a.sipp.received_requests(), what="A to answer")
+    # the refusal is the REFER's own answer; the call goes on, with media both ways, until the client
+    # hangs up
+    wait_until(lambda: any(s in a.sipp.received_statuses() for s in (400, 403)), timeout=8, what="the REFER's answer")
+    statuses = a.sipp.received_statuses()
+    assert (403 if "evil" in refer_to else 400) in statuses and 202 not in statuses, statuses
+    eventually(lambda: assert_talking(client, a, CLIENT, A))
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()
+    assert notifies(a) == []
+    assert "REFER" not in client.sipp.received_requests()
+
+
+def test_the_clients_side_cannot_transfer_the_employee(stack: Stack, people: list[Phone]) -> None:
+    b = target(stack, people, "boris", "101", "employee_answer.xml")
+    a = person(stack, "anna", "employee_answer.xml", A, ip=PHONES_IP, port=stack.contact_port("100", "acme"))
+    people.append(a)
+    client = calling_client(stack, people, talk_ms=3000, scenario="client_call_refer.xml",
+                            keys={"refer_to": "<sip:101@127.0.0.1>"})
+    # the trunk's REFER is refused 403 (the scenario waits for exactly that) and never reaches A
+    wait_until(lambda: 403 in client.sipp.received_statuses(), what="the 403 to the trunk's REFER")
+    eventually(lambda: assert_talking(client, a, CLIENT, A))
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()
+    assert "REFER" not in a.sipp.received_requests() and "NOTIFY" not in a.sipp.received_requests()
+    assert "INVITE" not in b.sipp.received_requests(), "a REFER from the trunk rang B"
+    assert stack.kamailio_stat("refer_refused") >= 1
