@@ -9,9 +9,12 @@ only derives the NOTIFY progress from what the transfer did in one :meth:`Conver
   the failure B gave (busy 486, no answer 408, declined 603, unreachable 480) or why the request was
   refused (unknown number 404, forbidden or A's own number 403, a transfer already running 491).
 
-A REFER transfer is a blind one: the phone hands the call over when B starts to ring (its BYE, which
-Kamailio absorbs, changes nothing then). Before that, a refusal leaves the client with A, as a refused
-``#`` number does.
+A REFER's transfer is the `#` transfer with A waiting on the line (A hears ringback or B's early
+media, and `*` still takes the client back), except that B's answer connects the client to B at once:
+A's phone asked for that, so it hands the call over then (its own BYE, which Kamailio absorbs, changes
+nothing afterwards). Until then every failure is A's to take back, as with `#`: a refused number
+leaves the client with A, and a B that fails returns the client to A on the line, with the warnings;
+a phone that hangs up right after the 202 leaves a blind transfer, and the direction's rule applies.
 """
 
 from __future__ import annotations

@@ -382,6 +382,8 @@ FOLLOW_UPS: Mapping[tuple[State, Stimulus], tuple[Stimulus, ...]] = {
     (_T.COLLECTING, _S.NUMBER_DIGIT): (_S.NUMBER_KNOWN, _S.SELF_TARGET),
     (_T.RESOLVING, _S.NOBODY_TO_RING): (*_A_ON_LINE, *_A_GONE),
     (_T.RESOLVING, _S.TARGET_INVALID): _A_GONE,
+    #: a REFER's B answered: A's phone hands the call over (core/refer.py)
+    (_T.RINGING, _S.TARGET_ANSWERED): (_S.TRANSFEROR_HUNG_UP,),
     (_T.RINGING, _S.TARGET_FAILED): _A_ON_LINE,
     (_T.RINGING, _S.NO_ANSWER_TIMEOUT): _A_ON_LINE,
     (_T.BLIND_RINGING, _S.TARGET_FAILED): _A_GONE,

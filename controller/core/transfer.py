@@ -165,8 +165,7 @@ def guard_resolved(s: Step) -> Stimulus:
         return _S.SELF_TARGET if a_up else _S.TARGET_INVALID
     if not allowed:
         return _S.NOBODY_TO_RING
-    # a REFER hands the call over once B rings: a blind transfer (core/refer.py)
-    return _S.TARGET_RESOLVED if a_up and s.t.trigger is not TransferTrigger.REFER else _S.RESOLVED_BLIND
+    return _S.TARGET_RESOLVED if a_up else _S.RESOLVED_BLIND
 
 
 def guard_refusal(s: Step, stimulus: Stimulus) -> Stimulus:
@@ -224,8 +223,6 @@ def on_target_resolved(s: Step) -> None:
     event = s.event
     assert isinstance(event, TargetResolved)
     s.t.target_kind = event.target_kind
-    if s.t.trigger is TransferTrigger.REFER and s.facts.transferor_up:
-        s.fx.hand_over(s.facts.a)
     branches.ring(s, "b", s.facts.caller_id_for(event.target_kind))
 
 
@@ -280,13 +277,19 @@ def ignore(s: Step) -> None:
     """Accepted, and nothing to do (B's ringing that only A would hear, a stale prompt...)."""
 
 
-def on_target_answered(s: Step) -> None:
-    """A talks to B; the client keeps the music."""
+def on_target_answered(s: Step) -> Stimulus | None:
+    """A talks to B; the client keeps the music. A REFER asked for the client to reach B: A's phone
+    hands the call over now, as if A had hung up (its own BYE, which Kamailio absorbs, comes later)."""
+    if s.t.trigger is TransferTrigger.REFER:
+        branches.take_answer(s)
+        s.fx.hand_over(s.facts.a)
+        return _S.TRANSFEROR_HUNG_UP
     winner, a, media = branches.take_answer(s), s.facts.a, s.fx.media
     media.stop(a)
     if media.partner_of(a) != winner:
         media.bridge(a, winner)
     s.t.early_leg = None
+    return None
 
 
 def on_blind_answered(s: Step) -> None:
@@ -346,7 +349,9 @@ def on_conference_key(s: Step) -> None:
 
 
 def on_attended(s: Step) -> None:
-    branches.connect_client(s, OutcomeKind.COMPLETED, mode=OutcomeMode.ATTENDED)
+    # a REFER's transfer never consulted: the phone asked for the client to reach B
+    blind = s.t.trigger is TransferTrigger.REFER
+    branches.connect_client(s, OutcomeKind.COMPLETED, mode=OutcomeMode.BLIND if blind else OutcomeMode.ATTENDED)
 
 
 # -- the back key, hang-ups, requests, media ------------------------------------------------

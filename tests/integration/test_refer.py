@@ -100,6 +100,49 @@ def test_blind_refer_transfers_like_the_hotkey(stack: Stack, people: list[Phone]
     stack.wait_for(lambda: call_id not in stack.rtpengine_calls(), what="rtpengine to forget the call")
 
 
+def test_the_employees_outgoing_call_is_transferred_by_refer(stack: Stack, people: list[Phone]) -> None:
+    # A calls the client out through the trunk, then presses Transfer: the NOTIFYs go to the caller's
+    # side of the dialog this time
+    b = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=1000)
+    trunk_ip, trunk_port = stack.trunk
+    client = person(stack, "client", "employee_answer_then_hangup.xml", CLIENT, ip=trunk_ip, port=trunk_port,
+                    pause_ms=8000)
+    people.append(client)
+    tenant = stack.local.config.tenants["acme"]
+    a = person(stack, "anna", "employee_call_refer.xml", A, ip=PHONES_IP, remote=True, pause_ms=1500,
+               service=CLIENT_NUMBER, caller="100", domain=tenant.domain, auth=stack.credentials("100"),
+               keys={"refer_to": f"<sip:101@{tenant.domain}>"})
+    people.append(a)
+    wait_until(lambda: "ACK" in client.sipp.received_requests(), what="the client to answer")
+    eventually(lambda: assert_talking(client, a, CLIENT, A))
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
+    on_hold(client, a)
+    # B sees the company number (policy "did", and an outgoing call came in on no DID)
+    seen = b.sipp.received_header("INVITE", "From")
+    assert seen and f"sip:{tenant.company_number}@" in seen[0], f"B saw From {seen}"
+    eventually(lambda: assert_talking(client, b, CLIENT, B), timeout=8)
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()
+    assert [status for _, _, status in notifies(a)][-1] == "SIP/2.0 200 OK", notifies(a)
+    assert "REFER" not in client.sipp.received_requests() and "BYE" not in client.sipp.received_requests()
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()  # the client hangs up on B
+    assert b.sipp.wait() == 0 and "BYE" in b.sipp.received_requests()
+
+
+def test_a_busy_target_is_told_and_the_client_goes_back_to_a(stack: Stack, people: list[Phone]) -> None:
+    target(stack, people, "boris", "101", "employee_busy.xml")
+    a = referring_a(stack, people, "<sip:101@127.0.0.1>")
+    client = calling_client(stack, people, talk_ms=9000)
+    wait_until(lambda: any(state.startswith("terminated") for _, state, _ in notifies(a)), timeout=10,
+               what="the final NOTIFY")
+    assert notifies(a)[-1][2] == "SIP/2.0 486 Busy Here", notifies(a)
+    # A is still on the line: the client is back with A (after the tenant's warnings), as after `#`
+    eventually(lambda: assert_talking(client, a, CLIENT, A), timeout=10)
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()
+    done = stack.wait_event(sip_call_id(client), "transfer.returned")
+    assert (done["data"]["trigger"], done["data"]["cause"]) == ("refer", "busy")
+
+
 def test_refer_to_an_unknown_number_leaves_the_client_with_a(stack: Stack, people: list[Phone]) -> None:
     a = referring_a(stack, people, "<sip:999@127.0.0.1>")
     client = calling_client(stack, people, talk_ms=6000)

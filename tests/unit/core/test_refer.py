@@ -1,5 +1,6 @@
-"""A REFER from A's phone (the phone's own transfer button): the same transfer as `#`, handed over
-blind once B rings, and the phone told its progress in NOTIFYs (core/refer.py)."""
+"""A REFER from A's phone (the phone's own transfer button): the same transfer as `#` with A waiting on
+the line, B's answer connecting the client to B at once, and the phone told its progress in NOTIFYs
+(core/refer.py)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from controller.core import (
     TransferRequested,
     TransferState,
     TransferTrigger,
+    UnblockMedia,
 )
 from controller.core.refer import final_status, refusal_status
 from controller.core.types import FailureCause, OutcomeCause, OutcomeKind, RefusalReason, RejectReason
@@ -53,20 +55,20 @@ def test_refer_is_the_hotkey_transfer_with_progress_in_notifies(direction):
     actions = refer(conv)
     assert notes(actions) == [(100, False)]
     assert conv.effective_state is T.RESOLVING and conv.transfer.trigger is REFER
-    assert conv.legs[A].state is LegState.UP  # until B rings, a refusal leaves the client with A
+    assert conv.legs[A].state is LegState.UP  # A waits on the line, as after `#`
     actions = conv.handle(TargetResolved("t1", ("201",), TargetKind.EXTENSION))
-    # handed over: a blind transfer from now on, without a BYE (A's phone hangs up itself)
-    assert conv.effective_state is T.BLIND_RINGING and conv.legs[A].state is LegState.ENDED
-    assert [a for a in actions if isinstance(a, OriginateLeg)] and not [a for a in actions if isinstance(a, EndLeg)]
-    assert notes(actions) == []
+    assert conv.effective_state is T.RINGING and conv.legs[A].state is LegState.UP
+    assert [a for a in actions if isinstance(a, OriginateLeg)] and notes(actions) == []
     actions = conv.handle(LegRinging(B1))
-    assert notes(actions) == [(180, False)] and not [a for a in actions if isinstance(a, PlayRingback)]
+    assert notes(actions) == [(180, False)] and PlayRingback(A) in actions  # A hears the ringback
     assert notes(conv.handle(LegRinging(B1))) == []  # a second 180 is not told again
     actions = conv.handle(LegAnswered(B1))
-    assert BridgeMedia(CLIENT, B1) in actions
+    # the client reaches B at once (no consultation); A's phone hands the call over without a BYE
+    assert BridgeMedia(CLIENT, B1) in actions and not [a for a in actions if isinstance(a, EndLeg)]
+    assert conv.legs[A].state is LegState.ENDED
     assert notes(actions) == [(200, True)] and actions[-1] == NotifyReferrer(200, "OK", final=True)
     (done,) = [a for a in actions if isinstance(a, RecordOutcome)]
-    assert done.kind is OutcomeKind.COMPLETED and done.trigger is REFER
+    assert (done.kind, done.mode, done.trigger) == (OutcomeKind.COMPLETED, "blind", REFER)
     assert conv.state is C.TALKING and conv.transferor_leg == B1
     # A's own BYE, absorbed by Kamailio, comes later and changes nothing
     assert conv.handle(LegHungUp(A)) == []
@@ -74,16 +76,30 @@ def test_refer_is_the_hotkey_transfer_with_progress_in_notifies(direction):
 
 
 @pytest.mark.parametrize(("status", "code"), [(486, 486), (603, 603), (404, 480), (0, 480)])
-def test_b_failing_is_told_and_the_directions_rule_applies(direction, status, code):
-    policy = FallbackPolicy(rule="apologize")
-    conv = start(direction, settings=make_settings(direction, policy))
+def test_b_failing_is_told_and_a_on_the_line_takes_the_client_back(direction, status, code):
+    conv = start(direction, settings=make_settings(direction, FallbackPolicy(rule="apologize")))
     refer(conv)
     conv.handle(TargetResolved("t1", ("201",), TargetKind.EXTENSION))
     actions = conv.handle(LegFailed(B1, status))
     assert notes(actions) == [(code, True)]
-    assert conv.effective_state is T.APOLOGIZING  # the tenant's rule for this direction, A being gone
-    later = fire(conv, "prompt")
-    assert notes(later) == []  # the subscription ended with the failure
+    # as after `#`: A is on the line, so the client goes back to A (a phone resumes the call after a
+    # failed NOTIFY); the direction's rule is for a transfer A has left
+    assert conv.state is C.TALKING and conv.transferor_leg == A
+    assert UnblockMedia(A, CLIENT) in actions and UnblockMedia(CLIENT, A) in actions
+
+
+@pytest.mark.parametrize("status", [486, 0])
+def test_a_phone_that_hung_up_after_the_202_leaves_a_blind_transfer_to_the_rule(direction, status):
+    policy = FallbackPolicy(rule="apologize")
+    conv = start(direction, settings=make_settings(direction, policy))
+    refer(conv)
+    conv.handle(TargetResolved("t1", ("201",), TargetKind.EXTENSION))
+    assert notes(conv.handle(LegHungUp(A))) == []  # Kamailio absorbed the BYE; the transfer goes on blind
+    assert conv.effective_state is T.BLIND_RINGING
+    actions = conv.handle(LegFailed(B1, status))
+    assert notes(actions) == [(486 if status else 480, True)]  # (Kamailio drops it: the phone is gone)
+    assert conv.effective_state is T.APOLOGIZING  # the tenant's rule for this direction
+    assert notes(fire(conv, "prompt")) == []  # the subscription ended with the failure
 
 
 def test_no_answer_is_told_as_a_timeout(direction):
@@ -94,6 +110,22 @@ def test_no_answer_is_told_as_a_timeout(direction):
     assert notes(fire(conv, "no_answer")) == [(408, True)]
 
 
+def test_the_back_key_still_takes_the_client_back(direction):
+    conv = start(direction)
+    refer(conv)
+    conv.handle(TargetResolved("t1", ("201",), TargetKind.EXTENSION))
+    actions = press(conv, "*")
+    assert notes(actions) == [(487, True)] and conv.state is C.TALKING and conv.transferor_leg == A
+
+
+def test_a_refer_to_an_outside_number_completes_bridged(direction):
+    conv = start(direction)
+    refer(conv, "+4917000")
+    conv.handle(TargetResolved("t1", ("+4917000",), TargetKind.TRUNK))
+    actions = conv.handle(LegAnswered(B1))
+    assert notes(actions) == [(200, True)] and conv.state is C.BRIDGED and conv.peer_leg == B1
+
+
 @pytest.mark.parametrize(("reason", "code"), [(RejectReason.UNKNOWN_NUMBER, 404), (RejectReason.FORBIDDEN, 403)])
 def test_a_refused_number_leaves_the_client_with_a(direction, reason, code):
     conv = start(direction)
@@ -101,7 +133,7 @@ def test_a_refused_number_leaves_the_client_with_a(direction, reason, code):
     actions = conv.handle(TargetRejected("t1", reason))
     assert notes(actions) == [(code, True)]
     assert conv.state is C.TALKING and conv.transferor_leg == A and conv.legs[A].state is LegState.UP
-    assert BridgeMedia(A, CLIENT) in actions or any(isinstance(a, PlayPrompt) for a in actions)
+    assert UnblockMedia(A, CLIENT) in actions and any(isinstance(a, PlayPrompt) for a in actions)
 
 
 def test_nobody_to_ring_is_told_and_a_keeps_the_client(direction):
@@ -162,6 +194,7 @@ def test_a_second_refer_after_the_first_completed_is_refused(direction):
     refer(conv)
     conv.handle(TargetResolved("t1", ("201",), TargetKind.EXTENSION))
     conv.handle(LegAnswered(B1))
+    assert conv.state is C.TALKING and conv.transferor_leg == B1
     # A's phone, handed over, can no longer transfer B (B is the transferor now)
     assert notes(refer(conv, "202")) == [(403, True)]
 

@@ -215,7 +215,7 @@ async def test_a_refer_starts_the_transfer_and_the_phone_hears_of_it() -> None:
     # A is the callee of an incoming call: the NOTIFYs go to that side of the client's dialog
     assert rig.sip.notified == [(f"call-{CID}", "callee", 100, False)]
     assert rig.sip.originated == [f"{CID}.t1.b1"]
-    assert rig.machine().legs["atag"].state is LegState.ENDED  # handed over once B rings
+    assert rig.machine().legs["atag"].state is LegState.UP  # A waits on the line until B answers
     requested = [e for e in rig.records.events if e[0] == "transfer.requested"]
     assert requested and requested[0][2]["trigger"] == "refer" and requested[0][2]["referred_by"]
     assert rig.sip.features == {f"call-{CID}"}
