@@ -55,7 +55,7 @@ class OriginateRequest:
 
 
 def build_originate(*, leg_id: str, target_user: str, domain: str, caller_id: str, proxy: str,
-                    sdp: str, call_id: str | None = None) -> OriginateRequest:
+                    sdp: str, call_id: str | None = None, replaces: str | None = None) -> OriginateRequest:
     call_id = call_id or f"xfer-{secrets.token_hex(12)}"
     identity = f"<sip:{caller_id}@{domain}>"
     # no From tag: tm.t_uac_* adds its own, and a second one breaks the ACK (platform-notes.md)
@@ -67,7 +67,10 @@ def build_originate(*, leg_id: str, target_user: str, domain: str, caller_id: st
         f"Contact: <sip:{LEG_CONTACT_USER}@{proxy}>\r\n"
         f"P-Asserted-Identity: {identity}\r\n"
         f"{LEG_HEADER}: {leg_id}\r\n"
-        "Content-Type: application/sdp\r\n"
+        # an attended REFER's B joins the client in place of its call with A (RFC 3891); the value was
+        # checked by controller/proxy/refer.py (no separator, no CR/LF) and its dialog by the engine
+        + (f"Replaces: {replaces}\r\nRequire: replaces\r\n" if replaces else "")
+        + "Content-Type: application/sdp\r\n"
     )
     return OriginateRequest(ruri=f"sip:{target_user}@{domain}", nexthop=f"sip:{proxy}", headers=headers,
                             body=sdp, call_id=call_id)
@@ -85,12 +88,12 @@ class SipExecutor:
 
     async def originate(self, *, conversation_id: str, leg_id: str, targets: list[dict[str, Any]],
                         target_user: str, domain: str, caller_id: str, sdp: str, ng_flags: str,
-                        ring_timeout_s: float) -> str:
+                        ring_timeout_s: float, replaces: str | None = None) -> str:
         """INVITE a new leg; returns its SIP Call-ID. Its progress comes back as notifications.
         Kamailio lets it ring `ring_timeout_s` plus a margin: the state machine's own timer, which
         CANCELs it, must come first (a tenant may allow longer than Kamailio's default ring time)."""
         request = build_originate(leg_id=leg_id, target_user=target_user, domain=domain, caller_id=caller_id,
-                                  proxy=self.proxy, sdp=sdp)
+                                  proxy=self.proxy, sdp=sdp, replaces=replaces)
         ring_ms = round((ring_timeout_s + RING_TIMEOUT_MARGIN_S) * 1000)
         await self.store.save_leg(leg_id, conversation_id, request.call_id, targets, ring_ms)
         await self.rpc.call("htable.sets", HTABLE, f"{LEG_PREFIX}{request.call_id}", ng_flags)
@@ -112,6 +115,10 @@ class SipExecutor:
                 log.info("BYE on %s not sent: the dialog has already ended (%s)", call_id, exc)
                 return
             raise
+
+    async def end_dialog(self, call_id: str, from_tag: str, to_tag: str) -> None:
+        """BYE to both sides of a dialog (one an attended REFER replaced); one already over is no error."""
+        await self.bye(call_id, from_tag, to_tag, "both")
 
     async def set_transferor(self, call_id: str, tag: str | None) -> None:
         if tag:

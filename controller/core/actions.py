@@ -53,6 +53,7 @@ __all__ = [
     "CancelTimer",
     "EndConversation",
     "EndLeg",
+    "EndReplacedDialog",
     "NotifyReferrer",
     "OriginateLeg",
     "PassDigit",
@@ -209,6 +210,9 @@ class OriginateLeg(Action):
     target_kind: TargetKind
     caller_id: str
     timeout_s: float
+    #: A ``Replaces`` header value (RFC 3891) for the INVITE: an attended REFER's B joins the client in
+    #: place of its dialog with A, without ringing again.
+    replaces: str | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,14 @@ class RecordOutcome(Action):
 
 
 # -- REFER (RFC 3515) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndReplacedDialog(Action):
+    """End both sides of the dialog an attended REFER's ``Replaces`` named (A's consultation call with
+    B), once B has joined the client: its phones usually hang it up themselves; none is left over."""
+
+    replaces: str
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .actions import OriginateLeg
+from .actions import EndReplacedDialog, OriginateLeg
 from .events import TargetResolved
 from .legs import Leg
 from .outcome import finish
@@ -41,7 +41,9 @@ def ring(s: Step, prefix: str, caller_id: str) -> None:
         leg_id = f"{s.facts.id}.{t.id}.{prefix}{index}"
         fx.add_leg(Leg(leg_id, LegRole.TARGET, LegState.TRYING, target, event.target_kind))
         t.branches.append(leg_id)
-        fx.emit(OriginateLeg(leg_id, target, event.target_kind, caller_id, timeout))
+        # an attended REFER's Replaces is for B alone, never for the origin's members after a failure
+        replaces = t.replaces if prefix == "b" else None
+        fx.emit(OriginateLeg(leg_id, target, event.target_kind, caller_id, timeout, replaces=replaces))
     fx.start_timer(TimerPurpose.NO_ANSWER, timeout)
 
 
@@ -57,6 +59,8 @@ def connect_client(s: Step, kind: OutcomeKind, **outcome: object) -> None:
     s.fx.media.bridge(s.facts.client_leg, b)
     s.fx.promote(b)  # media first, then the outcome (the action-list convention)
     finish(s, kind, **outcome)  # type: ignore[arg-type]
+    if s.t.replaces is not None:
+        s.fx.emit(EndReplacedDialog(s.t.replaces))
 
 
 def take_answer(s: Step) -> str:

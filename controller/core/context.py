@@ -81,6 +81,8 @@ class CallData:
     takeover: str | None = None
     #: The subscription of the last REFER the machine took (what its phone was told).
     referral: Referral | None = None
+    #: The first transferor's phone holds the call (its own hold key): in TALKING the client hears music.
+    phone_held: bool = False
 
 
 class DataView(Generic[V]):
@@ -106,6 +108,7 @@ class Facts:
 
     id = DataView[str]()
     settings = DataView[Settings]()
+    state = DataView[ConversationState]()
     client_leg = DataView[str]()
     transferor_leg = DataView[str | None]()
     first_transferor_leg = DataView[str | None]()
@@ -271,6 +274,9 @@ class Effects:
 
     def set_degraded(self) -> None:
         self._d.degraded = True
+
+    def set_phone_held(self, held: bool) -> None:
+        self._d.phone_held = held
 
     def end(self, reason: EndReason) -> None:
         """Release everything that is still ours and end the conversation."""

@@ -131,6 +131,7 @@ from .events import (
     LegEvent,
     LegFailed,
     MediaRestored,
+    PhoneHeld,
     PromptFinished,
     TargetRejected,
     TargetResolved,
@@ -205,6 +206,8 @@ class Conversation:
     transferor_number = DataView[str | None]()
     did = DataView[str | None]()
     degraded = DataView[bool]()
+    #: A's phone holds the call (its own hold key).
+    phone_held = DataView[bool]()
     end_reason = DataView[EndReason | None]()
     #: The transferor leg whose dialog Kamailio takes over (the last ``SetDialogTakeover``).
     takeover = DataView[str | None]()
@@ -299,6 +302,12 @@ class Conversation:
             self._on_action_failed(event)
         elif isinstance(event, MediaRestored):
             self._fire(_S.MEDIA_RESTORED, event)
+        elif isinstance(event, PhoneHeld):
+            # only the hold of the phone in the client's own dialog, while it is the one on the line
+            leg = d.legs.get(event.leg)
+            if event.leg == d.transferor_leg == d.first_transferor_leg and leg is not None \
+                    and leg.state is LegState.UP:
+                self._fire(_S.PHONE_HOLD if event.held else _S.PHONE_RESUME, event)
         else:
             raise self._invalid(event, "unknown event type")
 
@@ -421,7 +430,9 @@ class Conversation:
                 self._fire(KEY_STIMULUS[token.key], event)
             elif state is _T.COLLECTING and token.digit in NUMBER_DIGITS:
                 self._fire(_S.NUMBER_DIGIT, event, token.digit)
-            elif state in PASSES_DIGITS and d.settings.pass_other_digits:
+            elif state in PASSES_DIGITS and d.settings.pass_other_digits \
+                    and not (state is _C.TALKING and d.media.overlay.get(d.client_leg) is Overlay.HOLD):
+                # (never to a client who hears the music while A's phone holds the call)
                 # rtpengine absorbed it with the rest of A's DTMF: the person A talks to still gets it
                 assert token.digit is not None
                 self._out.append(PassDigit(event.leg, token.digit))

@@ -89,6 +89,8 @@ class TransferRequested(Event):
     trigger: TransferTrigger = TransferTrigger.API
     #: Who asked, where the trigger says (a REFER: the leg of the phone that sent it).
     leg: str | None = None
+    #: An attended REFER's ``Replaces`` (the dialog A set up with B, RFC 3891), checked by the service.
+    replaces: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trigger", TransferTrigger(self.trigger))
@@ -179,6 +181,15 @@ class PromptFinished(Event):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt", as_prompt(self.prompt))
+
+
+@dataclass(frozen=True)
+class PhoneHeld(Event):
+    """The phone of ``leg`` put the call on hold (a re-INVITE with ``a=sendonly``/``inactive``) or took
+    it off hold. Kamailio kept the client's stream up (PBX hold); the client hears the tenant's music."""
+
+    leg: str
+    held: bool
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from .actions import TransferRefused
 from .context import Step
 from .events import ConversationStarted, TransferRequested
 from .legs import Leg
+from .media import Overlay
 from .states import ConversationState, State, Stimulus, TransferState
 from .types import EndReason, LegRole, LegState, OutcomeCause, RefusalReason, TimerPurpose, TransferTrigger
 
@@ -56,7 +57,7 @@ def on_transfer_key(s: Step) -> None:
 def on_transfer_requested(s: Step) -> None:
     event = s.event
     assert isinstance(event, TransferRequested)
-    s.fx.new_transfer(event.trigger)
+    s.fx.new_transfer(event.trigger).replaces = event.replaces
     tr.begin(s, event.number)
 
 
@@ -109,6 +110,25 @@ def on_back_key_conference(s: Step) -> None:
 
 def on_media_restored(s: Step) -> None:
     s.fx.media.reassert()
+
+
+def on_phone_hold(s: Step) -> None:
+    """A's phone holds the call: the client hears the tenant's music rather than silence (Kamailio kept
+    the client's stream sendrecv), and on hold means on hold: nobody hears the client. During a
+    transfer the client has the music already."""
+    s.fx.set_phone_held(True)
+    client, media = s.facts.client_leg, s.fx.media
+    if s.facts.state is _C.TALKING and media.overlay_of(client) is None:
+        media.play_hold(client)
+        media.block(client, s.facts.a)
+
+
+def on_phone_resume(s: Step) -> None:
+    s.fx.set_phone_held(False)
+    client, media = s.facts.client_leg, s.fx.media
+    if s.facts.state is _C.TALKING and media.overlay_of(client) is Overlay.HOLD:
+        media.stop(client)
+        media.unblock(client, s.facts.a)
 
 
 def on_media_failed_talking(s: Step) -> None:
@@ -323,6 +343,9 @@ def _rows() -> dict[tuple[State, Stimulus], Handler]:
             elif stimulus is _S.MEDIA_RESTORED:
                 # an ended conversation's call is gone from rtpengine: nothing to restore
                 table[state, stimulus] = tr.ignore if state is _C.ENDED else on_media_restored
+            elif stimulus in (_S.PHONE_HOLD, _S.PHONE_RESUME):
+                phone = on_phone_hold if stimulus is _S.PHONE_HOLD else on_phone_resume
+                table[state, stimulus] = tr.ignore if state is _C.ENDED else phone
             elif isinstance(state, TransferState):
                 # the rows every transfer state shares; where MEDIA_FAILED has no guard, A cannot be on
                 # the line (blind and fallback states), so the failure is fatal there

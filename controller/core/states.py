@@ -127,6 +127,9 @@ class Stimulus(enum.Enum):
     MEDIA_FAILED = "media_failed"
     #: rtpengine restarted and restored the call without its players and blocks.
     MEDIA_RESTORED = "media_restored"
+    #: The transferor's phone put the call on hold / took it off hold (its own hold key).
+    PHONE_HOLD = "phone_hold"
+    PHONE_RESUME = "phone_resume"
     # -- refined by guards -------------------------------------------------------------
     #: The number is A's own or the client's (or resolved only to them).
     SELF_TARGET = "self_target"
@@ -203,9 +206,10 @@ def _with_a(state: State) -> dict[Stimulus, State]:
 
 
 def _restorable(table: Mapping[_K, Mapping[Stimulus, State]]) -> dict[_K, Mapping[Stimulus, State]]:
-    """rtpengine may restart in any state after NEW: the machine plays and blocks again what its media
-    model says (MediaRestored), and stays where it is."""
-    return {state: row if state is _C.NEW else {**row, _S.MEDIA_RESTORED: state} for state, row in table.items()}
+    """rtpengine may restart, and A's phone hold or resume, in any state after NEW: the machine plays and
+    blocks again what its media model says (MediaRestored), or notes the phone's hold, and stays."""
+    own = (_S.MEDIA_RESTORED, _S.PHONE_HOLD, _S.PHONE_RESUME)
+    return {state: row if state is _C.NEW else {**row, **dict.fromkeys(own, state)} for state, row in table.items()}
 
 
 CONVERSATION_TRANSITIONS: Mapping[ConversationState, Mapping[Stimulus, State]] = _restorable({

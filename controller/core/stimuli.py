@@ -77,5 +77,7 @@ ROLE_STIMULUS: Mapping[tuple[LegRole, LegSignal], Stimulus] = {
 }
 #: ActionFailed: a failed origination is an unreachable target; failed bookkeeping changes nothing.
 ORIGINATIONS = frozenset({"OriginateLeg", "RingTransferor"})
+#: A NOTIFY that did not reach the REFER's phone, or a replaced dialog already gone, changes nothing
+#: for the parties either.
 BOOKKEEPING = frozenset({"RecordOutcome", "TransferRefused", "CancelTimer", "EndConversation", "EndLeg",
-                          "SetDialogTakeover"})
+                          "SetDialogTakeover", "NotifyReferrer", "EndReplacedDialog"})

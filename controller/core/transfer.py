@@ -75,6 +75,8 @@ class Transfer:
     return_mode: OutcomeMode = OutcomeMode.TRANSFEROR_ON_LINE
     #: Prompts being played whose ``PromptFinished`` we wait for.
     awaiting: list[tuple[str, PromptRef]] = field(default_factory=list)
+    #: An attended REFER's Replaces: B is invited with it, and its dialog with A ends once B joined.
+    replaces: str | None = None
     #: Prompts to play after those (voicemail beep).
     queue: list[tuple[str, PromptRef]] = field(default_factory=list)
     finished: bool = False

@@ -26,7 +26,7 @@ class Phone:
     def start(cls, name: str, scenario: str, marker: int, log_dir: Path, *, ip: str, port: int | None = None,
               proxy: str | None = None, pause_ms: int = 0, service: str | None = None,
               caller: str | None = None, domain: str | None = None,
-              auth: tuple[str, str] | None = None, keys: dict[str, str] | None = None) -> Phone:
+              auth: tuple[str, str] | None = None, keys: dict[str, str] | None = None, calls: int = 1) -> Phone:
         """A phone that calls through `proxy` (host:port), or, without one, waits for a call. `keys`:
         the scenario's own -key values (refer_to...)."""
         voice = RtpParty(name, marker, ip)
@@ -37,7 +37,7 @@ class Phone:
             keys["from_domain"] = domain
         # ports checked free on the phone's own address: another phone's RTP socket there is what collides
         party = SippParty(name, scenario, (ip, port or free_port(address=ip)), free_media_port(ip), log_dir,
-                          remote=proxy, service=service, keys=keys, pause_ms=pause_ms, auth=auth).start()
+                          remote=proxy, service=service, keys=keys, pause_ms=pause_ms, auth=auth, calls=calls).start()
         if proxy is None:
             party.wait_bound()
         return cls(party, voice, "SIP/2.0 200" if proxy else "INVITE")

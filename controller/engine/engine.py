@@ -36,7 +36,7 @@ from controller.tenant_settings import settings_for
 
 from .context import ConversationIO, time_steps
 from .executor import ActionExecutor
-from .intake import client_dialog_event, conversation_start, leg_event
+from .intake import client_dialog_event, conversation_start, leg_event, replaced_dialog, replaced_dialog_refusal
 from .ports import Clock, Limits, MediaPort, Records, SipPort, Timers, VoicemailPort
 from .serial import KeyedLocks
 from .timer_names import timer_event
@@ -105,6 +105,7 @@ class TransferEngine:
         longer than REFER_MAX_AGE_MS (the controller was down), or whose call has no conversation to
         transfer any more, is answered with a final NOTIFY and changes nothing."""
         text = {name: str(params.get(name) or "") for name in ("call_id", "from_tag", "to_tag", "by_tag", "number")}
+        replaces = str(params.get("replaces") or "")
         side = "caller" if text["by_tag"] == text["from_tag"] else "callee"
         async with self.locks.hold(conversation_id):
             fresh = self.clock() - int(params.get("at_ms") or 0) <= REFER_MAX_AGE_MS
@@ -116,6 +117,8 @@ class TransferEngine:
                 refusal = (503, "Service Unavailable") if not fresh else (481, "Call/Transaction Does Not Exist")
             elif text["by_tag"] != loaded.io.transferor_tag:
                 refusal = (403, "Forbidden")  # Kamailio lets only the employee's side through; never act on another
+            elif replaces:
+                refusal = await self._replaced_dialog_refusal(replaces, loaded)
             if refusal is not None:
                 code, reason = refusal
                 self.metrics.refer_results.labels(str(code)).inc()
@@ -129,9 +132,16 @@ class TransferEngine:
             assert loaded is not None
             await self.records.append_event("transfer.requested", conversation_id, {
                 "trigger": "refer", "number": text["number"], "call_id": text["call_id"],
-                "referred_by": str(params.get("referred_by") or "")[:256]})
-            event = TransferRequested(text["number"], TransferTrigger.REFER, leg=text["by_tag"])
+                "referred_by": str(params.get("referred_by") or "")[:256], "attended": bool(replaces)})
+            event = TransferRequested(text["number"], TransferTrigger.REFER, leg=text["by_tag"],
+                                      replaces=replaces or None)
             await self._feed_locked(conversation_id, [event], loaded)
+
+    async def _replaced_dialog_refusal(self, replaces: str, loaded: Loaded) -> tuple[int, str] | None:
+        call_id = replaced_dialog(replaces)[0]
+        other = await self.records.conversation_for_call(call_id)
+        record = await self.records.get_conversation(other) if other else {}
+        return replaced_dialog_refusal(replaces, record, loaded.io, loaded.machine.transferor_number)
 
     async def on_notification(self, conversation_id: str, method: str, params: dict[str, Any]) -> None:
         """A Kamailio notification about a dialog of this conversation."""

@@ -24,6 +24,7 @@ from controller.core import (
     Conversation,
     EndConversation,
     EndLeg,
+    EndReplacedDialog,
     Event,
     LegFailed,
     NotifyReferrer,
@@ -49,6 +50,7 @@ from controller.routing.decision import targets_for_number, targets_for_origin
 
 from .context import ConversationIO
 from .dialing import LOOKUP_PREFIX, dial_string, leg_ng_flags, number_of, own_numbers, resolution
+from .intake import replaced_dialog
 from .ports import Clock, Limits, MediaPort, Records, SipPort, Timers, VoicemailPort
 from .timer_names import prompt_end
 
@@ -91,8 +93,11 @@ class ActionExecutor:
                     "transfer_id": transfer_id, "origin": origin, "call_id": io.ng_call_id,
                     "targets": len(found.targets) if found else 0})
                 return resolution(transfer_id, found)
-            case OriginateLeg(leg=leg, target=target, target_kind=kind, caller_id=caller_id, timeout_s=timeout):
-                await self._originate(machine, io, leg, [target], kind, caller_id, timeout)
+            case OriginateLeg(leg=leg, target=target, target_kind=kind, caller_id=caller_id, timeout_s=timeout,
+                              replaces=replaces):
+                await self._originate(machine, io, leg, [target], kind, caller_id, timeout, replaces)
+            case EndReplacedDialog(replaces=replaces):
+                await self.sip.end_dialog(*replaced_dialog(replaces))
             case RingTransferor(leg=leg, number=number, caller_id=caller_id, timeout_s=timeout):
                 found = targets_for_number(self.routes, self.routes.tenants[io.tenant_id], number)
                 if found is None or not found.targets:
@@ -175,7 +180,7 @@ class ActionExecutor:
             io.outside_slots = [slot for slot in io.outside_slots if slot not in held]
 
     async def _originate(self, machine: Conversation, io: ConversationIO, leg: str, dial: list[str],
-                         kind: TargetKind, caller_id: str, ring_timeout_s: float) -> None:
+                         kind: TargetKind, caller_id: str, ring_timeout_s: float, replaces: str | None = None) -> None:
         # B's leg is offered from a placeholder tag of its own, not from A: pairing A with a B that has
         # no media yet makes rtpengine drop A's packets, and with them A's `*` while B rings. The
         # placeholder's SDP is the endpoint of the transferor on the line, so B's early media reaches
@@ -191,7 +196,7 @@ class ActionExecutor:
             conversation_id=io.conversation_id, leg_id=leg, targets=targets, target_user=number_of(dial[0]) or "",
             domain=tenant.domain, caller_id=caller_id, sdp=sdp,
             ng_flags=leg_ng_flags(io.ng_call_id, leg, tenant.talk_options.other_digits == "pass"),
-            ring_timeout_s=ring_timeout_s)
+            ring_timeout_s=ring_timeout_s, replaces=replaces)
         io.legs[leg] = {"call_id": call_id, "from_tag": "", "to_tag": "", "kind": str(kind)}
         if tenant.talk_options.other_digits == "pass":
             io.injecting.append(leg)  # offered with `inject DTMF` (leg_ng_flags)

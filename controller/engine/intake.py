@@ -15,7 +15,7 @@ from controller.core import ConversationStarted, Event, LegAnswered, LegFailed, 
 
 from .context import ConversationIO
 
-__all__ = ["client_dialog_event", "conversation_start", "leg_event"]
+__all__ = ["client_dialog_event", "conversation_start", "leg_event", "replaced_dialog", "replaced_dialog_refusal"]
 
 #: The record states in which a call has both parties (a digit can arrive before "answered" is applied).
 _TALKING_RECORDS = ("answered", "routing")
@@ -69,4 +69,28 @@ def client_dialog_event(io: ConversationIO, method: str, params: Mapping[str, An
     if method == "call.ended":
         by = str(params.get("by_tag") or "")
         return LegHungUp(by if by in (io.client_tag, io.transferor_tag) else io.client_tag)
+    return None
+
+
+def replaced_dialog(replaces: str) -> tuple[str, str, str]:
+    """(Call-ID, from-tag, to-tag) of a normalised Replaces value (controller/proxy/refer.py)."""
+    call_id, *params = replaces.split(";")
+    tags = dict(param.partition("=")[::2] for param in params)
+    return call_id, tags.get("from-tag", ""), tags.get("to-tag", "")
+
+
+def replaced_dialog_refusal(replaces: str, record: Mapping[str, str], io: ConversationIO,
+                            transferor: str | None) -> tuple[int, str] | None:
+    """Why an attended REFER's Replaces cannot be honoured (the final NOTIFY's status), or None.
+
+    The dialog it names must be A's own internal call, answered, of the same tenant, with both tags as
+    Kamailio recorded them: nobody can make the PBX take over somebody else's call by naming it."""
+    call_id, from_tag, to_tag = replaced_dialog(replaces)
+    if not record or record.get("call_id") != call_id or record.get("state") != "answered":
+        return 481, "Call/Transaction Does Not Exist"
+    if record.get("from_tag") != from_tag or record.get("to_tag") != to_tag:
+        return 481, "Call/Transaction Does Not Exist"
+    if record.get("tenant") != io.tenant_id or record.get("direction") != "internal" \
+            or not transferor or record.get("from") != transferor:
+        return 403, "Forbidden"
     return None

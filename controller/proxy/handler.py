@@ -152,7 +152,7 @@ class KamailioRouting:
                     "call_id": clip(call_id, MAX_CALL_ID), "conversation": conversation,
                     "from_tag": clip(get("$dlg(from_tag)")), "to_tag": clip(get("$dlg(to_tag)")),
                     "by_tag": clip(get("$ft")), "number": decision.number, "referred_by": decision.referred_by,
-                    "at_ms": self.clock()}})
+                    "replaces": decision.replaces, "at_ms": self.clock()}})
         except Exception:
             self.redis_failed(f"REFER in {clip(call_id)} not handed on")
             return REFER_UNAVAILABLE

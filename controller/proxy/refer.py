@@ -9,12 +9,14 @@ which the conversation goes on as it was:
          trunk, never transfers), the call has no conversation or is not talking, or Refer-To names a
          host that is not this PBX (a REFER never makes the node call a stranger's URI)
     400  Refer-To missing or unreadable, or its user part is no number
-    501  Refer-To with Replaces (an attended transfer the phone set up itself): not supported yet
+    400  Refer-To with a Replaces that names no dialog (a Call-ID, to-tag and from-tag, in either order)
     491  a transfer is already running (checked by the script: the dialog is taken over)
 
 Refer-To is accepted as `<sip:102@pbx>`, `sip:102@pbx`, `<sip:102@pbx;user=phone>`, `<tel:+4930...>`,
 `tel:102`, `<sip:102>` or a bare `102`; the number is judged later by the tenant's dial policy exactly
-like digits after `#` (unknown → NOTIFY 404, forbidden → NOTIFY 403).
+like digits after `#` (unknown → NOTIFY 404, forbidden → NOTIFY 403). An attended transfer's
+`?Replaces=<call-id>%3Bto-tag%3D…%3Bfrom-tag%3D…` (RFC 3891) is passed on checked and normalised; the
+controller checks the dialog it names (NOTIFY 481 when it is unknown, ended or not A's).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-__all__ = ["MAX_HEADER", "ReferCheck", "ReferDecision", "check_refer", "parse_refer_to"]
+__all__ = ["MAX_HEADER", "ReferCheck", "ReferDecision", "check_refer", "parse_refer_to", "parse_replaces"]
 
 #: Longer Refer-To / Referred-By values are not a transfer we act on (and would grow logs and Redis).
 MAX_HEADER = 512
@@ -39,6 +41,7 @@ class ReferDecision:
     reason: str
     number: str = ""
     referred_by: str = ""
+    replaces: str = ""  # "<call-id>;to-tag=<tag>;from-tag=<tag>", or "" for a blind REFER
 
     @property
     def accepted(self) -> bool:
@@ -49,7 +52,27 @@ class ReferDecision:
 class ReferTo:
     number: str
     host: str  # "" for tel: and user-only forms
-    replaces: bool
+    replaces: str = ""  # normalised Replaces value (an attended transfer), "" for none
+
+
+# What may go into the Replaces header of our INVITE to B: no separators, no whitespace, no CR/LF.
+_CALL_ID_RE = re.compile(r"[A-Za-z0-9.!%*_+`'~()<>:\\\"/\[\]?{}@-]{1,256}")
+_TAG_RE = re.compile(r"[A-Za-z0-9.!%*_+`'~-]{1,128}")
+
+
+def parse_replaces(value: str) -> str:
+    """A Replaces value as `<call-id>;to-tag=<tag>;from-tag=<tag>` (its parameters in either order;
+    early-only and unknown ones dropped); BadReferTo when it names no dialog."""
+    call_id, *params = unquote(value).split(";")
+    tags: dict[str, str] = {}
+    for param in params:
+        name, _, tag = param.partition("=")
+        tags[name.strip().lower()] = tag.strip()
+    to_tag, from_tag = tags.get("to-tag", ""), tags.get("from-tag", "")
+    call_id = call_id.strip()
+    if not (_CALL_ID_RE.fullmatch(call_id) and _TAG_RE.fullmatch(to_tag) and _TAG_RE.fullmatch(from_tag)):
+        raise BadReferTo("Replaces names no dialog")
+    return f"{call_id};to-tag={to_tag};from-tag={from_tag}"
 
 
 class BadReferTo(ValueError):
@@ -69,11 +92,15 @@ def parse_refer_to(value: str) -> ReferTo:
     match = _URI_RE.fullmatch(value)
     if match is None:
         if _NUMBER_RE.fullmatch(value):
-            return ReferTo(value, "", False)  # a bare number
+            return ReferTo(value, "")  # a bare number
         raise BadReferTo("not a sip:, sips: or tel: URI")
     scheme, rest = match["scheme"].lower(), match["rest"]
     rest, _, headers = rest.partition("?")
-    replaces = any(h.split("=", 1)[0].strip().lower() == "replaces" for h in headers.split("&") if h)
+    replaces = ""
+    for header in headers.split("&") if headers else ():
+        name, _, value = header.partition("=")
+        if name.strip().lower() == "replaces":
+            replaces = parse_replaces(value)
     if scheme == "tel":
         user, host = rest, ""
     else:
@@ -116,8 +143,6 @@ def check_refer(check: ReferCheck) -> ReferDecision:
         target = parse_refer_to(check.refer_to)
     except BadReferTo:
         return ReferDecision(400, "Bad Refer-To")
-    if target.replaces:
-        return ReferDecision(501, "Attended REFER Not Supported")
     if target.host and target.host not in check.our_hosts:
         return ReferDecision(403, "Forbidden")
-    return ReferDecision(202, "Accepted", target.number, check.referred_by[:MAX_HEADER])
+    return ReferDecision(202, "Accepted", target.number, check.referred_by[:MAX_HEADER], target.replaces)

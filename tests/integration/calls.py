@@ -19,10 +19,10 @@ DID = "+74951110000"
 def person(stack: Stack, name: str, scenario: str, marker: int, *, ip: str, port: int | None = None,
            pause_ms: int = 0, remote: bool = False, service: str | None = None,
            caller: str | None = None, domain: str | None = None, auth: tuple[str, str] | None = None,
-           keys: dict[str, str] | None = None) -> Phone:
+           keys: dict[str, str] | None = None, calls: int = 1) -> Phone:
     return Phone.start(f"{name}-{next(_names)}", scenario, marker, stack.sipp_dir, ip=ip, port=port,
                        proxy=stack.local.sip_hostport if remote else None, pause_ms=pause_ms, service=service,
-                       caller=caller, domain=domain, auth=auth, keys=keys)
+                       caller=caller, domain=domain, auth=auth, keys=keys, calls=calls)
 
 
 def hangs_up(after_ms: int | None) -> str:

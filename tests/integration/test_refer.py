@@ -8,6 +8,7 @@ each got is read from SIPp's message log.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 
@@ -190,3 +191,59 @@ def test_the_clients_side_cannot_transfer_the_employee(stack: Stack, people: lis
     assert "REFER" not in a.sipp.received_requests() and "NOTIFY" not in a.sipp.received_requests()
     assert "INVITE" not in b.sipp.received_requests(), "a REFER from the trunk rang B"
     assert stack.kamailio_stat("refer_refused") >= 1
+
+
+def header_of(lines: list[str], name: str) -> str:
+    return next(line.split(":", 1)[1].strip() for line in lines if line.lower().startswith(name.lower() + ":"))
+
+
+def test_attended_refer_with_replaces_joins_the_client_with_b(stack: Stack, people: list[Phone]) -> None:
+    # A consults B first on a call of its own (A's second line: another phone of extension 100), then
+    # A's first phone sends the REFER whose Refer-To replaces that call (RFC 3891, RFC 5589)
+    tenant = stack.local.config.tenants["acme"]
+    b = person(stack, "boris", "employee_answer.xml", B, ip=PHONES_IP, port=stack.contact_port("101"),
+               pause_ms=300, calls=2)  # the consultation, then the controller's INVITE with Replaces
+    people.append(b)
+    a2 = person(stack, "anna-line2", "employee_call_await_bye.xml", A, ip=PHONES_IP, remote=True, service="101",
+                caller="100", domain=tenant.domain, auth=stack.credentials("100"))
+    people.append(a2)
+    wait_until(lambda: "ACK" in b.sipp.received_requests(), what="the consultation call to be answered")
+    eventually(lambda: assert_talking(a2, b, A, B))
+    d2 = sip_call_id(b)
+    a2_tag = b.sipp.received_header("INVITE", "From")[0].split("tag=", 1)[1].split(";")[0]
+    b_tag = header_of(a2.sipp.received_messages("SIP/2.0 200")[-1], "To").split("tag=", 1)[1].split(";")[0]
+    replaces = quote(f"{d2};to-tag={b_tag};from-tag={a2_tag}", safe="")
+    a = referring_a(stack, people, f"<sip:101@{tenant.domain}?Replaces={replaces}>")
+    client = calling_client(stack, people, talk_ms=9000)
+    wait_until(lambda: "ACK" in a.sipp.received_requests(), what="A to answer the client")
+
+    # the REFER: B gets the controller's INVITE with Replaces naming the consultation, answers it, and
+    # the client and B hear each other and nobody else
+    wait_until(lambda: len(b.sipp.received_messages("INVITE ")) == 2, what="B's INVITE with Replaces")
+    second = b.sipp.received_messages("INVITE ")[1]
+    assert header_of(second, "Replaces") == f"{d2};to-tag={b_tag};from-tag={a2_tag}"
+    eventually(lambda: assert_talking(client, b, CLIENT, B, a2), timeout=8)
+    # both of A's calls end: the first phone hangs up after the final NOTIFY 200, the consultation is
+    # ended by the PBX (A's second line gets its BYE), and rtpengine forgets the consultation's media
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()
+    assert [status for _, _, status in notifies(a)][-1] == "SIP/2.0 200 OK", notifies(a)
+    assert a2.sipp.wait() == 0, a2.sipp.describe_failure()
+    stack.wait_for(lambda: d2 not in stack.rtpengine_calls(), what="rtpengine to forget the consultation")
+    # the client's dialog was never torn down; the client hangs up on B at the end
+    assert "BYE" not in client.sipp.received_requests() and "REFER" not in client.sipp.received_requests()
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert b.sipp.wait() == 0, b.sipp.describe_failure()
+    done = stack.wait_event(sip_call_id(client), "transfer.completed")
+    assert (done["data"]["trigger"], done["data"]["mode"]) == ("refer", "blind")
+    stack.wait_for(lambda: sip_call_id(client) not in stack.rtpengine_calls(), what="rtpengine to forget the call")
+
+
+def test_a_replaces_naming_someone_elses_call_is_refused(stack: Stack, people: list[Phone]) -> None:
+    a = referring_a(stack, people, "<sip:101@127.0.0.1?Replaces=nosuch%3Bto-tag%3D1%3Bfrom-tag%3D2>")
+    client = calling_client(stack, people, talk_ms=6000)
+    wait_until(lambda: any(state.startswith("terminated") for _, state, _ in notifies(a)), timeout=10,
+               what="the final NOTIFY")
+    assert notifies(a)[-1][2] == "SIP/2.0 481 Call/Transaction Does Not Exist", notifies(a)
+    eventually(lambda: assert_talking(client, a, CLIENT, A), timeout=8)
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()

@@ -78,6 +78,10 @@ SCENARIOS: dict[str, tuple[FallbackPolicy, list[Step]]] = {
         *digits(A, "#201"), TargetResolved("t1", ("201",)), LegHungUp(A), LegFailed(B1, 603), LegAnswered(R1),
         PromptFinished(R1, "warn_a"), PromptFinished(CLIENT, "warn_c"),
     ]),
+    "attended_refer": (FallbackPolicy(), [
+        TransferRequested("201", TransferTrigger.REFER, leg=A, replaces="d2@pbx;to-tag=b2;from-tag=a2"),
+        TargetResolved("t1", ("201",)), LegRinging(B1), LegAnswered(B1), LegHungUp(A),
+    ]),
     "apology": (FallbackPolicy(rule="apologize"), [
         *digits(A, "#201"), TargetResolved("t1", ("201",)), LegRinging(B1), LegHungUp(A), ("timer", "no_answer"),
         ("timer", "prompt"),

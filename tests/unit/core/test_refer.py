@@ -7,10 +7,12 @@ from __future__ import annotations
 import pytest
 
 from controller.core import (
+    BlockMedia,
     BridgeMedia,
     ConversationState,
     EndConversation,
     EndLeg,
+    EndReplacedDialog,
     FallbackPolicy,
     LegAnswered,
     LegFailed,
@@ -19,10 +21,13 @@ from controller.core import (
     LegState,
     NotifyReferrer,
     OriginateLeg,
+    PhoneHeld,
+    PlayHoldMusic,
     PlayPrompt,
     PlayRingback,
     RecordOutcome,
     SetDialogTakeover,
+    StopMedia,
     TargetKind,
     TargetRejected,
     TargetResolved,
@@ -209,3 +214,59 @@ def test_status_lines():
     for cause in [*FailureCause, *RejectReason, *OutcomeCause, *RefusalReason]:
         code, reason = refusal_status(cause)
         assert 400 <= code <= 699 and reason
+
+
+# -- attended: Refer-To with Replaces (RFC 3891) ------------------------------------------------------
+
+REPLACES = "d2@pbx;to-tag=b2;from-tag=a2"
+
+
+def test_an_attended_refer_invites_b_with_replaces_and_ends_the_replaced_dialog(direction):
+    conv = start(direction)
+    conv.handle(TransferRequested("201", REFER, leg=A, replaces=REPLACES))
+    actions = conv.handle(TargetResolved("t1", ("201",), TargetKind.EXTENSION))
+    (originate,) = [a for a in actions if isinstance(a, OriginateLeg)]
+    assert originate.replaces == REPLACES
+    actions = conv.handle(LegAnswered(B1))
+    assert BridgeMedia(CLIENT, B1) in actions and EndReplacedDialog(REPLACES) in actions
+    assert notes(actions) == [(200, True)]
+
+
+def test_replaces_is_for_b_alone_never_for_the_origin_after_a_failure(direction):
+    policy = FallbackPolicy(return_to_origin=True)
+    conv = start(direction, settings=make_settings(direction, policy))
+    conv.handle(TransferRequested("201", REFER, leg=A, replaces=REPLACES))
+    conv.handle(TargetResolved("t1", ("201",), TargetKind.EXTENSION))
+    conv.handle(LegHungUp(A))  # the phone left after the 202: blind from here
+    actions = conv.handle(LegFailed(B1, 481))  # B's phone did not know the dialog any more
+    actions += fire(conv, "no_answer") if "no_answer" in str(conv.active_timers) else []
+    assert all(a.replaces is None for a in actions if isinstance(a, OriginateLeg) and a.leg != B1)
+
+
+# -- the phone's own hold key (a re-INVITE sendonly/inactive, kept from the client by Kamailio) --------
+
+
+def test_the_phones_hold_plays_the_tenants_music_to_the_client(direction):
+    conv = start(direction)
+    assert conv.handle(PhoneHeld(A, True)) == [PlayHoldMusic(CLIENT), BlockMedia(CLIENT, A)]
+    assert conv.handle(PhoneHeld(A, True)) == []  # a second hold re-INVITE
+    assert conv.handle(PhoneHeld(A, False)) == [StopMedia(CLIENT), UnblockMedia(CLIENT, A)]
+    assert conv.handle(PhoneHeld(A, False)) == []
+
+
+def test_hold_then_refer_is_the_same_transfer_and_b_reaches_the_client(direction):
+    conv = start(direction)
+    conv.handle(PhoneHeld(A, True))
+    actions = refer(conv)
+    assert notes(actions) == [(100, False)]
+    conv.handle(TargetResolved("t1", ("201",), TargetKind.EXTENSION))
+    actions = conv.handle(LegAnswered(B1))
+    assert StopMedia(CLIENT) in actions and BridgeMedia(CLIENT, B1) in actions
+
+
+def test_only_the_transferor_on_the_line_holds(direction):
+    conv = start(direction)
+    assert conv.handle(PhoneHeld(CLIENT, True)) == []  # the client's own hold is the client's business
+    assert conv.handle(PhoneHeld("stranger", True)) == []
+    refer(conv)
+    assert conv.handle(PhoneHeld(A, True)) == []  # the client has the music already

@@ -72,6 +72,7 @@ from controller.core import (
     NotifyReferrer,
     OriginateLeg,
     PassDigit,
+    PhoneHeld,
     PlayHoldMusic,
     PlayPrompt,
     PlayRingback,
@@ -380,6 +381,7 @@ class ConversationMachine(RuleBasedStateMachine):
                 # the phone's own transfer button: a REFER from A (Kamailio checked it is A's side)
                 options.append((3, lambda: [TransferRequested(rnd.choice(NUMBERS), TransferTrigger.REFER, leg=a)]))
             options += [
+                (1, lambda: [PhoneHeld(a, rnd.random() < 0.6)]),  # A's own hold key, at any time
                 (1, lambda: [DigitPressed(a, "*")]),
                 (2, lambda: [DigitPressed(a, "#")]),
                 (1, lambda: [DigitPressed(a, rnd.choice("0123456789"))]),
@@ -508,13 +510,17 @@ class ConversationMachine(RuleBasedStateMachine):
         client = conv.client_leg
         if state in (ConversationState.TALKING, ConversationState.BRIDGED, ConversationState.CONFERENCE):
             assert conv.transfer is None
-            assert client not in model.overlay, model.overlay
+            # the client hears nothing but its party, or the music while A's phone holds the call
+            held = state is ConversationState.TALKING and conv.phone_held
+            assert model.overlay.get(client) in ((None, "hold") if held else (None,)), model.overlay
             assert not model.recording
         if state is ConversationState.TALKING:
             a = conv.transferor_leg
             assert legs[a].state is LegState.UP
             assert model.partner.get(client) == a and model.partner.get(a) == client
-            assert a not in model.blocked and client not in model.blocked, model.blocked
+            # A's phone holding the call: the client hears the music, and nobody hears the client
+            on_phone_hold = model.overlay.get(client) == "hold"
+            assert a not in model.blocked and (client in model.blocked) == on_phone_hold, model.blocked
             assert a in model.dtmf_blocked
             assert model.overlay.get(a, "prompt").startswith("prompt")
         elif state is ConversationState.BRIDGED:

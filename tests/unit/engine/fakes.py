@@ -33,6 +33,9 @@ class Records:
     async def get_conversation(self, conversation_id: str) -> dict[str, str]:
         return dict(self.conversations.get(conversation_id, {}))
 
+    async def conversation_for_call(self, call_id: str) -> str | None:
+        return next((cid for cid, record in self.conversations.items() if record.get("call_id") == call_id), None)
+
     async def get_snapshot(self, conversation_id: str) -> tuple[str | None, str | None]:
         record = self.conversations.get(conversation_id, {})
         return record.get("machine"), record.get("io")
@@ -113,6 +116,10 @@ class Sip:
 
     async def forget_call(self, call_id: str, leg_call_ids: list[str]) -> None:
         self.features.discard(call_id)
+
+    async def end_dialog(self, call_id: str, from_tag: str, to_tag: str) -> None:
+        self.failing.check("sip.end_dialog", call_id)
+        self.byes.append((call_id, "both"))
 
     async def notify_referrer(self, call_id: str, from_tag: str, to_tag: str, side: str, code: int, reason: str,
                               final: bool) -> None:

@@ -248,3 +248,35 @@ async def test_a_failing_notify_is_fed_back_and_the_transfer_goes_on() -> None:
     rig.route()
     await rig.engine.on_refer(CID, refer_params())
     assert rig.sip.originated == [f"{CID}.t1.b1"]  # the phone missed its 100 Trying; B still rings
+
+
+# an attended REFER: A called B (extension 101) internally and asks for the client to join B
+REPLACES = "d2-call;to-tag=btag;from-tag=a2tag"
+
+
+def consultation(rig: Rig, **overrides: str) -> None:
+    rig.records.conversations["conv-2"] = {
+        "tenant": "acme", "direction": "internal", "call_id": "d2-call", "state": "answered", "from": "100",
+        "to": "101", "from_tag": "a2tag", "to_tag": "btag"} | overrides
+
+
+async def test_an_attended_refer_invites_b_with_replaces() -> None:
+    rig = Rig()
+    rig.route()
+    consultation(rig)
+    await rig.engine.on_refer(CID, refer_params() | {"replaces": REPLACES})
+    assert rig.sip.originated == [f"{CID}.t1.b1"] and rig.sip.notified[0][2] == 100
+    requested = [e for e in rig.records.events if e[0] == "transfer.requested"]
+    assert requested[0][2]["attended"] is True
+
+
+@pytest.mark.parametrize(("overrides", "code"), [
+    ({"state": "ended"}, 481), ({"to_tag": "other"}, 481), ({"call_id": "elsewhere"}, 481),
+    ({"tenant": "beta"}, 403), ({"direction": "incoming"}, 403), ({"from": "102"}, 403),
+])
+async def test_a_replaces_naming_no_dialog_of_a_is_refused(overrides: dict[str, str], code: int) -> None:
+    rig = Rig()
+    rig.route()
+    consultation(rig, **overrides)
+    await rig.engine.on_refer(CID, refer_params() | {"replaces": REPLACES})
+    assert rig.sip.notified == [(f"call-{CID}", "callee", code, True)] and rig.sip.originated == []

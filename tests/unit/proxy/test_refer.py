@@ -32,7 +32,7 @@ from tests.unit.proxy.fakes import INVITE_PV, FakePv, FakeRedis, make_routing
 ])
 def test_the_forms_phones_send(value: str, number: str, host: str) -> None:
     target = parse_refer_to(value)
-    assert (target.number, target.host, target.replaces) == (number, host, False)
+    assert (target.number, target.host, target.replaces) == (number, host, "")
 
 
 @pytest.mark.parametrize("value", [
@@ -40,7 +40,20 @@ def test_the_forms_phones_send(value: str, number: str, host: str) -> None:
     "<sip:102@pbx.example?replaces=abc%3Bfrom-tag%3D2%3Bto-tag%3D1&Require=replaces>",
 ])
 def test_replaces_is_an_attended_transfer(value: str) -> None:
-    assert parse_refer_to(value).replaces
+    # the dialog it names, normalised, whatever the order of its tags
+    assert parse_refer_to(value).replaces in ("abc@h;to-tag=1;from-tag=2", "abc;to-tag=1;from-tag=2")
+
+
+@pytest.mark.parametrize("value", [
+    "<sip:102@pbx?Replaces=abc%3Bto-tag%3D1>",  # no from-tag
+    "<sip:102@pbx?Replaces=%3Bto-tag%3D1%3Bfrom-tag%3D2>",  # no Call-ID
+    "<sip:102@pbx?Replaces=abc%0D%0AX-Evil%3A1%3Bto-tag%3D1%3Bfrom-tag%3D2>",  # a header smuggled in
+    "<sip:102@pbx?Replaces=a%20b%3Bto-tag%3D1%3Bfrom-tag%3D2>",
+    "<sip:102@pbx?Replaces=abc%3Bto-tag%3D1%2C2%3Bfrom-tag%3D2>",
+])
+def test_a_replaces_that_names_no_dialog_is_refused(value: str) -> None:
+    with pytest.raises(BadReferTo):
+        parse_refer_to(value)
 
 
 @pytest.mark.parametrize("value", [
@@ -88,7 +101,9 @@ def test_a_strangers_host_is_forbidden_and_bad_input_is_a_400() -> None:
     assert check(refer_to="<sip:102@127.0.0.9>").code == 403
     assert check(refer_to="<sip:boris@pbx.example>").code == 400
     assert check(refer_to="").code == 400
-    assert check(refer_to="<sip:102@pbx.example?Replaces=x%3Bto-tag%3D1%3Bfrom-tag%3D2>").code == 501
+    attended = check(refer_to="<sip:102@pbx.example?Replaces=x%3Bto-tag%3D1%3Bfrom-tag%3D2>")
+    assert (attended.code, attended.replaces) == (202, "x;to-tag=1;from-tag=2")
+    assert check(refer_to="<sip:102@pbx.example?Replaces=x%3Bto-tag%3D1>").code == 400
     assert check(refer_to="<tel:+74951234567>").code == 202
 
 
