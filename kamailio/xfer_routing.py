@@ -28,6 +28,9 @@ class Handler:
     def refer(self, msg) -> int:
         return self.routing.refer(msg)
 
+    def phone_hold(self, msg, hold: str) -> int:
+        return self.routing.phone_hold(msg, hold)
+
     def call_event(self, msg, method: str) -> int:
         return self.routing.call_event(msg, method)
 

@@ -120,6 +120,8 @@ def on_phone_hold(s: Step) -> None:
     client, media = s.facts.client_leg, s.fx.media
     if s.facts.state is _C.TALKING and media.overlay_of(client) is None:
         media.play_hold(client)
+        # both ways: whatever the phone sends meanwhile (its own music, silence) never mixes into ours
+        media.block(s.facts.a, client)
         media.block(client, s.facts.a)
 
 
@@ -128,6 +130,7 @@ def on_phone_resume(s: Step) -> None:
     client, media = s.facts.client_leg, s.fx.media
     if s.facts.state is _C.TALKING and media.overlay_of(client) is Overlay.HOLD:
         media.stop(client)
+        media.unblock(s.facts.a, client)
         media.unblock(client, s.facts.a)
 
 

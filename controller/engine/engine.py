@@ -26,6 +26,7 @@ from controller.core import (
     InvalidTransition,
     LegHungUp,
     MediaRestored,
+    PhoneHeld,
     TransferRequested,
     TransferTrigger,
 )
@@ -136,6 +137,15 @@ class TransferEngine:
             event = TransferRequested(text["number"], TransferTrigger.REFER, leg=text["by_tag"],
                                       replaces=replaces or None)
             await self._feed_locked(conversation_id, [event], loaded)
+
+    async def on_phone_held(self, conversation_id: str, params: dict[str, Any]) -> None:
+        """The employee's phone put the client on hold (Kamailio kept the client's stream up): the
+        client hears the tenant's music. A call without a machine gets one, as with a first digit."""
+        async with self.locks.hold(conversation_id):
+            tags = (str(params.get("from_tag") or ""), str(params.get("to_tag") or ""))
+            loaded = await self._started_locked(conversation_id, tags)
+            if loaded is not None:
+                await self._feed_locked(conversation_id, [PhoneHeld(str(params.get("by_tag") or ""), True)], loaded)
 
     async def _replaced_dialog_refusal(self, replaces: str, loaded: Loaded) -> tuple[int, str] | None:
         call_id = replaced_dialog(replaces)[0]

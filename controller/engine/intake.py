@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controller.config import Config
-from controller.core import ConversationStarted, Event, LegAnswered, LegFailed, LegHungUp, LegRinging
+from controller.core import ConversationStarted, Event, LegAnswered, LegFailed, LegHungUp, LegRinging, PhoneHeld
 
 from .context import ConversationIO
 
@@ -66,6 +66,8 @@ def client_dialog_event(io: ConversationIO, method: str, params: Mapping[str, An
     """A notification about the client's own dialog (client and first transferor)."""
     if method == "leg.hungup":
         return LegHungUp(io.transferor_tag)  # Kamailio absorbed the transferor's BYE
+    if method in ("leg.held", "leg.resumed"):
+        return PhoneHeld(str(params.get("by_tag") or ""), method == "leg.held")
     if method == "call.ended":
         by = str(params.get("by_tag") or "")
         return LegHungUp(by if by in (io.client_tag, io.transferor_tag) else io.client_tag)

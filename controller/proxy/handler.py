@@ -32,7 +32,7 @@ from controller.errors import JsonRpcError
 from controller.proxy.budget import PerSourceBudget
 from controller.proxy.invite import MAX_CALL_ID, InviteParams, clip, decide_invite, leg_result
 from controller.proxy.records import ProxyRecords, RecordLimits, TableCache, now_ms
-from controller.proxy.refer import ReferCheck, ReferDecision, check_refer
+from controller.proxy.refer import ReferCheck, ReferDecision, check_refer, employee_sent
 from controller.routing.decision import RouteRejection
 from controller.wire import LEG_HEADER
 
@@ -159,6 +159,31 @@ class KamailioRouting:
         if not decision.accepted:
             log.info("REFER in %s refused: %d %s", clip(call_id), decision.code, decision.reason)
         return decision
+
+    def phone_hold(self, msg: Any = None, hold: str = "") -> int:
+        """A re-INVITE in a conversation's call; `hold`: "recvonly"/"inactive" when its SDP holds the call,
+        "" when it does not. $var(phone) = 1 when it came from the employee's side; the controller is
+        told of a hold (its machine starts if it has none) and of a resume of a call it already runs."""
+        self.pv.seti("$var(phone)", 0)
+        if not self.redis_usable():
+            return 1
+        get = self._get
+        call_id, conversation = get("$ci"), get("$dlg_var(conv)")
+        try:
+            record = self.records.conversation_facts(conversation, REFER_FACTS)
+            if not employee_sent(record, get("$ft"), get("$dlg(from_tag)")):
+                return 1
+            self.pv.seti("$var(phone)", 1)
+            if hold or self.has_feature(call_id):
+                self.records.notify_controller({"jsonrpc": "2.0", "method": "leg.held" if hold else "leg.resumed",
+                                                "params": {"call_id": clip(call_id, MAX_CALL_ID),
+                                                           "conversation": conversation,
+                                                           "from_tag": clip(get("$dlg(from_tag)")),
+                                                           "to_tag": clip(get("$dlg(to_tag)")),
+                                                           "by_tag": clip(get("$ft"))}})
+        except Exception:
+            self.redis_failed(f"the hold in {clip(call_id)} not handed on")
+        return 1
 
     def call_event(self, msg: Any = None, method: str = "") -> int:
         if not self.redis_usable():

@@ -26,7 +26,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-__all__ = ["MAX_HEADER", "ReferCheck", "ReferDecision", "check_refer", "parse_refer_to", "parse_replaces"]
+__all__ = ["MAX_HEADER", "ReferCheck", "ReferDecision", "check_refer", "employee_sent", "parse_refer_to",
+           "parse_replaces"]
 
 #: Longer Refer-To / Referred-By values are not a transfer we act on (and would grow logs and Redis).
 MAX_HEADER = 512
@@ -130,15 +131,19 @@ class ReferCheck:
     our_hosts: Collection[str]  # the tenant's domain and the address the REFER came in on
 
 
-def check_refer(check: ReferCheck) -> ReferDecision:
-    record = check.record
+def employee_sent(record: Mapping[str, str], by_tag: str, dialog_from_tag: str) -> bool:
+    """Whether a request in a call's dialog came from the employee's side of a talking conversation with
+    a client: the callee of an incoming call, the caller of an outgoing one (by From-tag)."""
     direction = record.get("direction", "")
     if direction not in ("incoming", "outgoing") or record.get("state") not in _TALKING:
-        return ReferDecision(403, "Forbidden")  # no client to transfer (an internal call), or not talking
-    employee_is_caller = direction == "outgoing"
-    sent_by_caller = check.by_tag == check.dialog_from_tag
-    if sent_by_caller != employee_is_caller:
-        return ReferDecision(403, "Forbidden")  # the client's side: a trunk never transfers our employee
+        return False  # no client (an internal call), or not talking
+    return (by_tag == dialog_from_tag) == (direction == "outgoing")
+
+
+def check_refer(check: ReferCheck) -> ReferDecision:
+    if not employee_sent(check.record, check.by_tag, check.dialog_from_tag):
+        # the client's side (a trunk never transfers our employee), no client, or not talking
+        return ReferDecision(403, "Forbidden")
     try:
         target = parse_refer_to(check.refer_to)
     except BadReferTo:

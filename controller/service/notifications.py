@@ -31,7 +31,9 @@ ENDING = ("call.failed", "call.ended", "call.rejected")
 # leg.ringing: a leg the controller originated rings; leg.hungup: Kamailio absorbed the transferor's BYE
 # transfer.refer: a REFER Kamailio accepted from the employee's side of a call (controller/proxy/refer.py)
 REFER = "transfer.refer"
-KNOWN = (*ENDING, "call.answered", "leg.ringing", "leg.hungup", REFER)
+# leg.held / leg.resumed: the employee's phone put the client on hold (its own hold key) or took it off
+HELD = "leg.held"
+KNOWN = (*ENDING, "call.answered", "leg.ringing", "leg.hungup", REFER, HELD, "leg.resumed")
 
 
 class NotificationConsumer(BackgroundLoop):
@@ -173,6 +175,8 @@ class NotificationConsumer(BackgroundLoop):
             return
         if method == REFER:
             await self.engine.on_refer(conversation, params)
+        elif method == HELD:
+            await self.engine.on_phone_held(conversation, params)
         else:
             await self.engine.on_notification(conversation, method, params)
 

@@ -247,3 +247,28 @@ def test_a_replaces_naming_someone_elses_call_is_refused(stack: Stack, people: l
     eventually(lambda: assert_talking(client, a, CLIENT, A), timeout=8)
     assert client.sipp.wait() == 0, client.sipp.describe_failure()
     assert a.sipp.wait() == 0, a.sipp.describe_failure()
+
+
+def sdp_directions(lines: list[str]) -> set[str]:
+    return {line[2:] for line in lines if line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive")}
+
+
+def test_the_phones_own_hold_plays_the_music_and_keeps_the_clients_stream_up(stack: Stack,
+                                                                          people: list[Phone]) -> None:
+    a = person(stack, "anna", "employee_answer_hold.xml", A, ip=PHONES_IP, port=stack.contact_port("100"),
+               pause_ms=1500)
+    people.append(a)
+    client = calling_client(stack, people, talk_ms=3000, scenario="client_call_reinvited.xml")
+    wait_until(lambda: "ACK" in a.sipp.received_requests(), what="A to answer")
+    # A presses the phone's hold key: the client's stream is not put on hold (its re-INVITE says
+    # sendrecv), the phone gets the answer its offer asked for, and the client hears the tenant's music
+    # and nothing else, while nobody hears the client
+    wait_until(lambda: len(a.sipp.received_messages("SIP/2.0 200")) >= 1, what="the answer to the hold")
+    assert "sendonly" not in sdp_directions(client.sipp.received_messages("INVITE ")[0])
+    assert sdp_directions(a.sipp.received_messages("SIP/2.0 200")[0]) == {"recvonly"}
+    eventually(lambda: on_hold(client, a))
+    # the phone resumes: the two hear each other again
+    wait_until(lambda: len(a.sipp.received_messages("SIP/2.0 200")) >= 2, what="the answer to the resume")
+    eventually(lambda: assert_talking(client, a, CLIENT, A))
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()

@@ -248,9 +248,9 @@ def test_replaces_is_for_b_alone_never_for_the_origin_after_a_failure(direction)
 
 def test_the_phones_hold_plays_the_tenants_music_to_the_client(direction):
     conv = start(direction)
-    assert conv.handle(PhoneHeld(A, True)) == [PlayHoldMusic(CLIENT), BlockMedia(CLIENT, A)]
+    assert conv.handle(PhoneHeld(A, True)) == [PlayHoldMusic(CLIENT), BlockMedia(A, CLIENT), BlockMedia(CLIENT, A)]
     assert conv.handle(PhoneHeld(A, True)) == []  # a second hold re-INVITE
-    assert conv.handle(PhoneHeld(A, False)) == [StopMedia(CLIENT), UnblockMedia(CLIENT, A)]
+    assert conv.handle(PhoneHeld(A, False)) == [StopMedia(CLIENT), UnblockMedia(A, CLIENT), UnblockMedia(CLIENT, A)]
     assert conv.handle(PhoneHeld(A, False)) == []
 
 

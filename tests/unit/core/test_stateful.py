@@ -520,7 +520,7 @@ class ConversationMachine(RuleBasedStateMachine):
             assert model.partner.get(client) == a and model.partner.get(a) == client
             # A's phone holding the call: the client hears the music, and nobody hears the client
             on_phone_hold = model.overlay.get(client) == "hold"
-            assert a not in model.blocked and (client in model.blocked) == on_phone_hold, model.blocked
+            assert (a in model.blocked) == on_phone_hold and (client in model.blocked) == on_phone_hold, model.blocked
             assert a in model.dtmf_blocked
             assert model.overlay.get(a, "prompt").startswith("prompt")
         elif state is ConversationState.BRIDGED:

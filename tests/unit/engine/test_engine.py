@@ -280,3 +280,13 @@ async def test_a_replaces_naming_no_dialog_of_a_is_refused(overrides: dict[str, 
     consultation(rig, **overrides)
     await rig.engine.on_refer(CID, refer_params() | {"replaces": REPLACES})
     assert rig.sip.notified == [(f"call-{CID}", "callee", code, True)] and rig.sip.originated == []
+
+
+async def test_the_phones_hold_starts_a_machine_and_plays_the_music() -> None:
+    rig = Rig()
+    rig.route()
+    hold = {"call_id": f"call-{CID}", "from_tag": "ctag", "to_tag": "atag", "by_tag": "atag"}
+    await rig.engine.on_phone_held(CID, hold)
+    assert [type(action).__name__ for action in rig.media.done][:1] == ["PlayHoldMusic"]
+    await rig.engine.on_notification(CID, "leg.resumed", hold)
+    assert "StopMedia" in [type(action).__name__ for action in rig.media.done]

@@ -156,3 +156,30 @@ def test_redis_away_is_a_503_and_nothing_is_lost_but_the_transfer(redis: FakeRed
     redis.fail_reads = True
     pv = refer(redis)
     assert pv.set["$var(code)"] == "503"
+
+
+# -- the phone's own hold (python_exec("phone_hold", hold) for a re-INVITE in a conversation's call) -------
+
+def hold(redis: FakeRedis, held: str, features: frozenset[str] = frozenset(), **pv: Any) -> FakePv:
+    values = FakePv(REFER_PV | pv)
+    assert make_routing(redis, values, features=features).phone_hold(None, held) == 1
+    return values
+
+
+def test_the_employees_hold_is_kept_from_the_client_and_told_to_the_controller(redis: FakeRedis) -> None:
+    pv = hold(redis, "recvonly")
+    assert pv.set["$var(phone)"] == "1"
+    [entry] = redis.streams[INBOUND_STREAM]
+    message = json.loads(entry["m"])
+    assert (message["method"], message["params"]["by_tag"]) == ("leg.held", CALLEE)
+
+
+def test_a_resume_is_told_only_for_a_call_the_controller_runs(redis: FakeRedis) -> None:
+    assert hold(redis, "").set["$var(phone)"] == "1" and INBOUND_STREAM not in redis.streams
+    hold(redis, "", features=frozenset({REFER_PV["$ci"]}))
+    assert json.loads(redis.streams[INBOUND_STREAM][0]["m"])["method"] == "leg.resumed"
+
+
+def test_the_clients_own_hold_is_the_clients_business(redis: FakeRedis) -> None:
+    pv = hold(redis, "recvonly", **{"$ft": CALLER})
+    assert pv.set["$var(phone)"] == "0" and INBOUND_STREAM not in redis.streams
