@@ -112,13 +112,19 @@ def on_media_restored(s: Step) -> None:
     s.fx.media.reassert()
 
 
+def _client_free(s: Step) -> bool:
+    """The client talks to A, or A is still dialling: no transfer has put the client on hold (yet)."""
+    t = s.transfer_or_none
+    return s.facts.state is _C.TALKING or (t is not None and t.state is _T.COLLECTING)
+
+
 def on_phone_hold(s: Step) -> None:
     """A's phone holds the call: the client hears the tenant's music rather than silence (Kamailio kept
-    the client's stream sendrecv), and on hold means on hold: nobody hears the client. During a
-    transfer the client has the music already."""
+    the client's stream sendrecv), and on hold means on hold: nobody hears the client. Once a transfer
+    holds the client it has the music already (and takes it away when it gives the client back)."""
     s.fx.set_phone_held(True)
     client, media = s.facts.client_leg, s.fx.media
-    if s.facts.state is _C.TALKING and media.overlay_of(client) is None:
+    if _client_free(s) and media.overlay_of(client) is None:
         media.play_hold(client)
         # both ways: whatever the phone sends meanwhile (its own music, silence) never mixes into ours
         media.block(s.facts.a, client)
@@ -128,7 +134,7 @@ def on_phone_hold(s: Step) -> None:
 def on_phone_resume(s: Step) -> None:
     s.fx.set_phone_held(False)
     client, media = s.facts.client_leg, s.fx.media
-    if s.facts.state is _C.TALKING and media.overlay_of(client) is Overlay.HOLD:
+    if _client_free(s) and media.overlay_of(client) is Overlay.HOLD:
         media.stop(client)
         media.unblock(s.facts.a, client)
         media.unblock(client, s.facts.a)

@@ -41,7 +41,7 @@ from controller.core import (
     TargetRejected,
     TransferRefused,
 )
-from controller.core.types import OutcomeKind, RejectReason, TargetKind
+from controller.core.types import OutcomeKind, RejectReason, TargetKind, TransferTrigger
 from controller.errors import ControllerError
 from controller.logs import call_logger
 from controller.metrics import Metrics
@@ -85,6 +85,16 @@ class ActionExecutor:
             case ResolveTarget(transfer_id=transfer_id, number=number):
                 io.transfer_started_ms[transfer_id] = self.clock()
                 self.metrics.transfers_started.inc()
+                trigger = machine.transfer.trigger if machine.transfer is not None else None
+                if trigger is not None and trigger is not TransferTrigger.REFER:
+                    # (a REFER's is written when it arrives, with its Referred-By: TransferEngine.on_refer);
+                    # an event log away must not hold the transfer up
+                    try:
+                        await self.records.append_event("transfer.requested", cid, {
+                            "trigger": str(trigger), "number": number, "call_id": io.ng_call_id})
+                    except Exception as exc:
+                        self.metrics.errors.labels("event_log").inc()
+                        log.warning("transfer.requested of %s not logged: %s", cid, exc)
                 return await self._resolve(machine, io, transfer_id, number)
             case ResolveOrigin(transfer_id=transfer_id, origin=origin):
                 found = targets_for_origin(self.routes.tenants[io.tenant_id], origin,

@@ -98,6 +98,7 @@ def test_blind_refer_transfers_like_the_hotkey(stack: Stack, people: list[Phone]
     assert (done["data"]["trigger"], done["data"]["mode"]) == ("refer", "blind")
     requested = stack.wait_event(call_id, "transfer.requested")
     assert requested["data"]["referred_by"].startswith("<sip:100@")
+    assert stack.kamailio_stat("refer_202") >= 1
     stack.wait_for(lambda: call_id not in stack.rtpengine_calls(), what="rtpengine to forget the call")
 
 
@@ -190,7 +191,7 @@ def test_the_clients_side_cannot_transfer_the_employee(stack: Stack, people: lis
     assert a.sipp.wait() == 0, a.sipp.describe_failure()
     assert "REFER" not in a.sipp.received_requests() and "NOTIFY" not in a.sipp.received_requests()
     assert "INVITE" not in b.sipp.received_requests(), "a REFER from the trunk rang B"
-    assert stack.kamailio_stat("refer_refused") >= 1
+    assert stack.kamailio_stat("refer_refused") >= 1 and stack.kamailio_stat("refer_403") >= 1
 
 
 def header_of(lines: list[str], name: str) -> str:
