@@ -273,3 +273,22 @@ def test_the_phones_own_hold_plays_the_music_and_keeps_the_clients_stream_up(sta
     eventually(lambda: assert_talking(client, a, CLIENT, A))
     assert client.sipp.wait() == 0, client.sipp.describe_failure()
     assert a.sipp.wait() == 0, a.sipp.describe_failure()
+
+
+def test_a_refer_while_a_hotkey_transfer_runs_is_refused_and_the_transfer_goes_on(stack: Stack,
+                                                                                  people: list[Phone]) -> None:
+    b = target(stack, people, "boris", "101", "employee_answer.xml", pause_ms=500)
+    a = referring_a(stack, people, "<sip:102@127.0.0.1>", after_ms=3000)
+    client = calling_client(stack, people, talk_ms=8000)
+    wait_until(lambda: "ACK" in a.sipp.received_requests(), what="A to answer")
+    eventually(lambda: assert_talking(client, a, CLIENT, A))
+    a.press("#101")  # the hotkey first; the phone's Transfer button while B already rings
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
+    wait_until(lambda: 491 in a.sipp.received_statuses(), timeout=8, what="the 491 to the REFER")
+    assert notifies(a) == []
+    # the hotkey transfer goes on: A consults B, the client keeps the music
+    eventually(lambda: assert_talking(a, b, A, B, client), timeout=8)
+    hears = client.voice.snapshot()[0]
+    assert A not in hears and B not in hears, f"the client on hold heard {hears}"
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    assert stack.kamailio_stat("refer_491") >= 1

@@ -345,3 +345,25 @@ def test_kamailio_reply_parser_raises_only_json_rpc_errors(raw: bytes) -> None:
     except JsonRpcError as exc:
         assert isinstance(exc.code, int)
         assert isinstance(exc.message, str)
+
+
+# -- a REFER's Refer-To (controller/proxy/refer.py) --------------------------------------------------
+
+_REFER_PIECES = st.sampled_from(["<", ">", "sip:", "sips:", "tel:", "@", ";", "?", "&", "=", "%3B", "%0D%0A",
+                                 "Replaces=", "to-tag%3D", "from-tag%3D", "user=phone", "102", "+49", " ", "\r\n",
+                                 "pbx.example", "127.0.0.1", ":5060", "\x00", "é"])
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=80), st.lists(_REFER_PIECES, max_size=16).map("".join)))
+def test_refer_to_parser_gives_a_number_or_bad_refer_to(value: str) -> None:
+    from controller.proxy.refer import BadReferTo, parse_refer_to
+
+    try:
+        target = parse_refer_to(value)
+    except BadReferTo:
+        return
+    # what reaches the dial policy is a number, and what reaches our INVITE's Replaces header cannot
+    # carry a second header or a parameter of its own
+    assert target.number.lstrip("+").isdigit() and 2 <= len(target.number) <= 33
+    assert not any(c in target.replaces for c in "\r\n ,") and target.replaces.count(";") in (0, 2)

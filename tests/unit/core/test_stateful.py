@@ -379,7 +379,9 @@ class ConversationMachine(RuleBasedStateMachine):
             if conv.state is ConversationState.TALKING:
                 options.append((4, lambda: [DigitPressed(a, d) for d in "#" + rnd.choice(NUMBERS).lstrip("+")]))
                 # the phone's own transfer button: a REFER from A (Kamailio checked it is A's side)
-                options.append((3, lambda: [TransferRequested(rnd.choice(NUMBERS), TransferTrigger.REFER, leg=a)]))
+                options.append((3, lambda: [TransferRequested(
+                    rnd.choice(NUMBERS), TransferTrigger.REFER, leg=a,
+                    replaces=rnd.choice([None, "d2@pbx;to-tag=b2;from-tag=a2"]))]))  # blind or attended
             options += [
                 (1, lambda: [PhoneHeld(a, rnd.random() < 0.6)]),  # A's own hold key, at any time
                 (1, lambda: [DigitPressed(a, "*")]),
