@@ -130,34 +130,37 @@ def test_the_employees_outgoing_call_is_transferred_by_refer(stack: Stack, peopl
     assert b.sipp.wait() == 0 and "BYE" in b.sipp.received_requests()
 
 
-def test_a_busy_target_is_told_and_the_client_goes_back_to_a(stack: Stack, people: list[Phone]) -> None:
-    target(stack, people, "boris", "101", "employee_busy.xml")
-    a = referring_a(stack, people, "<sip:101@127.0.0.1>")
-    client = calling_client(stack, people, talk_ms=9000)
+def told_and_back_with_a(stack: Stack, people: list[Phone], refer_to: str, status: str, *, talk_ms: int) -> Phone:
+    """A's phone REFERs to `refer_to` and is told `status` in the final NOTIFY; the conversation goes on
+    as it was (the client and A hear each other again) until the client hangs up. Returns the client."""
+    a = referring_a(stack, people, refer_to)
+    client = calling_client(stack, people, talk_ms=talk_ms)
     wait_until(lambda: any(state.startswith("terminated") for _, state, _ in notifies(a)), timeout=10,
                what="the final NOTIFY")
-    assert notifies(a)[-1][2] == "SIP/2.0 486 Busy Here", notifies(a)
-    # A is still on the line: the client is back with A (after the tenant's warnings), as after `#`
+    assert notifies(a)[-1][2] == status, notifies(a)
     eventually(lambda: assert_talking(client, a, CLIENT, A), timeout=10)
     assert client.sipp.wait() == 0, client.sipp.describe_failure()
-    assert a.sipp.wait() == 0, a.sipp.describe_failure()
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()  # A got the client's BYE
+    assert "REFER" not in client.sipp.received_requests()
+    return client
+
+
+def test_a_busy_target_is_told_and_the_client_goes_back_to_a(stack: Stack, people: list[Phone]) -> None:
+    target(stack, people, "boris", "101", "employee_busy.xml")
+    # A is still on the line: the client is back with A (after the tenant's warnings), as after `#`
+    client = told_and_back_with_a(stack, people, "<sip:101@127.0.0.1>", "SIP/2.0 486 Busy Here", talk_ms=9000)
     done = stack.wait_event(sip_call_id(client), "transfer.returned")
     assert (done["data"]["trigger"], done["data"]["cause"]) == ("refer", "busy")
 
 
-def test_refer_to_an_unknown_number_leaves_the_client_with_a(stack: Stack, people: list[Phone]) -> None:
-    a = referring_a(stack, people, "<sip:999@127.0.0.1>")
-    client = calling_client(stack, people, talk_ms=6000)
-    wait_until(lambda: "ACK" in a.sipp.received_requests(), what="A to answer")
-    wait_until(lambda: any(state.startswith("terminated") for _, state, _ in notifies(a)), timeout=10,
-               what="the final NOTIFY")
-    assert notifies(a)[-1][2] == "SIP/2.0 404 Not Found", notifies(a)
-    # the conversation goes on as it was: A and the client hear each other again (A also hears the
-    # short "unknown number" prompt first)
-    eventually(lambda: assert_talking(client, a, CLIENT, A), timeout=8)
-    assert client.sipp.wait() == 0, client.sipp.describe_failure()
-    assert a.sipp.wait() == 0, a.sipp.describe_failure()  # A got the client's BYE
-    assert "REFER" not in client.sipp.received_requests()
+@pytest.mark.parametrize(("refer_to", "status"), [
+    ("<sip:999@127.0.0.1>", "SIP/2.0 404 Not Found"),  # an unknown number (A also hears the short prompt)
+    # an attended REFER naming a dialog that is none of A's
+    ("<sip:101@127.0.0.1?Replaces=nosuch%3Bto-tag%3D1%3Bfrom-tag%3D2>", "SIP/2.0 481 Call/Transaction Does Not Exist"),
+])
+def test_a_refused_target_is_told_and_the_client_stays_with_a(stack: Stack, people: list[Phone], refer_to: str,
+                                                              status: str) -> None:
+    told_and_back_with_a(stack, people, refer_to, status, talk_ms=6000)
 
 
 @pytest.mark.parametrize("refer_to", ["<sip:101@evil.example>", "<mailto:x@example.com>"])
@@ -237,17 +240,6 @@ def test_attended_refer_with_replaces_joins_the_client_with_b(stack: Stack, peop
     done = stack.wait_event(sip_call_id(client), "transfer.completed")
     assert (done["data"]["trigger"], done["data"]["mode"]) == ("refer", "blind")
     stack.wait_for(lambda: sip_call_id(client) not in stack.rtpengine_calls(), what="rtpengine to forget the call")
-
-
-def test_a_replaces_naming_someone_elses_call_is_refused(stack: Stack, people: list[Phone]) -> None:
-    a = referring_a(stack, people, "<sip:101@127.0.0.1?Replaces=nosuch%3Bto-tag%3D1%3Bfrom-tag%3D2>")
-    client = calling_client(stack, people, talk_ms=6000)
-    wait_until(lambda: any(state.startswith("terminated") for _, state, _ in notifies(a)), timeout=10,
-               what="the final NOTIFY")
-    assert notifies(a)[-1][2] == "SIP/2.0 481 Call/Transaction Does Not Exist", notifies(a)
-    eventually(lambda: assert_talking(client, a, CLIENT, A), timeout=8)
-    assert client.sipp.wait() == 0, client.sipp.describe_failure()
-    assert a.sipp.wait() == 0, a.sipp.describe_failure()
 
 
 def sdp_directions(lines: list[str]) -> set[str]:
