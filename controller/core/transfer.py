@@ -284,6 +284,10 @@ def on_target_answered(s: Step) -> Stimulus | None:
     hands the call over now, as if A had hung up (its own BYE, which Kamailio absorbs, comes later)."""
     if s.t.trigger is TransferTrigger.REFER:
         branches.take_answer(s)
+        # A's ringback (or B's early media) ends with A's part: no looped player is left on a phone that
+        # has handed the call over, nor played again after the client's re-pairing. A stays blocked
+        # until its phone hangs up (rtpengine 10.5 keeps a stale pairing until it is cut)
+        s.fx.media.stop(s.facts.a)
         s.fx.hand_over(s.facts.a)
         return _S.TRANSFEROR_HUNG_UP
     winner, a, media = branches.take_answer(s), s.facts.a, s.fx.media
