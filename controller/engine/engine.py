@@ -122,11 +122,10 @@ class TransferEngine:
                 refusal = await self._replaced_dialog_refusal(replaces, loaded)
             if refusal is not None:
                 code, reason = refusal
-                self.metrics.refer_results.labels(str(code)).inc()
                 log.info("REFER in %s not taken: %d %s", text["call_id"], code, reason)
                 try:
-                    await self.executor.sip.notify_referrer(text["call_id"], text["from_tag"], text["to_tag"], side,
-                                                            code, reason, True)
+                    await self.executor.notify_referrer(text["call_id"], text["from_tag"], text["to_tag"], side,
+                                                        code, reason, True)
                 except Exception as exc:  # the phone gives up on its own; nothing else changes
                     log.warning("final NOTIFY in %s not sent: %s", text["call_id"], exc)
                 return

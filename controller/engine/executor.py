@@ -127,10 +127,8 @@ class ActionExecutor:
                 await self._record_outcome(io, action)
             case NotifyReferrer(code=code, reason=reason, final=final):
                 # the REFER came from the client dialog's employee side (Kamailio checked)
-                if final:
-                    self.metrics.refer_results.labels(str(code)).inc()
-                await self.sip.notify_referrer(io.ng_call_id, io.client_from_tag, io.client_to_tag,
-                                               io.side_of(io.transferor_tag), code, reason, final)
+                await self.notify_referrer(io.ng_call_id, io.client_from_tag, io.client_to_tag,
+                                           io.side_of(io.transferor_tag), code, reason, final)
             case TransferRefused(number=number, trigger=trigger, reason=reason):
                 await self.records.append_event("transfer.refused", cid, {
                     "number": number, "trigger": str(trigger), "reason": reason, "call_id": io.ng_call_id})
@@ -182,6 +180,13 @@ class ActionExecutor:
                 return TargetRejected(transfer_id, RejectReason.FORBIDDEN)
             io.outside_slots.append(slot)
         return resolution(transfer_id, found)
+
+    async def notify_referrer(self, call_id: str, from_tag: str, to_tag: str, side: str, code: int, reason: str,
+                              final: bool) -> None:
+        """A NOTIFY of a REFER's subscription; a final one is counted by its status code."""
+        if final:
+            self.metrics.refer_results.labels(str(code)).inc()
+        await self.sip.notify_referrer(call_id, from_tag, to_tag, side, code, reason, final)
 
     async def _release_outside(self, io: ConversationIO, slots: list[str]) -> None:
         held = [slot for slot in slots if slot in io.outside_slots]

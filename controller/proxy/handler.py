@@ -148,11 +148,8 @@ class KamailioRouting:
                 referred_by=get("$hdr(Referred-By)"), record=record,
                 our_hosts={get("$Ri").lower(), *([tenant.domain.lower()] if tenant else [])}))
             if decision.accepted:
-                self.records.notify_controller({"jsonrpc": "2.0", "method": "transfer.refer", "params": {
-                    "call_id": clip(call_id, MAX_CALL_ID), "conversation": conversation,
-                    "from_tag": clip(get("$dlg(from_tag)")), "to_tag": clip(get("$dlg(to_tag)")),
-                    "by_tag": clip(get("$ft")), "number": decision.number, "referred_by": decision.referred_by,
-                    "replaces": decision.replaces, "at_ms": self.clock()}})
+                self._tell_about_dialog("transfer.refer", number=decision.number, referred_by=decision.referred_by,
+                                        replaces=decision.replaces, at_ms=self.clock())
         except Exception:
             self.redis_failed(f"REFER in {clip(call_id)} not handed on")
             return REFER_UNAVAILABLE
@@ -175,15 +172,19 @@ class KamailioRouting:
                 return 1
             self.pv.seti("$var(phone)", 1)
             if hold or self.has_feature(call_id):
-                self.records.notify_controller({"jsonrpc": "2.0", "method": "leg.held" if hold else "leg.resumed",
-                                                "params": {"call_id": clip(call_id, MAX_CALL_ID),
-                                                           "conversation": conversation,
-                                                           "from_tag": clip(get("$dlg(from_tag)")),
-                                                           "to_tag": clip(get("$dlg(to_tag)")),
-                                                           "by_tag": clip(get("$ft"))}})
+                self._tell_about_dialog("leg.held" if hold else "leg.resumed")
         except Exception:
             self.redis_failed(f"the hold in {clip(call_id)} not handed on")
         return 1
+
+    def _tell_about_dialog(self, method: str, **extra: Any) -> None:
+        """A notification to the controller about a request in a conversation's dialog: the dialog (its
+        Call-ID and tags), the conversation, who sent the request (its From-tag), and `extra`."""
+        get = self._get
+        self.records.notify_controller({"jsonrpc": "2.0", "method": method, "params": {
+            "call_id": clip(get("$ci"), MAX_CALL_ID), "conversation": get("$dlg_var(conv)"),
+            "from_tag": clip(get("$dlg(from_tag)")), "to_tag": clip(get("$dlg(to_tag)")),
+            "by_tag": clip(get("$ft")), **extra}})
 
     def call_event(self, msg: Any = None, method: str = "") -> int:
         if not self.redis_usable():
