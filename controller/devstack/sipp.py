@@ -123,6 +123,16 @@ class SippParty:
         """First lines of every SIP message this party received, in order."""
         return [msg[0] for direction, msg in self._blocks() if "message received" in direction]
 
+    def sent_replies(self, method: str) -> list[int]:
+        """Status codes of the replies this party sent to requests of one method (by their CSeq)."""
+        codes = []
+        for direction, lines in self._blocks():
+            if "message sent" in direction and (m := re.match(r"SIP/2.0 (\d{3})", lines[0])):
+                cseq = next((ln.split(":", 1)[1].split() for ln in lines if ln.lower().startswith("cseq:")), [])
+                if cseq[-1:] == [method]:
+                    codes.append(int(m.group(1)))
+        return codes
+
     def received_statuses(self) -> list[int]:
         return [int(m.group(1)) for line in self.received() if (m := re.match(r"SIP/2.0 (\d{3})", line))]
 
