@@ -279,6 +279,9 @@ class Trunk(_Model):
     port: Port = 5060
     match_port: bool = False
     transport: Literal["udp", "tcp"] = "udp"
+    # The far end accepts REFER (RFC 3515): a tenant with `outside_transfers: refer` asks it to call an
+    # outside target itself. A trunk without the flag is never sent a REFER.
+    refer: bool = False
 
     @property
     def hostport(self) -> str:
@@ -447,6 +450,10 @@ class Tenant(_Model):
     caller_id: CallerId = CallerId()
     hold_music: Path | None = None  # None: the system melody
     transfer_rules: TransferRules = TransferRules()
+    # A transfer to an outside number: "take_over" (the PBX calls B and connects the client) or "refer"
+    # (the client's trunk, if marked `refer: true`, is asked by REFER to call B itself; the PBX follows
+    # its NOTIFYs and applies the no-answer time and the fallback rule; docs/ARCHITECTURE.md "REFER")
+    outside_transfers: Literal["take_over", "refer"] = "take_over"
 
     resolve_hold_music = field_validator("hold_music")(_existing_file)
 

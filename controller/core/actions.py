@@ -61,6 +61,7 @@ __all__ = [
     "PlayPrompt",
     "PlayRingback",
     "RecordOutcome",
+    "ReferFarEnd",
     "ResolveOrigin",
     "ResolveTarget",
     "RingTransferor",
@@ -342,6 +343,17 @@ class NotifyReferrer(Action):
     code: int
     reason: str
     final: bool
+
+
+@dataclass(frozen=True)
+class ReferFarEnd(Action):
+    """Ask the client's trunk, by a REFER in the client's dialog sent as the employee's side, to call
+    ``target`` (its dial string) itself, with ``Referred-By`` the caller ID of the tenant's policy; its
+    NOTIFYs come back as ``FarEndNotified``."""
+
+    transfer_id: str
+    target: str
+    caller_id: str
 
 
 def leg_of(action: Action) -> str | None:

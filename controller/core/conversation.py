@@ -128,6 +128,7 @@ from .events import (
     ConversationStarted,
     DigitPressed,
     Event,
+    FarEndNotified,
     LegEvent,
     LegFailed,
     MediaRestored,
@@ -167,6 +168,7 @@ from .stimuli import (
     SIGNAL_OF,
     TIMER_STIMULUS,
     TRANSFER_ID,
+    far_end_stimulus,
 )
 from .transfer import Transfer
 from .types import EndReason, LegState, TimerPurpose
@@ -302,6 +304,13 @@ class Conversation:
             self._on_action_failed(event)
         elif isinstance(event, MediaRestored):
             self._fire(_S.MEDIA_RESTORED, event)
+        elif isinstance(event, FarEndNotified):
+            # only the running transfer's trunk, while it calls B: a late NOTIFY after the PBX took the
+            # call back, or of an older transfer, changes nothing
+            t = d.transfer
+            stimulus = far_end_stimulus(event.status)
+            if t is not None and t.id == event.transfer_id and t.state is _T.FAR_END_CALLING and stimulus:
+                self._fire(stimulus, event)
         elif isinstance(event, PhoneHeld):
             # only the hold of the phone in the client's own dialog, while it is the one on the line
             leg = d.legs.get(event.leg)
@@ -475,6 +484,11 @@ class Conversation:
             if leg.state in (LegState.TRYING, LegState.RINGING, LegState.CANCELLING):
                 # as if Kamailio had answered with no response at all: the leg is unreachable
                 self._on_leg_event(LegFailed(leg.id, 0))
+            return
+        if event.action == "ReferFarEnd":
+            # the REFER never left: the trunk cannot call B, as if it had said so
+            if d.transfer is not None and d.transfer.state is _T.FAR_END_CALLING:
+                self._fire(_S.TARGET_FAILED, event)
             return
         if d.state is not _C.ENDED:
             self._fire(_S.MEDIA_FAILED, event)

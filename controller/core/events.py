@@ -19,6 +19,7 @@ __all__ = [
     "ConversationStarted",
     "DigitPressed",
     "Event",
+    "FarEndNotified",
     "LegAnswered",
     "LegEvent",
     "LegFailed",
@@ -109,6 +110,9 @@ class TargetResolved(Event):
     transfer_id: str
     targets: tuple[str, ...]
     target_kind: TargetKind = TargetKind.EXTENSION
+    #: The client's own trunk is asked (REFER) to call the one target itself rather than the PBX
+    #: taking the client over: the tenant passes outside transfers on and the trunk accepts REFER.
+    far_end: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
@@ -190,6 +194,16 @@ class PhoneHeld(Event):
 
     leg: str
     held: bool
+
+
+@dataclass(frozen=True)
+class FarEndNotified(Event):
+    """A NOTIFY of the REFER the PBX sent the client's trunk (``ReferFarEnd``): the status line of its
+    ``message/sipfrag`` body, 0 when the trunk refused the REFER itself without a status of its own.
+    1xx is progress (18x: B rings), 2xx: the far end connected the client to B, >= 300: it failed."""
+
+    transfer_id: str
+    status: int
 
 
 @dataclass(frozen=True)

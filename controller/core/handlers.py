@@ -203,6 +203,7 @@ GUARD_FUNCTIONS: Mapping[tuple[State, Stimulus], Guard] = {
     (_T.RESOLVING, _S.RESOLVE_TIMEOUT): _guard(_S.RESOLVE_TIMEOUT),
     (_T.RESOLVING, _S.MEDIA_FAILED): guard_media,
     (_T.RINGING, _S.MEDIA_FAILED): guard_media,
+    (_T.FAR_END_CALLING, _S.MEDIA_FAILED): guard_media,
     (_T.BLIND_RINGING, _S.TARGET_ANSWERED): tr.guard_answered,
     (_T.CONSULTING, _S.TRANSFEROR_HUNG_UP): tr.guard_a_left,
     (_T.CONSULTING, _S.MEDIA_FAILED): guard_media,
@@ -268,6 +269,7 @@ def _rows() -> dict[tuple[State, Stimulus], Handler]:
         _T.RESOLVING: {
             _S.TARGET_RESOLVED: tr.on_target_resolved,
             _S.RESOLVED_BLIND: tr.on_target_resolved,
+            _S.RESOLVED_FOR_FAR_END: tr.on_pass_to_far_end,
             _S.SELF_TARGET: tr.on_resolved_to_self,
             _S.TARGET_REJECTED: tr.on_target_rejected,
             _S.RESOLVE_TIMEOUT: tr.on_resolve_timeout,
@@ -290,6 +292,14 @@ def _rows() -> dict[tuple[State, Stimulus], Handler]:
             _S.OUTSIDE_ANSWERED: tr.on_blind_answered,
             _S.TARGET_FAILED: tr.on_target_failed,
             _S.NO_ANSWER_TIMEOUT: tr.on_no_answer,
+        },
+        _T.FAR_END_CALLING: {
+            _S.TARGET_RINGING: tr.ignore,  # A hears our ringback already
+            _S.TARGET_ANSWERED: tr.on_far_end_connected,
+            _S.TARGET_FAILED: tr.on_far_end_failed,
+            _S.NO_ANSWER_TIMEOUT: tr.on_far_end_no_answer,
+            _S.BACK_KEY: tr.on_back_key,
+            _S.TRANSFEROR_HUNG_UP: tr.ignore,  # the trunk goes on calling B: a blind transfer
         },
         _T.CONSULTING: {
             _S.TRANSFEROR_HUNG_UP: tr.on_attended,

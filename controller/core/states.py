@@ -76,6 +76,8 @@ class TransferState(enum.Enum):
     RINGING = "ringing"
     #: B is ringing and A has hung up (blind transfer).
     BLIND_RINGING = "blind_ringing"
+    #: The client's trunk was asked (REFER) to call B itself; its NOTIFYs are followed, A may be on the line.
+    FAR_END_CALLING = "far_end_calling"
     #: B answered; A and B talk, the client is on hold.
     CONSULTING = "consulting"
     #: B failed; warning prompts play before A and the client are reconnected.
@@ -141,6 +143,8 @@ class Stimulus(enum.Enum):
     TARGET_INVALID = "target_invalid"
     #: The number resolved and A has left meanwhile: B rings for a blind transfer.
     RESOLVED_BLIND = "resolved_blind"
+    #: The number resolved to an outside number the client's own trunk calls (a REFER to it).
+    RESOLVED_FOR_FAR_END = "resolved_for_far_end"
     #: The resolution named nobody to ring.
     NOBODY_TO_RING = "nobody_to_ring"
     #: B answered a blind transfer / the origin's member answered, and is an outside number.
@@ -259,6 +263,7 @@ TRANSFER_TRANSITIONS: Mapping[TransferState, Mapping[Stimulus, State]] = _restor
     _T.RESOLVING: {
         _S.TARGET_RESOLVED: _T.RINGING,
         _S.RESOLVED_BLIND: _T.BLIND_RINGING,
+        _S.RESOLVED_FOR_FAR_END: _T.FAR_END_CALLING,
         _S.SELF_TARGET: _C.TALKING,
         _S.TARGET_REJECTED: _C.TALKING,
         _S.RESOLVE_TIMEOUT: _C.TALKING,
@@ -287,6 +292,16 @@ TRANSFER_TRANSITIONS: Mapping[TransferState, Mapping[Stimulus, State]] = _restor
         _S.NO_ANSWER_TIMEOUT: _T.BLIND_RINGING,
         **_decisions(*_A_GONE),
         **_tail(_T.BLIND_RINGING),
+    },
+    _T.FAR_END_CALLING: {
+        _S.TARGET_RINGING: _T.FAR_END_CALLING,
+        _S.TARGET_ANSWERED: _C.ENDED,
+        _S.TARGET_FAILED: _T.FAR_END_CALLING,
+        _S.NO_ANSWER_TIMEOUT: _T.FAR_END_CALLING,
+        _S.BACK_KEY: _C.TALKING,
+        _S.TRANSFEROR_HUNG_UP: _T.FAR_END_CALLING,
+        **_decisions(*_A_ON_LINE, *_A_GONE),
+        **_with_a(_T.FAR_END_CALLING),
     },
     _T.CONSULTING: {
         _S.TRANSFEROR_HUNG_UP: _C.TALKING,
@@ -365,11 +380,13 @@ GUARDS: Mapping[tuple[State, Stimulus], tuple[Stimulus, ...]] = {
     (_T.COLLECTING, _S.DIGIT_TIMEOUT): (_S.NO_NUMBER, _S.NUMBER_TOO_LONG, _S.SELF_TARGET, _S.NUMBER_KNOWN),
     (_T.COLLECTING, _S.MEDIA_FAILED): _MEDIA,
     (_T.RESOLVING, _S.TARGET_RESOLVED): (
-        _S.TARGET_RESOLVED, _S.RESOLVED_BLIND, _S.SELF_TARGET, _S.NOBODY_TO_RING, _S.TARGET_INVALID),
+        _S.TARGET_RESOLVED, _S.RESOLVED_BLIND, _S.RESOLVED_FOR_FAR_END, _S.SELF_TARGET, _S.NOBODY_TO_RING,
+        _S.TARGET_INVALID),
     (_T.RESOLVING, _S.TARGET_REJECTED): (_S.TARGET_REJECTED, _S.TARGET_INVALID),
     (_T.RESOLVING, _S.RESOLVE_TIMEOUT): (_S.RESOLVE_TIMEOUT, _S.TARGET_INVALID),
     (_T.RESOLVING, _S.MEDIA_FAILED): _MEDIA,
     (_T.RINGING, _S.MEDIA_FAILED): _MEDIA,
+    (_T.FAR_END_CALLING, _S.MEDIA_FAILED): _MEDIA,
     (_T.BLIND_RINGING, _S.TARGET_ANSWERED): (_S.TARGET_ANSWERED, _S.OUTSIDE_ANSWERED),
     (_T.CONSULTING, _S.TRANSFEROR_HUNG_UP): (_S.TRANSFEROR_HUNG_UP, _S.TRANSFEROR_HUNG_UP_OUTSIDE),
     (_T.CONSULTING, _S.MEDIA_FAILED): _MEDIA,
@@ -391,6 +408,9 @@ FOLLOW_UPS: Mapping[tuple[State, Stimulus], tuple[Stimulus, ...]] = {
     (_T.RINGING, _S.TARGET_FAILED): _A_ON_LINE,
     (_T.RINGING, _S.NO_ANSWER_TIMEOUT): _A_ON_LINE,
     (_T.BLIND_RINGING, _S.TARGET_FAILED): _A_GONE,
+    #: the far end failed or did not reach B in time: A decides if on the line, else the direction's rule
+    (_T.FAR_END_CALLING, _S.TARGET_FAILED): (*_A_ON_LINE, *_A_GONE),
+    (_T.FAR_END_CALLING, _S.NO_ANSWER_TIMEOUT): (*_A_ON_LINE, *_A_GONE),
     (_T.BLIND_RINGING, _S.NO_ANSWER_TIMEOUT): _A_GONE,
     (_T.RECONNECTING, _S.TRANSFEROR_HUNG_UP): (*_NO_TRANSFEROR, _S.VOICEMAIL),
     (_T.RINGING_TRANSFEROR, _S.RECALL_ANSWERED): _A_ON_LINE,

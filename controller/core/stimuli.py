@@ -27,6 +27,7 @@ __all__ = [
     "SIGNAL_OF",
     "TIMER_STIMULUS",
     "TRANSFER_ID",
+    "far_end_stimulus",
 ]
 
 _C, _T, _S = ConversationState, TransferState, Stimulus
@@ -42,6 +43,7 @@ ACTIVE_KEYS: Mapping[State, tuple[str, ...]] = {
     _T.COLLECTING: ("back",),
     _T.RESOLVING: ("back",),
     _T.RINGING: ("back",),
+    _T.FAR_END_CALLING: ("back",),
     _T.CONSULTING: ("back", "conference"),
     _C.CONFERENCE: ("back",),
 }
@@ -75,6 +77,17 @@ ROLE_STIMULUS: Mapping[tuple[LegRole, LegSignal], Stimulus] = {
     (LegRole.RECALL, LegSignal.ANSWERED): _S.RECALL_ANSWERED,
     (LegRole.RECALL, LegSignal.FAILED): _S.RECALL_FAILED,
 }
+
+def far_end_stimulus(status: int) -> Stimulus | None:
+    """What a NOTIFY of the client's trunk (``FarEndNotified``) means: 100-179 nothing yet (it accepted),
+    18x B rings, 2xx B answered, anything else (and 0, a refused REFER) B cannot be reached."""
+    if 100 <= status < 180:
+        return None
+    if 180 <= status < 200:
+        return _S.TARGET_RINGING
+    return _S.TARGET_ANSWERED if 200 <= status < 300 else _S.TARGET_FAILED
+
+
 #: ActionFailed: a failed origination is an unreachable target; failed bookkeeping changes nothing.
 ORIGINATIONS = frozenset({"OriginateLeg", "RingTransferor"})
 #: A NOTIFY that did not reach the REFER's phone, or a replaced dialog already gone, changes nothing

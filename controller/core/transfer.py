@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import branches, fallback
-from .actions import ResolveTarget, TransferRefused
-from .events import LegFailed, LegRinging, TargetRejected, TargetResolved, TransferRequested
+from .actions import ReferFarEnd, ResolveTarget, TransferRefused
+from .events import FarEndNotified, LegFailed, LegRinging, TargetRejected, TargetResolved, TransferRequested
 from .outcome import finish
 from .prompts import PromptRef
 from .sip import aggregate_cause, failure_cause, is_global_failure
@@ -167,6 +167,8 @@ def guard_resolved(s: Step) -> Stimulus:
         return _S.SELF_TARGET if a_up else _S.TARGET_INVALID
     if not allowed:
         return _S.NOBODY_TO_RING
+    if s.event.far_end and len(allowed) == 1:  # type: ignore[attr-defined]
+        return _S.RESOLVED_FOR_FAR_END  # whether A waits on the line or has left
     return _S.TARGET_RESOLVED if a_up else _S.RESOLVED_BLIND
 
 
@@ -331,6 +333,46 @@ def on_no_answer(s: Step) -> Stimulus:
 def on_a_left_ringing(s: Step) -> None:
     """A hung up while B rings: a blind transfer (the client keeps the music)."""
     s.t.early_leg = None
+
+
+# -- the client's trunk calls B (a REFER to it) -----------------------------------------------
+
+
+def on_pass_to_far_end(s: Step) -> None:
+    """The client's own trunk calls the outside number: it gets a REFER sent as A's side, with the
+    policy's caller ID as Referred-By, under the same no-answer time. A hears ringback meanwhile; the
+    client keeps the music until the trunk moves it to B (it may hold the PBX's dialog meanwhile)."""
+    event, t, fx = s.event, s.t, s.fx
+    assert isinstance(event, TargetResolved)
+    t.target_kind = event.target_kind
+    fx.cancel_timer(_TP.RESOLVE)
+    fx.emit(ReferFarEnd(t.id, branches.allowed_targets(s)[1][0], s.facts.caller_id_for(event.target_kind)))
+    if s.facts.transferor_up:
+        fx.media.play_ringback(s.facts.a)
+    fx.start_timer(_TP.NO_ANSWER, s.facts.settings.no_answer_timeout_s)
+
+
+def on_far_end_connected(s: Step) -> None:
+    """The trunk connected the client to B itself: the PBX's part is over. Its dialog with the client
+    ends (RFC 5589: the transferor ends it once the transfer succeeded), A's with it."""
+    finish(s, OutcomeKind.COMPLETED, mode=OutcomeMode.FAR_END)
+    s.fx.end(EndReason.TRANSFERRED)
+
+
+def on_far_end_failed(s: Step) -> Stimulus:
+    """The trunk could not reach B (its final NOTIFY, or a refused REFER): as if B had failed. The
+    client's dialog never left the PBX, so A (on the line) or the direction's rule gets it back."""
+    event = s.event
+    status = event.status if isinstance(event, FarEndNotified) else 0
+    s.fx.cancel_timer(_TP.NO_ANSWER)
+    # the far end's 408: B did not answer in its time
+    return fail(s, FailureCause.NO_ANSWER if status == 408 else failure_cause(status))
+
+
+def on_far_end_no_answer(s: Step) -> Stimulus:
+    """No final NOTIFY within the tenant's no-answer time: the PBX takes the call back (a trunk still
+    trying is not told: RFC 3515 has no way to withdraw a REFER; a late success ends the client's dialog)."""
+    return fail(s, FailureCause.NO_ANSWER)
 
 
 # -- consulting ---------------------------------------------------------------------------

@@ -163,6 +163,8 @@ class OutcomeMode(enum.StrEnum):
     VOICEMAIL = "voicemail"
     ORIGIN = "origin"
     CLIENT_HUNG_UP = "client_hung_up"
+    #: The client's trunk called B itself (a REFER) and reported success.
+    FAR_END = "far_end"
 
 
 class TimerPurpose(enum.StrEnum):
@@ -192,6 +194,8 @@ class EndReason(enum.StrEnum):
     NO_ANSWER = "no_answer"
     #: A 200 OK crossed our CANCEL.
     CANCELLED = "cancelled"
+    #: The client's trunk connected the client to B itself (a REFER): the PBX's part is over.
+    TRANSFERRED = "transferred"
 
 
 class RefusalReason(enum.StrEnum):

@@ -91,6 +91,7 @@ def conversation_fields(decision: RouteDecision, invite: InviteParams, now_ms: i
         # the caller's number (from_user) or none: stored as "" either way
         "client_number": clip(decision.client_number or ""),
         "employee": decision.employee, "did": decision.did, "origin": decision.origin,
+        "trunk": decision.trunk,
         "from_tag": clip(invite.from_tag), "from": clip(facts.from_user), "to": clip(facts.ruri_user),
         "targets": [t.uri for t in decision.targets], "created_ms": now_ms,
     }

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from controller.routing.numbering import DIALLED_RE, Refusal, check_outside, is_own_number
-from controller.routing.table import RoutingTable, TenantRoutes
+from controller.routing.table import RoutingTable, TenantRoutes, TrunkRoutes
 
 Direction = Literal["incoming", "outgoing", "internal"]
 
@@ -74,6 +74,7 @@ class RouteDecision:
     targets: tuple[Target, ...]  # rung in parallel; the first to answer wins
     from_user: str | None  # caller id towards the callee; None leaves From/PAI unchanged
     origin: str
+    trunk: str | None = None  # the trunk the client is on (the call came in through it, or goes out)
 
     @property
     def employee_side(self) -> str:
@@ -207,14 +208,15 @@ def targets_for_origin(tenant: TenantRoutes, origin: str, *, exclude: str | None
 
 
 def decide_route(table: RoutingTable, facts: InviteFacts) -> RouteDecision | RouteRejection:
-    if facts.peer == "trunk" and table.trunk_for_source(facts.source_ip, facts.source_port) is not None:
-        return _incoming(table, facts)
+    source = table.trunk_for_source(facts.source_ip, facts.source_port) if facts.peer == "trunk" else None
+    if source is not None:
+        return _incoming(table, facts, source)
     if facts.peer == "phone" and facts.auth_user:
         return _from_employee(table, facts)
     return UNKNOWN_CALLER  # Kamailio vouches for nobody else (an unauthenticated phone never gets here)
 
 
-def _incoming(table: RoutingTable, facts: InviteFacts) -> RouteDecision | RouteRejection:
+def _incoming(table: RoutingTable, facts: InviteFacts, source: TrunkRoutes) -> RouteDecision | RouteRejection:
     """A client called a DID through a trunk."""
     match = table.lookup_did(facts.ruri_user)
     if match is None:
@@ -240,6 +242,7 @@ def _incoming(table: RoutingTable, facts: InviteFacts) -> RouteDecision | RouteR
         targets=targets,
         from_user=None,  # the employee sees the client's own number
         origin=origin,
+        trunk=source.name,
     )
 
 
@@ -275,4 +278,5 @@ def _from_employee(table: RoutingTable, facts: InviteFacts) -> RouteDecision | R
         targets=targets,
         from_user=from_user,
         origin=origin,
+        trunk=tenant.outbound_trunk if found_targets.kind == "trunk" else None,
     )

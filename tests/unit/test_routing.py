@@ -103,6 +103,7 @@ def test_incoming_did_to_extension(dialled: str) -> None:
         targets=(ANNA,),
         from_user=None,
         origin="did:+74951110000->extension:100",
+        trunk="carrier",  # the client's trunk: the call came in through it
     )
 
 
@@ -118,6 +119,7 @@ def test_incoming_did_to_department_rings_all_members(dialled: str) -> None:
         targets=(BORIS, VERA),
         from_user=None,
         origin="did:+74951110001->department:sales",
+        trunk="carrier",
     )
 
 
@@ -214,6 +216,7 @@ def test_phone_number_is_outgoing_through_the_trunk(dialled: str, sent: str) -> 
         targets=(Target(f"sip:{sent}@127.0.0.2:5060", lookup=False),),
         from_user=COMPANY,
         origin="trunk:carrier",
+        trunk="carrier",  # the call goes out through it
     )
 
 

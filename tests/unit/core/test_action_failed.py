@@ -27,6 +27,7 @@ from controller.core import (
     EndConversation,
     Event,
     FallbackPolicy,
+    FarEndNotified,
     LegAnswered,
     LegFailed,
     LegHungUp,
@@ -47,6 +48,7 @@ from controller.core.states import accepts
 from ._helpers import A_NO, CLIENT, A, leg_b, leg_o, leg_r, make_settings, start
 
 B1, B2, R1, O1, O2 = leg_b(1), leg_b(2), leg_r(1), leg_o(1), leg_o(2)
+FAR = ("sip:+79161112233@trunk",)
 Step = Event | tuple[str, str]  # an event, or ("timer", purpose): that timer fires
 
 
@@ -81,6 +83,12 @@ SCENARIOS: dict[str, tuple[FallbackPolicy, list[Step]]] = {
     "attended_refer": (FallbackPolicy(), [
         TransferRequested("201", TransferTrigger.REFER, leg=A, replaces="d2@pbx;to-tag=b2;from-tag=a2"),
         TargetResolved("t1", ("201",)), LegRinging(B1), LegAnswered(B1), LegHungUp(A),
+    ]),
+    "far_end_fails_then_connects": (FallbackPolicy(), [  # the client's trunk calls B itself (a REFER)
+        *digits(A, "#89161112233"), ("timer", "interdigit"), TargetResolved("t1", FAR, TargetKind.TRUNK, far_end=True),
+        FarEndNotified("t1", 180), FarEndNotified("t1", 486),
+        *digits(A, "#89161112233"), ("timer", "interdigit"), TargetResolved("t2", FAR, TargetKind.TRUNK, far_end=True),
+        FarEndNotified("t2", 200),
     ]),
     "apology": (FallbackPolicy(rule="apologize"), [
         *digits(A, "#201"), TargetResolved("t1", ("201",)), LegRinging(B1), LegHungUp(A), ("timer", "no_answer"),

@@ -207,5 +207,5 @@ def test_record_outcome_fields_are_json_safe():
 def test_enums_keep_the_strings_of_the_event_log():
     assert str(OutcomeCause.TOO_LONG) == "too_long" and OutcomeCause.SELF_TARGET == "self_target"
     assert {m.value for m in OutcomeMode} == {"attended", "blind", "transferor_on_line", "recalled", "apology",
-                                              "voicemail", "origin", "client_hung_up"}
+                                              "voicemail", "origin", "client_hung_up", "far_end"}
     assert {m.value for m in TimerPurpose} == {"interdigit", "resolve", "no_answer", "recall", "prompt", "recording"}

@@ -62,6 +62,7 @@ from controller.core import (
     Event,
     FallbackPolicy,
     FallbackRule,
+    FarEndNotified,
     InvalidTransition,
     LegAnswered,
     LegEvent,
@@ -395,8 +396,13 @@ class ConversationMachine(RuleBasedStateMachine):
                 (3, lambda: [TargetResolved(tid, tuple(rnd.sample(dial_strings, rnd.randrange(4))),
                                             rnd.choice(list(TargetKind)))]),
                 (2, lambda: [TargetResolved(tid, ("201", "202"), TargetKind.DEPARTMENT)]),
+                # an outside number the client's own trunk is asked (REFER) to call
+                (2, lambda: [TargetResolved(tid, ("+4917000",), TargetKind.TRUNK, far_end=True)]),
                 (1, lambda: [TargetRejected(tid, rnd.choice(list(RejectReason)))]),
             ]
+        if conv.effective_state is TransferState.FAR_END_CALLING:
+            tid = conv.transfer.id  # the trunk's NOTIFYs: progress, success, or why it failed
+            options.append((5, lambda: [FarEndNotified(tid, rnd.choice([100, 180, 183, 200, 0, *STATUSES]))]))
         for leg in self._legs_in(LegState.TRYING, LegState.RINGING):
             options += [
                 (2, lambda leg=leg: [LegRinging(leg, early_media=rnd.random() < 0.5)]),
@@ -457,6 +463,8 @@ class ConversationMachine(RuleBasedStateMachine):
                 return [TargetResolved(transfer_id, ("201",))]
             return [TargetRejected(transfer_id)]
         if kind == 5:
+            if rnd.random() < 0.3:  # a far end's NOTIFY of any transfer, at any time
+                return [FarEndNotified(rnd.choice(["t1", "t2", "t9", "x"]), rnd.choice([100, 180, 200, 486, 0]))]
             return [ActionFailed(rnd.choice(MEDIA_ACTIONS), rnd.choice([None, CLIENT, A, GHOST]), "boom")]
         if kind == 6:
             leg = rnd.choice([None, *legs])  # a REFER from anyone, at any time

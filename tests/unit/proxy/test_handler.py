@@ -45,7 +45,7 @@ def test_a_trunk_call_to_a_did_is_routed_and_its_conversation_started(redis: Fak
     stored = redis.hashes[CONV_KEY.format("conv-1")]
     assert stored == {
         "tenant": "acme", "direction": "incoming", "client_number": "+79161112233", "employee": "100",
-        "did": "+74951110000", "origin": "did:+74951110000->extension:100", "from_tag": "ft-1",
+        "did": "+74951110000", "origin": "did:+74951110000->extension:100", "trunk": "carrier", "from_tag": "ft-1",
         "from": "+79161112233", "to": "+74951110000", "created_ms": "1000000", "call_id": "call-1",
         "state": "routing", "targets": json.dumps([t["uri"] for t in result["targets"]])}
     assert redis.strings[CALL_KEY.format("call-1")] == b"conv-1"
