@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 setup:
 	@scripts/setup.sh
 
+# make demo SCENARIO=refer: the phone's own Transfer button instead of the hotkeys
 demo: setup
-	$(PY) -m controller.cli demo
+	$(PY) -m controller.cli demo --scenario $(or $(SCENARIO),hotkey)
 
 test: setup
 	$(PY) -m ruff check .

@@ -3,7 +3,7 @@
   xferctl check-config [FILE]      validate a configuration without starting anything
   xferctl serve --config FILE      run the controller service (what systemd / Ansible runs)
   xferctl stack [--config FILE]    run the whole local stack on loopback until Ctrl-C
-  xferctl demo                     local stack + a demo call through it, with a summary
+  xferctl demo [--scenario refer]  local stack + a demo call through it, with a summary
   xferctl events [--config FILE]   print the event log (calls and transfers) from Redis
   xferctl voicemails [--config F]  list recorded voicemail messages
   xferctl diagram [--write]        the transfer state diagram (Mermaid), generated from the tables
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from controller.config import ConfigError, Secrets, load_config
 from controller.credentials import redis_kwargs
-from controller.devstack import resources
+from controller.devstack import DEMO_SCENARIOS, resources
 
 # the checkout's files, or the installed copies; run/ in a checkout, else $XFERCTL_RUN_DIR or the XDG state dir
 DEFAULT_CONFIG = resources.EXAMPLE_CONFIG
@@ -121,7 +121,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from controller.devstack.demo import run_demo
 
-    return run_demo(Path(args.config), args.run_dir / "demo")
+    return run_demo(Path(args.config), args.run_dir / "demo", args.scenario)
 
 
 def cmd_voicemails(args: argparse.Namespace) -> int:
@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
         p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+        if name == "demo":
+            p.add_argument("--scenario", choices=DEMO_SCENARIOS, default=DEMO_SCENARIOS[0],
+                           help="hotkey: # 1 0 1 and a consultation; refer: the phone's own Transfer button")
         p.set_defaults(func=func)
 
     p = sub.add_parser("events", help="print the event log")

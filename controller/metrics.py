@@ -28,6 +28,8 @@ class Metrics:
         # what the phones of the accepted ones were finally told, by the sipfrag status code
         self.refer_results = Counter("xfer_refer_results_total", "Final REFER NOTIFY status codes sent", ["code"],
                                      registry=r)
+        # outside transfers handed to the client's own trunk (a REFER to it; tenants' outside_transfers)
+        self.far_end_refers = Counter("xfer_far_end_refers_total", "REFERs sent to a client's trunk", registry=r)
         self.dtmf_to_invite = Histogram("xfer_dtmf_to_target_invite_seconds",
                                         "From the digit that completed the number to B's INVITE being sent",
                                         buckets=LATENCY_BUCKETS, registry=r)

@@ -41,8 +41,12 @@ TRANSFEROR_PREFIX = "transferor:"  # the transferor's tag while a transfer runs
 GONE_PREFIX = "gone:"  # set by Kamailio when it absorbed the transferor's BYE
 FEATURE_PREFIX = "feat:"  # a call whose state machine runs: Kamailio tells the controller its dialog events
 BRANCH_PREFIX = "br:"  # written and read by Kamailio alone: which extension a branch rings
-NOTIFY_CSEQ_PREFIX = "ncseq:"  # Kamailio's: how many REFER NOTIFYs it put into the dialog (route[CSEQ_SHIFT])
-NOTIFY_SIDE_PREFIX = "nside:"  # Kamailio's: the side of the dialog those NOTIFYs went to
+#: Kamailio's: how many requests of ours (a REFER's NOTIFYs, a REFER to the trunk) went to one side of the
+#: dialog, by "<side>:<Call-ID>" (route[CSEQ_SHIFT]); SHIFTED_PREFIX marks a dialog that has any.
+NOTIFY_CSEQ_PREFIX = "ncseq:"
+SHIFTED_PREFIX = "nshift:"
+#: Kamailio's: the REFER it sent the client's trunk, "<side> <CSeq> <transfer id>" (route[FAR_END_NOTIFY])
+FAR_REFER_PREFIX = "frefer:"
 #: User part of the Contact of a leg the controller originates: Kamailio answers its in-dialog requests.
 LEG_CONTACT_USER = "xfer"
 #: Header naming the pending leg on the controller's own INVITE; every X-Xfer- header is the node's own.
@@ -82,7 +86,8 @@ def kamailio_wire_names() -> dict[str, str]:
         "WIRE_HT_GONE": GONE_PREFIX,
         "WIRE_HT_BRANCH": BRANCH_PREFIX,
         "WIRE_HT_NOTIFY_CSEQ": NOTIFY_CSEQ_PREFIX,
-        "WIRE_HT_NOTIFY_SIDE": NOTIFY_SIDE_PREFIX,
+        "WIRE_HT_SHIFTED": SHIFTED_PREFIX,
+        "WIRE_HT_FAR_REFER": FAR_REFER_PREFIX,
         "WIRE_REGISTRAR": REGISTRAR_KEY,
         "WIRE_LEG_USER": LEG_CONTACT_USER,
         "WIRE_LEG_HEADER": LEG_HEADER,

@@ -31,6 +31,9 @@ class Handler:
     def phone_hold(self, msg, hold: str) -> int:
         return self.routing.phone_hold(msg, hold)
 
+    def far_end(self, msg, transfer_id: str) -> int:
+        return self.routing.far_end(msg, transfer_id)
+
     def call_event(self, msg, method: str) -> int:
         return self.routing.call_event(msg, method)
 

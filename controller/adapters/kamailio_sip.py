@@ -21,6 +21,7 @@ from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.redis_store import ConversationStore
 from controller.errors import KamailioRpcError
 from controller.wire import (
+    FAR_REFER_PREFIX,
     FEATURE_PREFIX,
     GONE_PREFIX,
     HTABLE,
@@ -28,8 +29,8 @@ from controller.wire import (
     LEG_HEADER,
     LEG_PREFIX,
     NOTIFY_CSEQ_PREFIX,
-    NOTIFY_SIDE_PREFIX,
     RING_TIMEOUT_MARGIN_S,
+    SHIFTED_PREFIX,
     TRANSFEROR_PREFIX,
 )
 
@@ -131,10 +132,18 @@ class SipExecutor:
         await self.rpc.call("htable.sets", HTABLE, f"{FEATURE_PREFIX}{call_id}", "1")
 
     async def forget_call(self, call_id: str, leg_call_ids: list[str]) -> None:
-        """A conversation is over: its feature mark, its REFER NOTIFY count and its legs' rtpengine flags
-        go, in one request."""
-        await self.forget([f"{FEATURE_PREFIX}{call_id}", f"{NOTIFY_CSEQ_PREFIX}{call_id}",
-                           f"{NOTIFY_SIDE_PREFIX}{call_id}", *(f"{LEG_PREFIX}{leg}" for leg in leg_call_ids)])
+        """A conversation is over: its feature mark, its in-dialog request counts, its REFER to the trunk
+        and its legs' rtpengine flags go, in one request."""
+        await self.forget([f"{FEATURE_PREFIX}{call_id}", f"{NOTIFY_CSEQ_PREFIX}caller:{call_id}",
+                           f"{NOTIFY_CSEQ_PREFIX}callee:{call_id}", f"{SHIFTED_PREFIX}{call_id}",
+                           f"{FAR_REFER_PREFIX}{call_id}", *(f"{LEG_PREFIX}{leg}" for leg in leg_call_ids)])
+
+    async def refer_far_end(self, call_id: str, from_tag: str, to_tag: str, side: str, refer_to: str,
+                            referred_by: str, transfer_id: str) -> None:
+        """A REFER in the client's dialog to `side` (the client's trunk), as its peer would send it (the
+        /xfer method xfer.refer); its NOTIFYs come back as `transfer.far_end`. Not retried: a second
+        REFER would ask the trunk for a second call."""
+        await self.xfer_rpc.call("xfer.refer", call_id, from_tag, to_tag, side, refer_to, referred_by, transfer_id)
 
     async def notify_referrer(self, call_id: str, from_tag: str, to_tag: str, side: str, code: int, reason: str,
                               final: bool) -> None:

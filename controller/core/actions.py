@@ -235,10 +235,12 @@ class CancelLeg(Action):
 
 @dataclass(frozen=True)
 class EndLeg(Action):
-    """Send BYE on an established leg."""
+    """Send BYE on an established leg. ``also``: the other half of the same SIP dialog (the client and
+    the first transferor), ended with it: both sides get a BYE (one dialog cannot be ended twice)."""
 
     leg: str
     reason: EndReason
+    also: str | None = None
 
 
 @dataclass(frozen=True)

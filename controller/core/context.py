@@ -282,7 +282,15 @@ class Effects:
         """Release everything that is still ours and end the conversation."""
         self.cancel_all_timers()
         self.media.stop_recording()
-        for leg in list(self._d.legs):
+        d = self._d
+        halves = [d.legs[leg] for leg in (d.client_leg, d.first_transferor_leg) if leg in d.legs]
+        if len(halves) == 2 and all(leg.state is LegState.UP for leg in halves):
+            # both halves of the client's dialog are still up: one BYE exchange ends both sides
+            self.emit(EndLeg(halves[0].id, reason, also=halves[1].id))
+            for leg in halves:
+                leg.state = LegState.ENDED
+                d.media.forget(leg.id)
+        for leg in list(d.legs):
             self.release_leg(leg, reason)
         self._d.end_reason = reason
         self.emit(EndConversation(reason))

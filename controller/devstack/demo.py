@@ -1,10 +1,12 @@
-"""The README demo: the local stack on loopback and one attended transfer, told step by step.
+"""The README demo: the local stack on loopback and one transfer, told step by step.
 
 A client on the carrier trunk (127.0.0.2) calls the tenant's DID; employee Anna (extension 100, a phone
-on 127.0.0.3) answers; Anna presses # 1 0 1 to transfer the client to Boris (extension 101); the client
-hears hold music while Anna and Boris talk; Anna hangs up and the client and Boris talk; the client
-hangs up. Every step prints what each person really heard: their audio carries a byte naming the
-speaker, counted on arrival.
+on 127.0.0.3) answers. Scenario "hotkey" (the default): Anna presses # 1 0 1 to transfer the client to
+Boris (extension 101); the client hears hold music while Anna and Boris talk; Anna hangs up and the
+client and Boris talk. Scenario "refer": Anna's phone presses its own Transfer button (a blind REFER to
+101); the client hears hold music while Boris rings, Anna's phone is told the progress in NOTIFYs and
+hangs up after the last, and the client and Boris talk. Then the client hangs up. Every step prints what
+each person really heard: their audio carries a byte naming the speaker, counted on arrival.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,7 @@ def check(ok: bool, what: str) -> None:
         raise DemoFailed(what)
 
 
-def run_demo(config_path: Path, run_dir: Path) -> int:
+def run_demo(config_path: Path, run_dir: Path, scenario: str = "hotkey") -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     data = with_free_ports(yaml.safe_load(config_path.read_text()))
     stack = LocalStack(data, run_dir, StackOptions())
@@ -54,7 +57,7 @@ def run_demo(config_path: Path, run_dir: Path) -> int:
         for name, proc in stack.processes.items():
             print(f"   {name:<10} pid {proc.pid}")
         try:
-            story(stack, phones, tenant, anna_ext)
+            (refer_story if scenario == "refer" else story)(stack, phones, tenant, anna_ext)
             ok = True
         except (DemoFailed, TimeoutError) as exc:
             print(f"!! {exc}")
@@ -72,24 +75,45 @@ def contact(tenant: Any, ext: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def story(stack: LocalStack, phones: list[Phone], tenant: Any, anna_ext: str) -> None:
+@dataclass
+class Cast:
+    """The three people of a demo call, with the first step done: the client and Anna talk."""
+
+    client: Phone
+    anna: Phone
+    boris: Phone
+    anna_name: str
+    boris_name: str
+
+
+def first_step(stack: LocalStack, phones: list[Phone], tenant: Any, anna_ext: str, anna_scenario: str, *,
+               anna_ms: int, client_ms: int, keys: dict[str, str] | None = None) -> Cast:
+    """Anna's and Boris's phones up, and the client's call to the DID answered by Anna, told."""
     log_dir = stack.run_dir / "sipp"
     a_ip, a_port = contact(tenant, anna_ext)
     b_ip, b_port = contact(tenant, "101")
-    anna = Phone.start("anna", "employee_answer_then_hangup.xml", ANNA, log_dir, ip=a_ip, port=a_port, pause_ms=6000)
+    anna = Phone.start("anna", anna_scenario, ANNA, log_dir, ip=a_ip, port=a_port, pause_ms=anna_ms, keys=keys)
     boris = Phone.start("boris", "employee_answer.xml", BORIS, log_dir, ip=b_ip, port=b_port, pause_ms=1500)
     phones += [anna, boris]
     anna_name, boris_name = tenant.extensions[anna_ext].name, tenant.extensions["101"].name
 
     print(f"== 1. the client {CLIENT_NUMBER} (carrier trunk) calls {DID}; {anna_name} (extension {anna_ext}) answers")
     client = Phone.start("client", "client_call_signalling.xml", CLIENT, log_dir, ip=TRUNK_IP,
-                         proxy=stack.sip_hostport, pause_ms=11000, service=DID, caller=CLIENT_NUMBER)
+                         proxy=stack.sip_hostport, pause_ms=client_ms, service=DID, caller=CLIENT_NUMBER)
     phones.append(client)
     wait_until(lambda: "ACK" in anna.sipp.received_requests(), what=f"{anna_name} to answer")
     exchange(client, anna)
     said(client, "the client", {anna_name: ANNA})
     said(anna, anna_name, {"the client": CLIENT})
     check(client.voice.snapshot()[0].get(ANNA, 0) > 0, "the client did not hear Anna")
+    return Cast(client, anna, boris, anna_name, boris_name)
+
+
+def story(stack: LocalStack, phones: list[Phone], tenant: Any, anna_ext: str) -> None:
+    cast = first_step(stack, phones, tenant, anna_ext, "employee_answer_then_hangup.xml", anna_ms=6000,
+                      client_ms=11000)
+    client, anna, boris, anna_name, boris_name = (cast.client, cast.anna, cast.boris, cast.anna_name,
+                                                  cast.boris_name)
 
     print(f"== 2. {anna_name} presses # 1 0 1 to transfer the client to {boris_name} (extension 101)")
     anna.press("#101")
@@ -120,7 +144,43 @@ def story(stack: LocalStack, phones: list[Phone], tenant: Any, anna_ext: str) ->
     check(client.voice.snapshot()[0].get(BORIS, 0) > 0 and boris.voice.snapshot()[0].get(CLIENT, 0) > 0,
           "the client and Boris do not hear each other")
 
-    print(f"== 5. the client hangs up; {boris_name}'s phone gets the BYE")
+    the_end(stack, client, boris, boris_name, 5)
+
+
+def refer_story(stack: LocalStack, phones: list[Phone], tenant: Any, anna_ext: str) -> None:
+    cast = first_step(stack, phones, tenant, anna_ext, "employee_answer_refer.xml", anna_ms=2000, client_ms=9000,
+                      keys={"refer_to": f"<sip:101@{tenant.domain}>"})
+    client, anna, boris, anna_name, boris_name = (cast.client, cast.anna, cast.boris, cast.anna_name,
+                                                  cast.boris_name)
+
+    print(f"== 2. {anna_name}'s phone presses its own Transfer button: REFER Refer-To: <sip:101@{tenant.domain}>")
+    wait_until(lambda: 202 in anna.sipp.received_statuses(), what="the REFER's answer")
+    print(f"   the PBX answered: 202 Accepted; the client received: {client.sipp.received_requests() or 'nothing'}")
+    wait_until(lambda: "INVITE" in boris.sipp.received_requests(), what=f"{boris_name}'s phone to ring")
+    heard, music = client.hears(1.0)
+    print(f"   the client hears hold music ({music} packets) and {anna_name} {heard.get(ANNA, 0)} packets")
+    print(f"   {boris_name}'s phone rings; the caller ID it shows: "
+          f"{boris.sipp.received_header('INVITE', 'From')[0].split(';')[0]}")
+    check(music > 0 and not heard.get(ANNA), "the client was not on hold")
+
+    print(f"== 3. {boris_name} answers: the client and {boris_name} talk; {anna_name}'s phone hangs up")
+    wait_until(lambda: "ACK" in boris.sipp.received_requests(), what=f"{boris_name} to answer")
+    exchange(client, boris, packets=25)
+    said(client, "the client", {boris_name: BORIS, anna_name: ANNA})
+    said(boris, boris_name, {"the client": CLIENT})
+    check(client.voice.snapshot()[0].get(BORIS, 0) > 0 and boris.voice.snapshot()[0].get(CLIENT, 0) > 0,
+          "the client and Boris do not hear each other")
+    wait_until(lambda: anna.sipp.process is not None and not anna.sipp.process.alive(), timeout=10,
+               what=f"{anna_name}'s phone to hang up")
+    progress = [" ".join(lines[-1].split()[1:3]) for lines in anna.sipp.received_messages("NOTIFY ")]
+    print(f"   {anna_name}'s phone was told, in NOTIFYs: {', '.join(progress)}; it answered each "
+          f"{sorted(set(anna.sipp.sent_replies('NOTIFY')))}")
+    check(progress[-1:] == ["200 OK"], f"{anna_name}'s phone was not told the transfer succeeded")
+    the_end(stack, client, boris, boris_name, 4)
+
+
+def the_end(stack: LocalStack, client: Phone, boris: Phone, boris_name: str, step: int) -> None:
+    print(f"== {step}. the client hangs up; {boris_name}'s phone gets the BYE")
     check(client.sipp.wait() == 0, "the client's call did not end cleanly")
     check(boris.sipp.wait() == 0, f"{boris_name}'s call did not end cleanly")
     print(f"   {boris_name}'s phone received: {', '.join(boris.sipp.received_requests())}")
@@ -130,7 +190,8 @@ def story(stack: LocalStack, phones: list[Phone], tenant: Any, anna_ext: str) ->
     print("== the event log (Redis stream xfer:events)")
     for event in events:
         data = event["data"]
-        extra = {k: data[k] for k in ("direction", "origin", "mode", "number", "duration_ms", "cause") if data.get(k)}
+        extra = {k: data[k] for k in ("direction", "origin", "trigger", "mode", "number", "duration_ms", "cause")
+                 if data.get(k)}
         print(f"   {event['event']:<20} {extra}")
     check("transfer.completed" in [e["event"] for e in events], "no completed transfer in the event log")
 

@@ -20,6 +20,8 @@ class ConversationIO:
     client_from_tag: str  # the client dialog's From/To tags, for one-sided BYEs
     client_to_tag: str
     started_ms: int = 0
+    # the trunk the client is on ("" for a SIP URI): a trunk marked `refer: true` may call B itself
+    client_trunk: str = ""
     legs: dict[str, dict[str, str]] = field(default_factory=dict)  # leg id -> call_id, from_tag, to_tag
     transfer_started_ms: dict[str, int] = field(default_factory=dict)
     # a transfer touched this call (Kamailio flags, extra rtpengine tags): its end needs a clean-up

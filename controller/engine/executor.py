@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from controller.adapters.voicemail import new_voicemail
-from controller.config import Config
+from controller.config import Config, Tenant
 from controller.core import (
     Action,
     CancelLeg,
@@ -31,6 +31,7 @@ from controller.core import (
     OriginateLeg,
     PassDigit,
     RecordOutcome,
+    ReferFarEnd,
     ResolveOrigin,
     ResolveTarget,
     RingTransferor,
@@ -39,6 +40,7 @@ from controller.core import (
     StartTimer,
     StopRecording,
     TargetRejected,
+    TargetResolved,
     TransferRefused,
 )
 from controller.core.types import OutcomeKind, RejectReason, TargetKind, TransferTrigger
@@ -117,8 +119,10 @@ class ActionExecutor:
             case CancelLeg(leg=leg):
                 if leg in io.legs:
                     await self.sip.cancel(io.legs[leg]["call_id"])
-            case EndLeg(leg=leg):
+            case EndLeg(leg=leg, also=None):
                 await self._end_leg(io, leg)
+            case EndLeg():  # both halves of the client's dialog
+                await self.sip.bye(io.ng_call_id, io.client_from_tag, io.client_to_tag, "both")
             case SetDialogTakeover(transferor_leg=tag):
                 await self.sip.set_transferor(io.ng_call_id, tag)
             case EndConversation(reason=reason):
@@ -129,6 +133,12 @@ class ActionExecutor:
                 # the REFER came from the client dialog's employee side (Kamailio checked)
                 await self.notify_referrer(io.ng_call_id, io.client_from_tag, io.client_to_tag,
                                            io.side_of(io.transferor_tag), code, reason, final)
+            case ReferFarEnd(transfer_id=transfer_id, target=target, caller_id=caller_id):
+                # as the employee's side, to the client's side (its trunk calls B itself)
+                referred_by = f"sip:{caller_id}@{self.config.tenants[io.tenant_id].domain}"
+                self.metrics.far_end_refers.inc()
+                await self.sip.refer_far_end(io.ng_call_id, io.client_from_tag, io.client_to_tag,
+                                             io.side_of(io.client_tag), target, referred_by, transfer_id)
             case TransferRefused(number=number, trigger=trigger, reason=reason):
                 await self.records.append_event("transfer.refused", cid, {
                     "number": number, "trigger": str(trigger), "reason": reason, "call_id": io.ng_call_id})
@@ -179,7 +189,16 @@ class ActionExecutor:
                 io.refusals[transfer_id] = "limit"
                 return TargetRejected(transfer_id, RejectReason.FORBIDDEN)
             io.outside_slots.append(slot)
-        return resolution(transfer_id, found)
+        resolved = resolution(transfer_id, found)
+        if isinstance(resolved, TargetResolved) and self._far_end_calls(io, tenant) and len(resolved.targets) == 1:
+            return replace(resolved, far_end=True)
+        return resolved
+
+    def _far_end_calls(self, io: ConversationIO, tenant: Tenant) -> bool:
+        """Whether an outside transfer of this conversation is handed to the client's own trunk: the tenant
+        chose it and that trunk accepts REFER (the flag is the carrier's word; nothing else is sent one)."""
+        trunk = self.config.trunks.get(io.client_trunk)
+        return tenant.outside_transfers == "refer" and trunk is not None and trunk.refer
 
     async def notify_referrer(self, call_id: str, from_tag: str, to_tag: str, side: str, code: int, reason: str,
                               final: bool) -> None:

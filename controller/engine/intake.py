@@ -11,7 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from controller.config import Config
-from controller.core import ConversationStarted, Event, LegAnswered, LegFailed, LegHungUp, LegRinging, PhoneHeld
+from controller.core import (
+    ConversationStarted,
+    Event,
+    FarEndNotified,
+    LegAnswered,
+    LegFailed,
+    LegHungUp,
+    LegRinging,
+    PhoneHeld,
+)
 
 from .context import ConversationIO
 
@@ -38,7 +47,7 @@ def conversation_start(config: Config, conversation_id: str, record: Mapping[str
     from_tag = record.get("from_tag", "")
     client, transferor = (from_tag, to_tag) if direction == "incoming" else (to_tag, from_tag)
     io = ConversationIO(conversation_id, record["tenant"], direction, record["call_id"], client, transferor,
-                        from_tag, to_tag, started_ms=now_ms)
+                        from_tag, to_tag, started_ms=now_ms, client_trunk=record.get("trunk", ""))
     # a call routed to a department learns its employee when one of them answers
     employee = record.get("employee") if record.get("employee") in tenant.extensions else None
     started = ConversationStarted(
@@ -68,6 +77,9 @@ def client_dialog_event(io: ConversationIO, method: str, params: Mapping[str, An
         return LegHungUp(io.transferor_tag)  # Kamailio absorbed the transferor's BYE
     if method in ("leg.held", "leg.resumed"):
         return PhoneHeld(str(params.get("by_tag") or ""), method == "leg.held")
+    if method == "transfer.far_end":
+        status = params.get("status")
+        return FarEndNotified(str(params.get("transfer_id") or ""), status if isinstance(status, int) else 0)
     if method == "call.ended":
         by = str(params.get("by_tag") or "")
         return LegHungUp(by if by in (io.client_tag, io.transferor_tag) else io.client_tag)

@@ -32,7 +32,7 @@ from controller.errors import JsonRpcError
 from controller.proxy.budget import PerSourceBudget
 from controller.proxy.invite import MAX_CALL_ID, InviteParams, clip, decide_invite, leg_result
 from controller.proxy.records import ProxyRecords, RecordLimits, TableCache, now_ms
-from controller.proxy.refer import ReferCheck, ReferDecision, check_refer, employee_sent
+from controller.proxy.refer import ReferCheck, ReferDecision, check_refer, employee_sent, far_end_status
 from controller.routing.decision import RouteRejection
 from controller.wire import LEG_HEADER
 
@@ -175,6 +175,22 @@ class KamailioRouting:
                 self._tell_about_dialog("leg.held" if hold else "leg.resumed")
         except Exception:
             self.redis_failed(f"the hold in {clip(call_id)} not handed on")
+        return 1
+
+    def far_end(self, msg: Any = None, transfer_id: str = "") -> int:
+        """A NOTIFY of the REFER this node sent the client's trunk (route[FAR_END_NOTIFY]), or that REFER's
+        refusal (reply_route): its status goes to the controller, which follows the transfer."""
+        if not self.redis_usable():
+            return 1  # the controller's no-answer timer takes the call back
+        get = self._get
+        status = far_end_status(get("$rm"), get("$rs"), get("$rb"))
+        if status is None:
+            return 1
+        try:
+            self.records.notify_controller({"jsonrpc": "2.0", "method": "transfer.far_end", "params": {
+                "call_id": clip(get("$ci"), MAX_CALL_ID), "transfer_id": clip(transfer_id), "status": status}})
+        except Exception:
+            self.redis_failed(f"the trunk's answer in {clip(get('$ci'))} not handed on")
         return 1
 
     def _tell_about_dialog(self, method: str, **extra: Any) -> None:

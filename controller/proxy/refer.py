@@ -26,7 +26,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-__all__ = ["MAX_HEADER", "ReferCheck", "ReferDecision", "check_refer", "employee_sent", "parse_refer_to",
+__all__ = ["MAX_HEADER", "ReferCheck", "ReferDecision", "check_refer", "employee_sent", "far_end_status",
+           "parse_refer_to",
            "parse_replaces"]
 
 #: Longer Refer-To / Referred-By values are not a transfer we act on (and would grow logs and Redis).
@@ -151,3 +152,18 @@ def check_refer(check: ReferCheck) -> ReferDecision:
     if target.host and target.host not in check.our_hosts:
         return ReferDecision(403, "Forbidden")
     return ReferDecision(202, "Accepted", target.number, check.referred_by[:MAX_HEADER], target.replaces)
+
+
+_SIPFRAG_STATUS = re.compile(r"\s*SIP/2\.0 ([1-6][0-9]{2})(?: |\r|\n|$)")
+
+
+def far_end_status(method: str, reply_status: str, body: str) -> int | None:
+    """What the client's trunk said of the REFER this node sent it: the status line of a NOTIFY's
+    ``message/sipfrag`` body (RFC 3515), or, for the REFER's own reply (its CSeq method), a refusal's
+    code. None for anything else (a body that is no status line: the no-answer time decides)."""
+    if method == "NOTIFY":
+        match = _SIPFRAG_STATUS.match(body[:MAX_HEADER])
+        return int(match.group(1)) if match else None
+    if method == "REFER" and reply_status.isdigit() and 300 <= int(reply_status) <= 699:
+        return int(reply_status)
+    return None

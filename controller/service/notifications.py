@@ -33,7 +33,8 @@ ENDING = ("call.failed", "call.ended", "call.rejected")
 REFER = "transfer.refer"
 # leg.held / leg.resumed: the employee's phone put the client on hold (its own hold key) or took it off
 HELD = "leg.held"
-KNOWN = (*ENDING, "call.answered", "leg.ringing", "leg.hungup", REFER, HELD, "leg.resumed")
+# transfer.far_end: what the client's trunk said of the REFER the PBX sent it (a NOTIFY's status, a refusal)
+KNOWN = (*ENDING, "call.answered", "leg.ringing", "leg.hungup", REFER, HELD, "leg.resumed", "transfer.far_end")
 
 
 class NotificationConsumer(BackgroundLoop):

@@ -96,3 +96,9 @@ def test_demo(installed: Installed) -> None:
     assert "demo OK" in out.stdout
     assert (installed.state / "xfer-controller" / "demo" / "logs" / "kamailio.log").is_file()
     assert not (installed.cwd / "run").exists()
+
+
+def test_demo_of_the_phones_transfer_button(installed: Installed) -> None:
+    out = _check(installed.xferctl("demo", "--scenario", "refer", timeout=150))
+    assert "demo OK" in out.stdout
+    assert "in NOTIFYs: 100 Trying, 180 Ringing, 200 OK" in out.stdout, out.stdout

@@ -91,6 +91,7 @@ class Sip:
         self.byes: list[tuple[str, str]] = []
         self.transferor: dict[str, str | None] = {}
         self.features: set[str] = set()  # calls marked for Kamailio's notifications
+        self.far_refers: list[tuple[str, str, str, str, str]] = []
         self.notified: list[tuple[str, str, int, bool]] = []  # REFER NOTIFYs: call, side, code, final
         self.failing = failing
 
@@ -125,6 +126,11 @@ class Sip:
                               final: bool) -> None:
         self.failing.check("sip.notify_referrer", call_id)
         self.notified.append((call_id, side, code, final))
+
+    async def refer_far_end(self, call_id: str, from_tag: str, to_tag: str, side: str, refer_to: str,
+                            referred_by: str, transfer_id: str) -> None:
+        self.failing.check("sip.refer_far_end", call_id)
+        self.far_refers.append((call_id, side, refer_to, referred_by, transfer_id))
 
 
 class Timers:

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from controller.config import load_config
+from controller.config import load_config, parse_config
 from controller.core import Conversation, LegState
 from controller.engine.engine import TransferEngine
 from controller.metrics import Metrics
@@ -290,3 +291,55 @@ async def test_the_phones_hold_starts_a_machine_and_plays_the_music() -> None:
     assert [type(action).__name__ for action in rig.media.done][:1] == ["PlayHoldMusic"]
     await rig.engine.on_notification(CID, "leg.resumed", hold)
     assert "StopMedia" in [type(action).__name__ for action in rig.media.done]
+
+
+def far_end_rig(*, trunk_refers: bool = True, tenant_refers: bool = True) -> Rig:
+    """The example configuration with the carrier trunk accepting REFER and acme handing outside
+    transfers to it (either switched off by the arguments)."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["trunks"]["carrier"]["refer"] = trunk_refers
+    data["tenants"]["acme"]["outside_transfers"] = "refer" if tenant_refers else "take_over"
+    config = parse_config(data, base_dir=EXAMPLE.parent)
+    rig = Rig()
+    rig.engine = TransferEngine(config, rig.records, rig.media, rig.sip, rig.timers, rig.metrics, Limits(),
+                                clock=lambda: 1_000)
+    rig.route()
+    rig.records.conversations[CID]["trunk"] = "carrier"  # the client called in through it
+    return rig
+
+
+async def test_an_outside_transfer_is_handed_to_the_clients_trunk_as_a_refer() -> None:
+    rig = far_end_rig()
+    await rig.press("#89035556677")
+    await rig.fire("interdigit")
+    # to the client's side (the caller of an incoming call), as the employee's side: the trunk calls B
+    ((call_id, side, refer_to, referred_by, transfer_id),) = rig.sip.far_refers
+    assert (call_id, side, transfer_id) == (f"call-{CID}", "caller", "t1")
+    assert refer_to.startswith("sip:+79035556677@") and referred_by.startswith("sip:+74951110000@")
+    assert rig.sip.originated == []  # the PBX places no call of its own
+    assert rig.machine().effective_state.value == "far_end_calling"
+    # the trunk's final NOTIFY: it connected the client to B; the PBX ends both halves of its dialog
+    await rig.engine.on_notification(CID, "transfer.far_end", {"call_id": f"call-{CID}", "transfer_id": "t1",
+                                                                "status": 200})
+    assert rig.machine().state.value == "ended"
+    assert rig.sip.byes == [(f"call-{CID}", "both")]  # the client's side and A, in one exchange
+    assert rig.metrics.far_end_refers._value.get() == 1
+
+
+@pytest.mark.parametrize(("trunk_refers", "tenant_refers"), [(False, True), (True, False)])
+async def test_without_both_the_trunks_flag_and_the_tenants_choice_the_pbx_takes_over(
+        trunk_refers: bool, tenant_refers: bool) -> None:
+    rig = far_end_rig(trunk_refers=trunk_refers, tenant_refers=tenant_refers)
+    await rig.press("#89035556677")
+    await rig.fire("interdigit")
+    assert rig.sip.far_refers == [] and rig.sip.originated == [f"{CID}.t1.b1"]
+
+
+async def test_the_trunks_failure_gives_the_client_back_to_a() -> None:
+    rig = far_end_rig()
+    await rig.press("#89035556677")
+    await rig.fire("interdigit")
+    await rig.engine.on_notification(CID, "transfer.far_end", {"call_id": f"call-{CID}", "transfer_id": "t1",
+                                                                "status": "garbage"})
+    assert rig.machine().effective_state.value != "far_end_calling"  # not a number: a failure, never a hang
+    assert rig.sip.byes == []  # the client's dialog stays with the PBX

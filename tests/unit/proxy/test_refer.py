@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from controller.proxy.refer import BadReferTo, ReferCheck, check_refer, parse_refer_to
+from controller.proxy.refer import BadReferTo, ReferCheck, check_refer, far_end_status, parse_refer_to
 from controller.wire import CONV_KEY, INBOUND_STREAM
 from tests.unit.proxy.fakes import INVITE_PV, FakePv, FakeRedis, make_routing
 
@@ -183,3 +183,39 @@ def test_a_resume_is_told_only_for_a_call_the_controller_runs(redis: FakeRedis) 
 def test_the_clients_own_hold_is_the_clients_business(redis: FakeRedis) -> None:
     pv = hold(redis, "recvonly", **{"$ft": CALLER})
     assert pv.set["$var(phone)"] == "0" and INBOUND_STREAM not in redis.streams
+
+
+# -- what the client's trunk says of the REFER this node sent it (python_exec("far_end", transfer id)) -------
+
+@pytest.mark.parametrize(("method", "status", "body", "expected"), [
+    ("NOTIFY", None, "SIP/2.0 100 Trying\r\n", 100),
+    ("NOTIFY", None, "SIP/2.0 180 Ringing", 180),
+    ("NOTIFY", None, "SIP/2.0 200 OK\r\nContact: <sip:x@y>\r\n", 200),
+    ("NOTIFY", None, "  SIP/2.0 486 Busy Here\r\n", 486),
+    ("NOTIFY", None, "", None),
+    ("NOTIFY", None, "SIP/2.0 2000 OK", None),
+    ("NOTIFY", None, "SIP/2.0 099 Low", None),
+    ("NOTIFY", None, "hello SIP/2.0 200 OK", None),
+    ("REFER", "603", "", 603),  # the trunk refused the REFER itself
+    ("REFER", "202", "", None),  # accepted: its NOTIFYs follow
+    ("REFER", "x", "", None),
+    ("INVITE", "486", "", None),
+])
+def test_the_trunks_answer_is_a_status_or_nothing(method: str, status: str | None, body: str,
+                                                  expected: int | None) -> None:
+    assert far_end_status(method, status or "", body) == expected
+
+
+def test_the_trunks_notify_goes_to_the_controller_with_its_transfer(redis: FakeRedis) -> None:
+    pv = FakePv(REFER_PV | {"$rm": "NOTIFY", "$rb": "SIP/2.0 180 Ringing\r\n"})
+    assert make_routing(redis, pv).far_end(None, "t2") == 1
+    [entry] = redis.streams[INBOUND_STREAM]
+    message = json.loads(entry["m"])
+    assert message["method"] == "transfer.far_end"
+    assert message["params"] == {"call_id": REFER_PV["$ci"], "transfer_id": "t2", "status": 180}
+
+
+def test_a_notify_that_says_nothing_reaches_nobody(redis: FakeRedis) -> None:
+    pv = FakePv(REFER_PV | {"$rm": "NOTIFY", "$rb": "<html>"})
+    assert make_routing(redis, pv).far_end(None, "t2") == 1
+    assert INBOUND_STREAM not in redis.streams
