@@ -155,12 +155,65 @@ def test_a_busy_target_is_told_and_the_client_goes_back_to_a(stack: Stack, peopl
 
 @pytest.mark.parametrize(("refer_to", "status"), [
     ("<sip:999@127.0.0.1>", "SIP/2.0 404 Not Found"),  # an unknown number (A also hears the short prompt)
+    ("<sip:+78031234567@127.0.0.1>", "SIP/2.0 403 Forbidden"),  # an outside number the plan forbids (premium)
     # an attended REFER naming a dialog that is none of A's
     ("<sip:101@127.0.0.1?Replaces=nosuch%3Bto-tag%3D1%3Bfrom-tag%3D2>", "SIP/2.0 481 Call/Transaction Does Not Exist"),
 ])
 def test_a_refused_target_is_told_and_the_client_stays_with_a(stack: Stack, people: list[Phone], refer_to: str,
                                                               status: str) -> None:
     told_and_back_with_a(stack, people, refer_to, status, talk_ms=6000)
+
+
+def test_a_phone_that_left_after_the_202_gets_the_client_back_when_b_does_not_answer(stack: Stack,
+                                                                                    people: list[Phone]) -> None:
+    """Incoming rule: return to the transferor (with warnings). A's phone hung up after the 202, so the
+    blind transfer's failure rings A again, and A and the client talk."""
+    b = target(stack, people, "boris", "101", "employee_ring_until_cancel.xml")
+    a = person(stack, "anna", "employee_answer_refer_then_hangup.xml", A, ip=PHONES_IP,
+               port=stack.contact_port("100"), pause_ms=1500, keys={"refer_to": "<sip:101@127.0.0.1>"})
+    people.append(a)
+    client = calling_client(stack, people, talk_ms=20000)
+    wait_until(lambda: "ACK" in a.sipp.received_requests(), what="A to answer")
+    wait_until(lambda: gone(a), timeout=10, what="A's phone to hang up after the 202")
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()
+    assert [status for _, _, status in notifies(a)] == ["SIP/2.0 100 Trying"]  # nothing after it left
+    a_again = Phone.start("anna-again", "employee_answer.xml", A, stack.sipp_dir, ip=PHONES_IP,
+                          port=stack.contact_port("100"), pause_ms=300)
+    people.append(a_again)
+    wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
+    on_hold(client)  # B rings alone: the client hears the music and nothing else
+    wait_until(lambda: "CANCEL" in b.sipp.received_requests(), timeout=8, what="B's CANCEL after 4 s")
+    wait_until(lambda: "ACK" in a_again.sipp.received_requests(), timeout=8, what="A to answer again")
+    eventually(lambda: assert_talking(client, a_again, CLIENT, A), timeout=8)  # after the warnings
+    done = stack.wait_event(sip_call_id(client), "transfer.returned")
+    assert (done["data"]["trigger"], done["data"]["cause"], done["data"]["rule"]) == (
+        "refer", "no_answer", "return_to_transferor")
+    assert "NOTIFY" not in a_again.sipp.received_requests()  # the subscription died with A's first phone
+
+
+def test_a_phone_that_left_after_the_202_on_an_outgoing_call_leaves_the_client_an_apology(
+        stack: Stack, people: list[Phone]) -> None:
+    """Outgoing rule: apologize (the tenant's text, spoken by espeak-ng), then the call ends."""
+    b = target(stack, people, "boris", "101", "employee_busy.xml", pause_ms=2500)
+    trunk_ip, trunk_port = stack.trunk
+    client = person(stack, "client", "employee_answer.xml", CLIENT, ip=trunk_ip, port=trunk_port)
+    people.append(client)
+    tenant = stack.local.config.tenants["acme"]
+    a = person(stack, "anna", "employee_call_refer_then_hangup.xml", A, ip=PHONES_IP, remote=True, pause_ms=1500,
+               service=CLIENT_NUMBER, caller="100", domain=tenant.domain, auth=stack.credentials("100"),
+               keys={"refer_to": f"<sip:101@{tenant.domain}>"})
+    people.append(a)
+    wait_until(lambda: "ACK" in client.sipp.received_requests(), what="the client to answer")
+    wait_until(lambda: gone(a), timeout=10, what="A's phone to hang up after the 202")
+    assert a.sipp.wait() == 0, a.sipp.describe_failure()
+    wait_until(lambda: gone(b), timeout=10, what="B to answer busy")
+    client.voice.reset()
+    wait_until(lambda: "BYE" in client.sipp.received_requests(), timeout=10, what="the client's BYE")
+    _, prompt = client.voice.snapshot()
+    assert prompt >= 50, f"the client heard no apology ({prompt} packets)"
+    assert client.sipp.wait() == 0, client.sipp.describe_failure()
+    done = stack.wait_event(sip_call_id(client), "transfer.failed")
+    assert (done["data"]["trigger"], done["data"]["cause"], done["data"]["rule"]) == ("refer", "busy", "apologize")
 
 
 @pytest.mark.parametrize("refer_to", ["<sip:101@evil.example>", "<mailto:x@example.com>"])
