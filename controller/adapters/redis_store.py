@@ -66,12 +66,13 @@ class ConversationStore:
             await pipe.execute()
 
     async def save_leg(self, leg_id: str, conversation_id: str, call_id: str, targets: list[dict[str, Any]],
-                       ring_timeout_ms: int = 0) -> None:
-        """A leg about to be originated: Kamailio's callback for its INVITE reads the targets back."""
+                       ring_timeout_ms: int = 0, ng_flags: str = "") -> None:
+        """A leg about to be originated: Kamailio's callback for its INVITE reads the targets back, and
+        the flags its media is offered with into the conversation's rtpengine call."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(LEG_KEY.format(leg_id), mapping={"conversation": conversation_id, "call_id": call_id,
                                                        "targets": json.dumps(targets),
-                                                       "ring_timeout_ms": ring_timeout_ms})
+                                                       "ring_timeout_ms": ring_timeout_ms, "ng_flags": ng_flags})
             pipe.expire(LEG_KEY.format(leg_id), self.max_call_s)
             pipe.set(CALL_KEY.format(call_id), conversation_id, ex=self.max_call_s)
             await pipe.execute()

@@ -22,6 +22,7 @@ from controller.core import (
     CancelLeg,
     CancelTimer,
     Conversation,
+    ConversationState,
     EndConversation,
     EndLeg,
     EndReplacedDialog,
@@ -124,7 +125,9 @@ class ActionExecutor:
             case EndLeg():  # both halves of the client's dialog
                 await self.sip.bye(io.ng_call_id, io.client_from_tag, io.client_to_tag, "both")
             case SetDialogTakeover(transferor_leg=tag):
-                await self.sip.set_transferor(io.ng_call_id, tag)
+                # the takeover's end right before the conversation's: forget_call removes its keys too
+                if tag is not None or machine.state is not ConversationState.ENDED:
+                    await self.sip.set_transferor(io.ng_call_id, tag)
             case EndConversation(reason=reason):
                 await self._end_conversation(machine, io, reason)
             case RecordOutcome():

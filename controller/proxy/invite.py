@@ -104,4 +104,4 @@ def leg_result(leg: dict[str, Any] | None, leg_id: str, call_id: str) -> dict[st
         return RouteRejection(404, "Not Found", "unknown_transfer_leg").to_jsonrpc_result()
     return {"action": "route", "conversation": leg["conversation"], "tenant": "", "direction": "transfer",
             "targets": leg["targets"], "from_user": "", "origin": f"transfer-leg:{leg_id}",
-            "ring_timeout_ms": int(leg.get("ring_timeout_ms") or 0)}
+            "ring_timeout_ms": int(leg.get("ring_timeout_ms") or 0), "ng_flags": leg.get("ng_flags") or ""}
