@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.adapters.mixer import MixerService
 from controller.adapters.prompts import Prompt, PromptError, PromptLibrary
 from controller.adapters.rtpengine_ng import RtpengineNg
-from controller.codecs.sdp import TELEPHONE_EVENT, audio_sdp, static_codec
+from controller.codecs.sdp import TELEPHONE_EVENT, audio_endpoint, audio_sdp, static_codec
 from controller.core import (
     Action,
     BlockDtmf,
@@ -29,13 +30,17 @@ from controller.core import (
     PromptKind,
     PromptRef,
     StartConference,
+    StopConference,
     StopMedia,
     UnblockMedia,
 )
 from controller.errors import RtpengineError
+from controller.mixer.g711 import Law
 
 log = logging.getLogger(__name__)
 
+#: A conference participant's mixer tag in the conversation's rtpengine call: `<its own tag>~mix`.
+MIXER_TAG_SUFFIX = "~mix"
 LOOP_FOREVER = 10_000  # rtpengine's repeat-times for music and ringback; stopped explicitly
 PASSED_DIGIT_MS = 160  # a passed-on digit lasts as long as a short key press (RFC 4733 events of 8 x 20 ms)
 
@@ -90,10 +95,12 @@ class PromptStarted:
 
 
 class MediaExecutor:
-    def __init__(self, ng: RtpengineNg, prompts: PromptLibrary, on_digit_passed: DigitPassed | None = None):
+    def __init__(self, ng: RtpengineNg, prompts: PromptLibrary, on_digit_passed: DigitPassed | None = None,
+                 mixer: MixerService | None = None):
         self.ng = ng
         self.prompts = prompts
         self._on_digit_passed = on_digit_passed
+        self.mixer = mixer
 
     def prompt(self, ref: PromptRef) -> Prompt:
         """The audio of a prompt; a tenant's file or text that cannot be produced (missing or unreadable
@@ -136,8 +143,11 @@ class MediaExecutor:
                 await ng.request("play DTMF", call_id=call_id, from_tag=leg, code=digit, duration=PASSED_DIGIT_MS)
             case BridgeMedia(leg_a=a, leg_b=b, muted=muted):
                 await self.bridge(call_id, a, b, muted)
-            case StartConference():
-                raise MediaUnsupported("rtpengine 10.5 cannot mix a three-way conference")
+            case StartConference(legs=legs):
+                await self.start_conference(call_id, legs)
+            case StopConference():
+                if self.mixer is not None:
+                    await self.mixer.stop(call_id)
             case _:
                 raise TypeError(f"not a media action: {action!r}")
         return None
@@ -172,6 +182,33 @@ class MediaExecutor:
         for tag in (a, b):
             if tag not in muted:
                 await self.ng.unblock_media(call_id, tag)
+
+    async def start_conference(self, call_id: str, legs: tuple[str, ...]) -> None:
+        """Each participant is re-paired with a mixer tag of its own (`<tag>~mix`) whose endpoint is its
+        socket in the mixer: rtpengine forwards what the participant says to the mixer and the mix (the
+        others) back, still anchoring and counting everything. G.711 only (PCMU, PCMA)."""
+        if self.mixer is None:
+            raise MediaUnsupported("this controller has no conference mixer")
+        query = await self.ng.query(call_id)
+        medias = {leg: leg_media(query, leg) for leg in legs}
+        laws: dict[str, Law] = {}
+        for leg, media in medias.items():
+            name = media.codec.split("/")[0].upper()
+            if name not in Law.__members__:
+                raise MediaUnsupported(f"the mixer mixes G.711 only; {leg} talks {media.codec}")
+            laws[leg] = Law(name)
+        endpoints = await self.mixer.start(call_id, laws)
+        try:
+            for leg in legs:
+                tag, (host, port) = leg + MIXER_TAG_SUFFIX, endpoints[leg]
+                offer = await self.ng.offer(call_id, leg, medias[leg].sdp(), to_tag=tag)
+                self.mixer.send_to(call_id, leg, *audio_endpoint(str(offer.get("sdp") or "")))
+                mixer_sdp = audio_sdp(host, port, [static_codec(medias[leg].codec), TELEPHONE_EVENT])
+                await self.ng.answer(call_id, leg, tag, mixer_sdp)
+                await self.ng.unblock_media(call_id, leg)
+        except BaseException:
+            await self.mixer.stop(call_id)
+            raise
 
     async def _stop_media(self, call_id: str, leg: str) -> None:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["TELEPHONE_EVENT", "Codec", "audio_sdp", "offered_codecs", "static_codec"]
+__all__ = ["TELEPHONE_EVENT", "Codec", "audio_endpoint", "audio_sdp", "offered_codecs", "static_codec"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,24 @@ def offered_codecs(sdp: str) -> list[Codec]:
         if pt.isdigit():
             out.append(Codec(int(pt), rtpmap.get(pt) or static_names.get(int(pt), "PCMA/8000"), fmtp.get(pt)))
     return out
+
+
+def audio_endpoint(sdp: str) -> tuple[str, int]:
+    """Where an SDP's first audio stream receives: its port, and its own c= address or the session's."""
+    session = media = None
+    port: int | None = None
+    for line in sdp.replace("\r\n", "\n").split("\n"):
+        if line.startswith("m="):
+            if port is not None:
+                break  # the next stream
+            if line.startswith("m=audio "):
+                port = int(line.split()[1])
+        elif line.startswith("c=IN IP4 "):
+            if port is None:
+                session = line.split()[-1]
+            else:
+                media = line.split()[-1]
+    address = media or session
+    if address is None or port is None:
+        raise ValueError("no audio endpoint in the SDP")
+    return address, port

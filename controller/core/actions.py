@@ -69,6 +69,7 @@ __all__ = [
     "StartConference",
     "StartRecording",
     "StartTimer",
+    "StopConference",
     "StopMedia",
     "StopRecording",
     "TransferRefused",
@@ -163,6 +164,12 @@ class StartConference(Action):
     """Everybody in ``legs`` hears everybody else."""
 
     legs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StopConference(Action):
+    """The conference is over: its mixer leaves the media path (the parties left are re-paired first,
+    ``BridgeMedia``, so nobody hears the mixer's silence, or is released)."""
 
 
 @dataclass(frozen=True)

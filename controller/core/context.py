@@ -292,6 +292,7 @@ class Effects:
                 d.media.forget(leg.id)
         for leg in list(d.legs):
             self.release_leg(leg, reason)
+        self.media.stop_conference()
         self._d.end_reason = reason
         self.emit(EndConversation(reason))
 

@@ -92,12 +92,14 @@ def on_a_left_conference(s: Step) -> None:
     peer = s.facts.peer_leg
     assert peer is not None
     s.fx.media.bridge(s.facts.client_leg, peer)
+    s.fx.media.stop_conference()  # two parties need no mixer
     s.fx.promote(peer)
 
 
 def on_peer_left_conference(s: Step) -> None:
     s.fx.make_peer(None)
     s.fx.media.reconnect(s.facts.a, s.facts.client_leg)
+    s.fx.media.stop_conference()
 
 
 def on_back_key_conference(s: Step) -> None:
@@ -106,6 +108,7 @@ def on_back_key_conference(s: Step) -> None:
     s.fx.release_leg(s.facts.peer_leg, EndReason.TRANSFEROR_RETURNED)
     s.fx.make_peer(None)
     s.fx.media.reconnect(s.facts.a, s.facts.client_leg)
+    s.fx.media.stop_conference()
 
 
 def on_media_restored(s: Step) -> None:
@@ -151,6 +154,7 @@ def on_media_failed_conference(s: Step) -> None:
     s.fx.release_leg(s.facts.peer_leg, EndReason.MEDIA_FAILURE)
     s.fx.make_peer(None)
     s.fx.media.reconnect(s.facts.a, s.facts.client_leg, force=True)
+    s.fx.media.stop_conference()
 
 
 def on_media_failed_bridged(s: Step) -> None:

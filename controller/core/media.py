@@ -35,6 +35,7 @@ from .actions import (
     PlayRingback,
     StartConference,
     StartRecording,
+    StopConference,
     StopMedia,
     StopRecording,
     UnblockMedia,
@@ -67,6 +68,8 @@ class Media:
     blocked: set[tuple[str, str]] = field(default_factory=set)
     dtmf_blocked: set[str] = field(default_factory=set)
     recording: str | None = None
+    #: A mixer is in the media path (StartConference, until StopConference).
+    conference: bool = False
 
     def pair(self, leg_a: str, leg_b: str) -> None:
         """Record a pairing that exists without a command (the call as the service set it up)."""
@@ -153,7 +156,18 @@ class MediaCommands:
     def start_conference(self, legs: tuple[str, ...]) -> None:
         for leg in legs:
             self.model.partner[leg] = CONFERENCE
+        self.model.conference = True
         self._out.append(StartConference(legs))
+
+    def stop_conference(self) -> None:
+        """The mixer leaves, once whoever stays has been re-paired (or released): no leg is left on it."""
+        in_conference = [leg for leg, partner in self.model.partner.items() if partner == CONFERENCE]
+        if not in_conference and not self.model.conference:
+            return
+        for leg in in_conference:
+            del self.model.partner[leg]
+        self.model.conference = False
+        self._out.append(StopConference())
 
     def block(self, from_leg: str, to_leg: str, *, force: bool = False) -> None:
         if (from_leg, to_leg) not in self.model.blocked or force:

@@ -26,10 +26,11 @@ class Phone:
     def start(cls, name: str, scenario: str, marker: int, log_dir: Path, *, ip: str, port: int | None = None,
               proxy: str | None = None, pause_ms: int = 0, service: str | None = None,
               caller: str | None = None, domain: str | None = None,
-              auth: tuple[str, str] | None = None, keys: dict[str, str] | None = None, calls: int = 1) -> Phone:
+              auth: tuple[str, str] | None = None, keys: dict[str, str] | None = None, calls: int = 1,
+              tone_hz: float | None = None) -> Phone:
         """A phone that calls through `proxy` (host:port), or, without one, waits for a call. `keys`:
-        the scenario's own -key values (refer_to...)."""
-        voice = RtpParty(name, marker, ip)
+        the scenario's own -key values (refer_to...); `tone_hz`: its voice is that tone (conferences)."""
+        voice = RtpParty(name, marker, ip, tone_hz)
         keys = {**(keys or {}), "rtp_port": str(voice.address[1])}
         if caller:
             keys["from"] = caller
@@ -45,8 +46,8 @@ class Phone:
     def rtpengine(self) -> tuple[str, int]:
         return self.sipp.received_sdp_media(self.first_line_with_sdp)
 
-    def talk(self, packets: int = 15) -> None:
-        self.voice.send(self.rtpengine(), packets)
+    def talk(self, packets: int = 15, loss: float = 0.0) -> None:
+        self.voice.send(self.rtpengine(), packets, loss=loss)
 
     def press(self, digits: str, gap_s: float = 0.25) -> None:
         self.voice.send_dtmf(self.rtpengine(), digits, gap_s=gap_s)

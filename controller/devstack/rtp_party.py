@@ -16,6 +16,8 @@ import time
 
 from controller.codecs.sdp import TELEPHONE_EVENT as TELEPHONE_EVENT_CODEC
 from controller.codecs.sdp import audio_sdp, static_codec
+from controller.devstack.tones import levels, tone
+from controller.mixer.g711 import Law, decode, encode
 
 PCMA = 8
 TELEPHONE_EVENT = 101
@@ -25,9 +27,14 @@ SILENCE_PCMA = 0xD5  # A-law encoding of zero amplitude
 
 
 class RtpParty:
-    def __init__(self, name: str, marker: int, address: str = "127.0.0.1"):
+    def __init__(self, name: str, marker: int, address: str = "127.0.0.1", tone_hz: float | None = None):
         self.name = name
         self.marker = marker  # payload byte that identifies this party's audio
+        # a voice that survives mixing: a sine of its own frequency instead of the marker byte (a conference
+        # sums voices, so markers would not survive); what it receives is kept as audio for tones()
+        self.tone_hz = tone_hz
+        self._tone_at = 0
+        self.audio: list[bytes] = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((address, 0))
         self.sock.settimeout(0.1)
@@ -51,11 +58,18 @@ class RtpParty:
         return audio_sdp(host, port, [static_codec("PCMA/8000"), TELEPHONE_EVENT_CODEC], origin="-", session=session,
                          ptime_ms=20)
 
-    def send(self, destination: tuple[str, int], packets: int = 10) -> None:
+    def send(self, destination: tuple[str, int], packets: int = 10, *, loss: float = 0.0) -> None:
+        """`packets` of 20 ms; `loss`: the share of them dropped on the way (at random)."""
         self._destination = destination
         payload = bytes([self.marker]) * 160
         for _ in range(packets):
-            self._send(PCMA, self._ts, payload)
+            if self.tone_hz is not None:
+                payload = encode(Law.PCMA, tone(self.tone_hz, 160, start=self._tone_at))
+                self._tone_at += 160
+            if loss and random.random() < loss:
+                self._seq += 1  # lost on the way: the receiver sees the gap
+            else:
+                self._send(PCMA, self._ts, payload)
             self._ts += 160
             time.sleep(0.02)
 
@@ -84,6 +98,15 @@ class RtpParty:
             self.heard.clear()
             self.other = 0
             self.streams.clear()
+            self.audio.clear()
+
+    def tones(self, frequencies: list[float]) -> dict[float, float]:
+        """The amplitude of each frequency in the audio received since the last reset (0 for none)."""
+        with self._lock:
+            payload = b"".join(self.audio)
+        if not payload:
+            return dict.fromkeys(frequencies, 0.0)
+        return levels(decode(Law.PCMA, payload), frequencies)
 
     def snapshot(self) -> tuple[dict[int, int], int]:
         with self._lock:
@@ -116,6 +139,7 @@ class RtpParty:
                 continue
             with self._lock:
                 self.streams[ssrc] += 1
+                self.audio.append(payload)
                 if len(set(payload)) == 1:
                     if payload[0] != SILENCE_PCMA:  # silence is nobody's voice
                         self.heard[payload[0]] += 1

@@ -36,6 +36,7 @@ from controller.adapters.dtmf import (
 from controller.adapters.kamailio_rpc import KamailioRpc
 from controller.adapters.kamailio_sip import SipExecutor
 from controller.adapters.listen_fds import inherited_datagram_socket, queued_datagrams
+from controller.adapters.mixer import MixerService
 from controller.adapters.prompts import PromptLibrary
 from controller.adapters.redis_limits import OutsideTransferLimits
 from controller.adapters.redis_store import ConversationStore
@@ -112,8 +113,9 @@ async def on_startup(app: web.Application) -> None:
     voicemail = VoicemailBox(ng, redis, app[VOICEMAIL_DIR_KEY], node.controller.address)
     dedup = DtmfDeduplicator()
     limits = OutsideTransferLimits(redis, slot_lifetime_s=node.max_call_duration_s)
+    mixer = MixerService(node.rtpengine.media_address, metrics)
     engine = TransferEngine(
-        config, store, MediaExecutor(ng, PromptLibrary(app[CACHE_DIR_KEY] / "prompts"), dedup.expect_echo),
+        config, store, MediaExecutor(ng, PromptLibrary(app[CACHE_DIR_KEY] / "prompts"), dedup.expect_echo, mixer),
         SipExecutor(kamailio, kamailio_xfer, store, f"{node.sip.address}:{node.sip.port}"), timers, metrics,
         limits, voicemail)
     background: set[asyncio.Task[None]] = set()
@@ -160,7 +162,7 @@ async def on_startup(app: web.Application) -> None:
     rtpengine_watch.start()
     state.update(keeper=keeper, metrics=metrics, redis=redis, store=store, ng=ng, dtmf=dtmf_transport,
                  consumer=consumer, timer_loop=timer_loop, rtpengine_watch=rtpengine_watch, voicemail=voicemail,
-                 kamailio=kamailio, kamailio_xfer=kamailio_xfer, background=background)
+                 kamailio=kamailio, kamailio_xfer=kamailio_xfer, background=background, mixer=mixer)
     log.info("controller %s ready on %s:%s", node.name, node.controller.address, node.controller.port)
 
 
@@ -179,6 +181,8 @@ async def on_cleanup(app: web.Application) -> None:
         await state["voicemail"].close()  # finish recordings in progress: nothing said is lost
     for task in list(state.get("background", ())):
         task.cancel()
+    if "mixer" in state:
+        await state["mixer"].close()
     for name in ("kamailio", "kamailio_xfer"):
         if name in state:
             await state[name].aclose()

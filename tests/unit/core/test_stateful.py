@@ -87,6 +87,7 @@ from controller.core import (
     StartConference,
     StartRecording,
     StartTimer,
+    StopConference,
     StopMedia,
     StopRecording,
     TargetKind,
@@ -152,6 +153,7 @@ class ActionModel:
         self.originated: set[str] = set()
         self.settled: set[str] = set()  # answered, cancelled or failed
         self.partner: dict[str, str] = {CLIENT: A, A: CLIENT}
+        self.mixing = False  # between StartConference and StopConference
         self.overlay: dict[str, str] = {}
         # rtpengine 10.5 semantics: a block drops everything a tag sends; a re-pairing lifts it
         self.blocked: set[str] = set()
@@ -262,8 +264,14 @@ class ActionModel:
             self.blocked -= {action.leg_a, action.leg_b} - set(action.muted)
             self.blocked |= set(action.muted)
         elif isinstance(action, StartConference):
+            assert not self.mixing and len(action.legs) >= 3, action
+            self.mixing = True
             for leg in action.legs:
                 self.partner[leg] = "conference"
+        elif isinstance(action, StopConference):
+            # the mixer leaves only once nobody is paired with it any more (re-paired or released first)
+            assert self.mixing and "conference" not in self.partner.values(), self.partner
+            self.mixing = False
         elif isinstance(action, BlockMedia):
             self.blocked.add(action.from_leg)
         elif isinstance(action, UnblockMedia):
@@ -537,7 +545,9 @@ class ConversationMachine(RuleBasedStateMachine):
             peer = conv.peer_leg
             assert legs[peer].state is LegState.UP
             assert model.partner.get(client) == peer and model.partner.get(peer) == client
-        elif state is ConversationState.CONFERENCE:
+        # the mixer serves a conference of three, and nothing else: never fewer parties, never left running
+        assert model.mixing == (state is ConversationState.CONFERENCE), (state, model.mixing)
+        if state is ConversationState.CONFERENCE:
             a, peer = conv.transferor_leg, conv.peer_leg
             for leg in (client, a, peer):
                 assert legs[leg].state is LegState.UP

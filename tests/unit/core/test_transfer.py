@@ -31,6 +31,7 @@ from controller.core import (
     SetDialogTakeover,
     StartConference,
     StartTimer,
+    StopConference,
     StopMedia,
     TargetKind,
     TargetRejected,
@@ -415,19 +416,19 @@ def test_hash_after_answer_starts_a_conference(direction):
 
 def test_back_key_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert press(conv, "*") == [EndLeg(B1, "transferor_returned"), BridgeMedia(CLIENT, A)]
+    assert press(conv, "*") == [EndLeg(B1, "transferor_returned"), BridgeMedia(CLIENT, A), StopConference()]
     assert conv.state is C.TALKING
 
 
 def test_third_party_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert conv.handle(LegHungUp(B1)) == [BridgeMedia(CLIENT, A)]
+    assert conv.handle(LegHungUp(B1)) == [BridgeMedia(CLIENT, A), StopConference()]  # two need no mixer
     assert conv.state is C.TALKING
 
 
 def test_a_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), BlockDtmf(B1), TAKE]
+    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), StopConference(), BlockDtmf(B1), TAKE]
     assert conv.state is C.TALKING and conv.transferor_leg == B1
 
 
@@ -438,7 +439,7 @@ def test_a_leaves_a_conference_with_an_outside_party(direction):
     conv.handle(LegAnswered(B1))
     press(conv, "#")
     # an outside party has no talk options: their digits pass as they are
-    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), TAKE]
+    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), StopConference(), TAKE]
     assert conv.state is C.BRIDGED
 
 
@@ -447,6 +448,7 @@ def test_client_leaves_the_conference(direction):
     assert conv.handle(LegHungUp(CLIENT)) == [
         EndLeg(A, "client_hung_up"),
         EndLeg(B1, "client_hung_up"),
+        StopConference(),
         EndConversation("client_hung_up"),
     ]
 
