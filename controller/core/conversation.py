@@ -371,8 +371,9 @@ class Conversation:
         """The one place that decides whether Kamailio takes over the first transferor's dialog."""
         d = self._d
         first = d.first_transferor_leg
+        # in a conference too: A's BYE must stop at the PBX (the client and the third party talk on)
         wanted = (d.state not in (_C.NEW, _C.ENDED) and first is not None
-                  and (d.transfer is not None or d.legs[first].state is not LegState.UP))
+                  and (d.transfer is not None or d.state is _C.CONFERENCE or d.legs[first].state is not LegState.UP))
         value = first if wanted else None
         if value == d.takeover:
             return

@@ -100,6 +100,12 @@ class RtpParty:
             self.streams.clear()
             self.audio.clear()
 
+    def chunks(self, packets: int) -> list:
+        """The audio received since the last reset, decoded, in pieces of `packets` packets each."""
+        with self._lock:
+            audio = list(self.audio)
+        return [decode(Law.PCMA, b"".join(audio[i:i + packets])) for i in range(0, len(audio) - packets + 1, packets)]
+
     def tones(self, frequencies: list[float]) -> dict[float, float]:
         """The amplitude of each frequency in the audio received since the last reset (0 for none)."""
         with self._lock:

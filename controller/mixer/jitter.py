@@ -2,7 +2,8 @@
 
 Playout runs on the mixer's clock a little behind the packets: the delay adapts to the stream's
 interarrival jitter (RFC 3550 6.4.1), between `min_frames` and `max_frames`. A packet for a frame already
-played is late (dropped, counted); a frame nobody sent is lost (None: the others go on, nobody waits);
+played is late (dropped, counted); a frame nobody sent is lost (None: the others go on, nobody waits); a
+tick with nothing buffered at all is an underrun: playout waits a frame for the late sender;
 a buffer that runs too far ahead is cut back (latency stays bounded); a stream silent for
 `stopped_frames` starts buffering afresh when it comes back, as does a new SSRC (a re-pairing in
 rtpengine, a re-INVITE). Pure: the caller passes arrival times.
@@ -32,6 +33,8 @@ class JitterStats:
     duplicates: int = 0
     #: frames skipped to bring a buffer that ran ahead back to its target delay
     skipped: int = 0
+    #: ticks with nothing to play and nothing newer buffered (playout waited)
+    underruns: int = 0
     resets: int = 0
 
 
@@ -97,11 +100,19 @@ class JitterBuffer:
             self.stats.skipped += skip // self.frame
             self.playout += skip - skip % self.frame
         out = self._take(self.playout, self.playout + self.frame)
-        self.playout += self.frame
         if out is not None:
+            self.playout += self.frame
             self._misses = 0
             return out
-        self.stats.lost += 1
+        if self.packets:
+            # a later packet is here: this frame's is lost; play on from the next one next tick
+            self.stats.lost += 1
+            self.playout += self.frame
+        else:
+            # nothing newer either: the sender is late (jitter, or its clock runs slow). Playout waits for
+            # it, one frame later (the delay grows, the cut-back above trims it), rather than skipping
+            # ahead and then finding every packet after it late
+            self.stats.underruns += 1
         self._misses += 1
         if self._misses >= self.stopped_frames:
             # the stream stopped: when it comes back it is buffered afresh, at its own new timing

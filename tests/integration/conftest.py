@@ -214,6 +214,13 @@ class Stack:
         return (all(g["pending"] == 0 and g.get("lag") in (0, None) for g in groups)
                 and self.redis.xlen(INBOUND_STREAM) == 0)
 
+    def controller_metric(self, name: str) -> float:
+        """A metric of the controller's /metrics (summed over its labels), read with the scraper's token."""
+        text = httpx.get(self.local.controller_url + "/metrics", timeout=5,
+                         headers={"Authorization": f"Bearer {self.local.node.secrets.metrics}"}).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith((name + " ", name + "{")))
+
     def rpc(self, method: str, *params: Any) -> Any:
         reply = httpx.post(self.local.kamailio_rpc_url, timeout=5, auth=self.local.rpc_auth,
                            json={"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})

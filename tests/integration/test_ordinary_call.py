@@ -42,10 +42,7 @@ def watch_media(stack: Stack, *parties, timeout: float = 30.0) -> dict[str, dict
 
 def notifications_seen(stack: Stack) -> float:
     """How many of Kamailio's notifications the controller has read so far (its own counter)."""
-    metrics = httpx.get(stack.local.controller_url + "/metrics", timeout=5,
-                        headers={"Authorization": f"Bearer {stack.local.node.secrets.metrics}"}).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-               if line.startswith("xfer_notifications_total{"))
+    return stack.controller_metric("xfer_notifications_total")
 
 
 def test_trunk_call_to_did_reaches_employee_with_media_both_ways(stack: Stack) -> None:

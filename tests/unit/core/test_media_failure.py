@@ -135,7 +135,7 @@ def test_failure_in_a_conference_falls_back_to_the_plain_call(direction):
     conv = start(direction)
     to_consulting(conv)
     press(conv, "#")
-    assert conv.handle(FAIL) == [EndLeg(B1, "media_failure"), *FORCED, StopConference()]
+    assert conv.handle(FAIL) == [EndLeg(B1, "media_failure"), *FORCED, StopConference(), FREE]
     assert conv.state is C.TALKING
 
 

@@ -503,10 +503,11 @@ class ConversationMachine(RuleBasedStateMachine):
         assert set(self.conv.active_timers) == self.model.open_timers
 
     @invariant()
-    def takeover_is_wanted_exactly_while_a_transfer_runs_or_the_first_transferor_is_gone(self):
+    def takeover_is_wanted_exactly_while_a_transfer_or_conference_runs_or_the_first_transferor_is_gone(self):
         conv = self.conv
         running = conv.state not in (ConversationState.NEW, ConversationState.ENDED)
-        wanted = running and (conv.transfer is not None or conv.legs[A].state is not LegState.UP)
+        wanted = running and (conv.transfer is not None or conv.state is ConversationState.CONFERENCE
+                              or conv.legs[A].state is not LegState.UP)
         assert self.model.takeover == (A if wanted else None), (conv, self.model.takeover)
 
     @invariant()

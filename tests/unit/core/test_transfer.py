@@ -403,8 +403,7 @@ def test_hash_after_answer_starts_a_conference(direction):
         StopMedia(CLIENT),
         UnblockMedia(CLIENT, A),  # A's own block went with A's re-pairing to B
         StartConference((CLIENT, A, B1)),
-        done(OutcomeKind.CONFERENCED),
-        FREE,  # the transfer is over and A is still there
+        done(OutcomeKind.CONFERENCED),  # Kamailio keeps A's half: A's BYE must stop at the PBX
     ]
     assert conv.state is C.CONFERENCE
     assert press(conv, "#") == []  # no nested transfer
@@ -416,19 +415,19 @@ def test_hash_after_answer_starts_a_conference(direction):
 
 def test_back_key_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert press(conv, "*") == [EndLeg(B1, "transferor_returned"), BridgeMedia(CLIENT, A), StopConference()]
+    assert press(conv, "*") == [EndLeg(B1, "transferor_returned"), BridgeMedia(CLIENT, A), StopConference(), FREE]
     assert conv.state is C.TALKING
 
 
 def test_third_party_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert conv.handle(LegHungUp(B1)) == [BridgeMedia(CLIENT, A), StopConference()]  # two need no mixer
+    assert conv.handle(LegHungUp(B1)) == [BridgeMedia(CLIENT, A), StopConference(), FREE]  # two need no mixer
     assert conv.state is C.TALKING
 
 
 def test_a_leaves_the_conference(direction):
     conv, _ = to_conference(direction)
-    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), StopConference(), BlockDtmf(B1), TAKE]
+    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), StopConference(), BlockDtmf(B1)]
     assert conv.state is C.TALKING and conv.transferor_leg == B1
 
 
@@ -439,7 +438,7 @@ def test_a_leaves_a_conference_with_an_outside_party(direction):
     conv.handle(LegAnswered(B1))
     press(conv, "#")
     # an outside party has no talk options: their digits pass as they are
-    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), StopConference(), TAKE]
+    assert conv.handle(LegHungUp(A)) == [BridgeMedia(CLIENT, B1), StopConference()]
     assert conv.state is C.BRIDGED
 
 
@@ -449,6 +448,7 @@ def test_client_leaves_the_conference(direction):
         EndLeg(A, "client_hung_up"),
         EndLeg(B1, "client_hung_up"),
         StopConference(),
+        FREE,
         EndConversation("client_hung_up"),
     ]
 
