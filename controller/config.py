@@ -339,8 +339,8 @@ def _talk_field(message: str) -> str:
 class TalkOptions(_Model):
     transfer: TalkKey = _CORE_TALK.transfer
     return_: TalkKey = Field(default=_CORE_TALK.back, alias="return")
-    # None: no conference key. Off by default: rtpengine 10.5 cannot mix a three-way call yet.
-    conference: TalkKey | None = None
+    # `#` again after B answered: the three-way conference (the controller's own mixer); None: no key
+    conference: TalkKey | None = _CORE_TALK.conference
     # after the transfer key: time to the first digit, pause that ends the number, wait for its route
     first_digit_timeout_ms: int = Field(default=_ms(_SETTINGS.first_digit_timeout_s), ge=1000, le=60000)
     interdigit_timeout_ms: int = Field(default=_ms(_SETTINGS.interdigit_timeout_s), ge=500, le=10000)

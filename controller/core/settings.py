@@ -29,14 +29,14 @@ class TalkOptions:
 
     A key is a short DTMF string (``"#"``, ``"*2"``...) starting with ``*``, ``#``
     or ``A``-``D``.  ``back`` and ``conference`` are both active while A consults
-    B, so neither may be a prefix of the other.  ``conference`` is ``None`` (off)
-    by default: there is no mixer yet, so the key is never active and its digits
-    are ordinary digits (passed on per ``Settings.pass_other_digits``).
+    B, so neither may be a prefix of the other.  ``conference`` (``#`` again after B
+    answered) may be ``None``: a tenant without a conference key; its digits are
+    then ordinary digits (passed on per ``Settings.pass_other_digits``).
     """
 
     transfer: str = "#"
     back: str = "*"
-    conference: str | None = None
+    conference: str | None = "#"
 
     def __post_init__(self) -> None:
         for name in ("transfer", "back", "conference"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def run_demo(config_path: Path, run_dir: Path, scenario: str = "hotkey") -> int:
         for name, proc in stack.processes.items():
             print(f"   {name:<10} pid {proc.pid}")
         try:
-            (refer_story if scenario == "refer" else story)(stack, phones, tenant, anna_ext)
+            {"refer": refer_story, "conference": conference_story}.get(scenario, story)(stack, phones, tenant, anna_ext)
             ok = True
         except (DemoFailed, TimeoutError) as exc:
             print(f"!! {exc}")
@@ -179,11 +180,60 @@ def refer_story(stack: LocalStack, phones: list[Phone], tenant: Any, anna_ext: s
     the_end(stack, client, boris, boris_name, 4)
 
 
-def the_end(stack: LocalStack, client: Phone, boris: Phone, boris_name: str, step: int) -> None:
-    print(f"== {step}. the client hangs up; {boris_name}'s phone gets the BYE")
+def conference_story(stack: LocalStack, phones: list[Phone], tenant: Any, anna_ext: str) -> None:
+    cast = first_step(stack, phones, tenant, anna_ext, "employee_answer.xml", anna_ms=0, client_ms=16000)
+    client, anna, boris, anna_name, boris_name = (cast.client, cast.anna, cast.boris, cast.anna_name,
+                                                  cast.boris_name)
+    tones = {"the client": (client, 400.0), anna_name: (anna, 700.0), boris_name: (boris, 1100.0)}
+    for phone, hz in tones.values():
+        phone.voice.tone_hz = hz  # voices that survive mixing: a tone each
+    print("   from now on each person's voice is a tone of its own: "
+          + ", ".join(f"{who} {hz:.0f} Hz" for who, (_, hz) in tones.items()))
+
+    print(f"== 2. {anna_name} presses # 1 0 1; {boris_name} answers and they consult (the client on hold)")
+    anna.press("#101", gap_s=0.1)
+    wait_until(lambda: "ACK" in boris.sipp.received_requests(), timeout=10, what=f"{boris_name} to answer")
+    time.sleep(0.5)  # the re-pairing settles (a demo, not a test: tests wait for the audio itself)
+    heard_tones(tones)
+
+    print(f"== 3. {anna_name} presses # again: a three-way conference (the controller's own mixer)")
+    anna.press("#", gap_s=0.1)
+    time.sleep(0.5)
+    levels_after = heard_tones(tones)
+    for who, got in levels_after.items():
+        others = [hz for name, (_, hz) in tones.items() if name != who]
+        own = tones[who][1]
+        check(all(got[hz] > 2000 for hz in others) and got[own] < 400, f"{who} does not hear exactly the others")
+
+    print(f"== 4. {anna_name} presses *: {boris_name} is hung up, {anna_name} and the client talk alone")
+    anna.press("*", gap_s=0.1)
+    wait_until(lambda: "BYE" in boris.sipp.received_requests(), timeout=8, what=f"{boris_name}'s BYE")
+    time.sleep(0.5)
+    heard_tones({k: v for k, v in tones.items() if k != boris_name})
+    the_end(stack, client, anna, anna_name, 5, outcome="transfer.conferenced")
+
+
+def heard_tones(tones: dict[str, tuple[Phone, float]]) -> dict[str, dict[float, float]]:
+    """Everyone talks for 1.5 s; each person's received audio, analysed for everyone's tone."""
+    exchange(*(phone for phone, _ in tones.values()), packets=75)
+    freqs = [hz for _, hz in tones.values()]
+    out = {}
+    for who, (phone, _) in tones.items():
+        got = phone.voice.tones(freqs)
+        out[who] = got
+        print(f"   {who} heard: " + ", ".join(f"{name} {got[hz]:.0f}" for name, (_, hz) in tones.items())
+              + " (tone amplitude; sent at 8000)")
+    return out
+
+
+def the_end(stack: LocalStack, client: Phone, party: Phone, party_name: str, step: int,
+            outcome: str = "transfer.completed") -> None:
+    """The client hangs up on `party`, who gets the BYE; what rtpengine and the event log hold after
+    (which must show the transfer's `outcome`)."""
+    print(f"== {step}. the client hangs up; {party_name}'s phone gets the BYE")
     check(client.sipp.wait() == 0, "the client's call did not end cleanly")
-    check(boris.sipp.wait() == 0, f"{boris_name}'s call did not end cleanly")
-    print(f"   {boris_name}'s phone received: {', '.join(boris.sipp.received_requests())}")
+    check(party.sipp.wait() == 0, f"{party_name}'s call did not end cleanly")
+    print(f"   {party_name}'s phone received: {', '.join(party.sipp.received_requests())}")
     call_id = re.search(r"^Call-ID:\s*(\S+)", client.sipp.messages(), re.MULTILINE).group(1)
     calls, events = asyncio.run(_after(stack, call_id))
     print(f"   calls rtpengine still holds: {len(calls)}")
@@ -193,7 +243,7 @@ def the_end(stack: LocalStack, client: Phone, boris: Phone, boris_name: str, ste
         extra = {k: data[k] for k in ("direction", "origin", "trigger", "mode", "number", "duration_ms", "cause")
                  if data.get(k)}
         print(f"   {event['event']:<20} {extra}")
-    check("transfer.completed" in [e["event"] for e in events], "no completed transfer in the event log")
+    check(outcome in [e["event"] for e in events], f"no {outcome} in the event log")
 
 
 def said(listener: Phone, who: str, speakers: dict[str, int]) -> None:

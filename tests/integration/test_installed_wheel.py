@@ -102,3 +102,8 @@ def test_demo_of_the_phones_transfer_button(installed: Installed) -> None:
     out = _check(installed.xferctl("demo", "--scenario", "refer", timeout=150))
     assert "demo OK" in out.stdout
     assert "in NOTIFYs: 100 Trying, 180 Ringing, 200 OK" in out.stdout, out.stdout
+
+
+def test_demo_of_a_three_way_conference(installed: Installed) -> None:
+    out = _check(installed.xferctl("demo", "--scenario", "conference", timeout=150))
+    assert "demo OK" in out.stdout and "a three-way conference" in out.stdout, out.stdout

@@ -496,7 +496,7 @@ def test_example_loads() -> None:
     assert (acme.talk_options.transfer, acme.talk_options.return_, acme.talk_options.conference) == (
         "#",
         "*",
-        None,  # conference off: rtpengine 10.5 cannot mix
+        "#",  # `#` again after B answered: the three-way conference
     )
     incoming, outgoing = acme.transfer_rules.incoming, acme.transfer_rules.outgoing
     assert (incoming.on_failure, incoming.warn_transferor, incoming.warn_client) == (
@@ -540,7 +540,7 @@ def test_defaults_are_the_core_settings_defaults() -> None:
     """One copy of every default: the state machine's (controller.core.settings)."""
     core, fallback = Settings(), FallbackPolicy()
     talk = TalkOptions()
-    assert (talk.transfer, talk.return_, talk.conference) == (core.talk_options.transfer, core.talk_options.back, None)
+    assert (talk.transfer, talk.return_, talk.conference) == (core.talk_options.transfer, core.talk_options.back, "#")
     assert talk.first_digit_timeout_ms == core.first_digit_timeout_s * 1000
     assert talk.interdigit_timeout_ms == core.interdigit_timeout_s * 1000
     assert talk.resolve_timeout_ms == core.resolve_timeout_s * 1000

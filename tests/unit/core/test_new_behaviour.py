@@ -37,17 +37,18 @@ B1 = leg_b(1)
 TAKE, FREE = SetDialogTakeover(A), SetDialogTakeover(None)
 
 
-# -- the conference key is off until there is a mixer -------------------------------------------
+# -- the conference key: `#` again by default, or none ---------------------------------------------
 
 
-def test_no_conference_by_default():
-    assert TalkOptions().conference is None
-    TalkOptions(back="#")  # no conference key: nothing for "back" to collide with
+def test_the_conference_key_is_hash_again_by_default():
+    assert TalkOptions().conference == "#"
+    TalkOptions(back="#", conference=None)  # no conference key: nothing for "back" to collide with
 
 
 @pytest.mark.parametrize("pass_other_digits", [True, False])
 def test_without_a_conference_key_hash_is_an_ordinary_digit_while_consulting(direction, pass_other_digits):
-    settings = Settings(known_extensions=KNOWN, pass_other_digits=pass_other_digits)
+    settings = Settings(known_extensions=KNOWN, pass_other_digits=pass_other_digits,
+                        talk_options=TalkOptions(conference=None))
     conv = start(direction, settings=settings)
     to_consulting(conv)
     actions = press(conv, "#")

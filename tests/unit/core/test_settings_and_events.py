@@ -36,7 +36,7 @@ from controller.core.types import OutcomeCause, OutcomeKind, OutcomeMode, TimerP
 def test_defaults():
     s = Settings()
     # no mixer yet: the conference key is off
-    assert (s.talk_options.transfer, s.talk_options.back, s.talk_options.conference) == ("#", "*", None)
+    assert (s.talk_options.transfer, s.talk_options.back, s.talk_options.conference) == ("#", "*", "#")
     assert s.no_answer_timeout_s == 20
     assert s.interdigit_timeout_s == 2.5  # the configuration's default, 2,500 ms
     assert s.hold_music == PromptRef.system("default")

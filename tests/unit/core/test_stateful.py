@@ -244,8 +244,10 @@ class ActionModel:
             self.settled.add(action.leg)
             self.overlay.pop(action.leg, None)
         elif isinstance(action, EndLeg):
-            assert action.leg not in self.gone, f"BYE on a leg that is gone: {action.leg}"
-            self._leg_gone(action.leg)
+            for leg in (action.leg, action.also):  # `also`: the other half of the client's dialog, in one BYE
+                if leg is not None:
+                    assert leg not in self.gone, f"BYE on a leg that is gone: {leg}"
+                    self._leg_gone(leg)
         elif isinstance(action, PlayHoldMusic):
             self.overlay[action.leg] = "hold"
         elif isinstance(action, PlayRingback):
@@ -270,7 +272,8 @@ class ActionModel:
                 self.partner[leg] = "conference"
         elif isinstance(action, StopConference):
             # the mixer leaves only once nobody is paired with it any more (re-paired or released first)
-            assert self.mixing and "conference" not in self.partner.values(), self.partner
+            live = [leg for leg, partner in self.partner.items() if partner == "conference" and leg not in self.gone]
+            assert self.mixing and not live, self.partner
             self.mixing = False
         elif isinstance(action, BlockMedia):
             self.blocked.add(action.from_leg)
