@@ -115,11 +115,14 @@ async def test_a_calls_conversation_is_remembered_and_the_memory_is_bounded(stor
 async def test_a_leg_is_saved_read_back_and_expires_with_its_conversation(redis: Redis,
                                                                          store: ConversationStore) -> None:
     targets = [{"uri": "sip:101@127.0.0.3:5070", "lookup": 0}, {"uri": "sip:103@acme.test", "lookup": 1}]
-    await store.save_leg("conv-1.t1.b1", "conv-1", "leg-call-1", targets, ring_timeout_ms=20_000)
+    flags = "call-id=call-0 from-tag=conv-1.t1.b1~origin to-tag=conv-1.t1.b1"
+    await store.save_leg("conv-1.t1.b1", "conv-1", "leg-call-1", targets, ring_timeout_ms=20_000, ng_flags=flags)
     await store.save_leg("conv-1.t1.b2", "conv-1", "leg-call-2", [])
 
+    # the rtpengine flags travel with the leg: Kamailio's routing of its INVITE puts them in its htable
     assert await store.get_leg("conv-1.t1.b1") == {"conversation": "conv-1", "call_id": "leg-call-1",
-                                                   "targets": targets, "ring_timeout_ms": "20000"}
+                                                   "targets": targets, "ring_timeout_ms": "20000",
+                                                   "ng_flags": flags}
     assert (await store.get_leg("conv-1.t1.b2"))["ring_timeout_ms"] == "0"
     assert await store.get_leg("conv-1.t9.b9") is None
     for key in ("xfer:leg:conv-1.t1.b1", "xfer:call:leg-call-1"):
