@@ -80,7 +80,7 @@ ROLE_STIMULUS: Mapping[tuple[LegRole, LegSignal], Stimulus] = {
 
 def far_end_stimulus(status: int) -> Stimulus | None:
     """What a NOTIFY of the client's trunk (``FarEndNotified``) means: 100-179 nothing yet (it accepted),
-    18x B rings, 2xx B answered, anything else (and 0, a refused REFER) B cannot be reached."""
+    18x B rings, 2xx B answered, anything else (and 0, a REFER that never left) B cannot be reached."""
     if 100 <= status < 180:
         return None
     if 180 <= status < 200:

@@ -360,7 +360,7 @@ def on_far_end_connected(s: Step) -> None:
 
 
 def on_far_end_failed(s: Step) -> Stimulus:
-    """The trunk could not reach B (its final NOTIFY, or a refused REFER): as if B had failed. The
+    """The trunk could not reach B (its final NOTIFY, or a REFER that never left): as if B had failed. The
     client's dialog never left the PBX, so A (on the line) or the direction's rule gets it back."""
     event = s.event
     status = event.status if isinstance(event, FarEndNotified) else 0

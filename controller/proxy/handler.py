@@ -178,12 +178,12 @@ class KamailioRouting:
         return 1
 
     def far_end(self, msg: Any = None, transfer_id: str = "") -> int:
-        """A NOTIFY of the REFER this node sent the client's trunk (route[FAR_END_NOTIFY]), or that REFER's
-        refusal (reply_route): its status goes to the controller, which follows the transfer."""
+        """A NOTIFY of the REFER this node sent the client's trunk (route[FAR_END_NOTIFY]): its status goes
+        to the controller, which follows the transfer."""
         if not self.redis_usable():
             return 1  # the controller's no-answer timer takes the call back
         get = self._get
-        status = far_end_status(get("$rm"), get("$rs"), get("$rb"))
+        status = far_end_status(get("$rm"), get("$rb"))
         if status is None:
             return 1
         try:

@@ -157,13 +157,11 @@ def check_refer(check: ReferCheck) -> ReferDecision:
 _SIPFRAG_STATUS = re.compile(r"\s*SIP/2\.0 ([1-6][0-9]{2})(?: |\r|\n|$)")
 
 
-def far_end_status(method: str, reply_status: str, body: str) -> int | None:
+def far_end_status(method: str, body: str) -> int | None:
     """What the client's trunk said of the REFER this node sent it: the status line of a NOTIFY's
-    ``message/sipfrag`` body (RFC 3515), or, for the REFER's own reply (its CSeq method), a refusal's
-    code. None for anything else (a body that is no status line: the no-answer time decides)."""
-    if method == "NOTIFY":
-        match = _SIPFRAG_STATUS.match(body[:MAX_HEADER])
-        return int(match.group(1)) if match else None
-    if method == "REFER" and reply_status.isdigit() and 300 <= int(reply_status) <= 699:
-        return int(reply_status)
-    return None
+    ``message/sipfrag`` body (RFC 3515). None for anything else (another request, a body that is no
+    status line): the tenant's no-answer time decides then."""
+    if method != "NOTIFY":
+        return None
+    match = _SIPFRAG_STATUS.match(body[:MAX_HEADER])
+    return int(match.group(1)) if match else None

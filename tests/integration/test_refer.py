@@ -50,6 +50,16 @@ def referring_a(stack: Stack, people: list[Phone], refer_to: str, *, after_ms: i
     return a
 
 
+def referring_a_calling_out(stack: Stack, people: list[Phone], scenario: str) -> Phone:
+    """A calls the client out through the trunk and, 1.5 s after the answer, presses Transfer (101)."""
+    tenant = stack.local.config.tenants["acme"]
+    a = person(stack, "anna", scenario, A, ip=PHONES_IP, remote=True, pause_ms=1500, service=CLIENT_NUMBER,
+               caller="100", domain=tenant.domain, auth=stack.credentials("100"),
+               keys={"refer_to": f"<sip:101@{tenant.domain}>"})
+    people.append(a)
+    return a
+
+
 def calling_client(stack: Stack, people: list[Phone], *, talk_ms: int, scenario: str = "client_call_signalling.xml",
                    keys: dict[str, str] | None = None) -> Phone:
     client = person(stack, "client", scenario, CLIENT, ip=TRUNK_IP, remote=True, pause_ms=talk_ms, service=DID,
@@ -111,10 +121,7 @@ def test_the_employees_outgoing_call_is_transferred_by_refer(stack: Stack, peopl
                     pause_ms=8000)
     people.append(client)
     tenant = stack.local.config.tenants["acme"]
-    a = person(stack, "anna", "employee_call_refer.xml", A, ip=PHONES_IP, remote=True, pause_ms=1500,
-               service=CLIENT_NUMBER, caller="100", domain=tenant.domain, auth=stack.credentials("100"),
-               keys={"refer_to": f"<sip:101@{tenant.domain}>"})
-    people.append(a)
+    a = referring_a_calling_out(stack, people, "employee_call_refer.xml")
     wait_until(lambda: "ACK" in client.sipp.received_requests(), what="the client to answer")
     eventually(lambda: assert_talking(client, a, CLIENT, A))
     wait_until(lambda: "INVITE" in b.sipp.received_requests(), what="B's INVITE")
@@ -198,11 +205,7 @@ def test_a_phone_that_left_after_the_202_on_an_outgoing_call_leaves_the_client_a
     trunk_ip, trunk_port = stack.trunk
     client = person(stack, "client", "employee_answer.xml", CLIENT, ip=trunk_ip, port=trunk_port)
     people.append(client)
-    tenant = stack.local.config.tenants["acme"]
-    a = person(stack, "anna", "employee_call_refer_then_hangup.xml", A, ip=PHONES_IP, remote=True, pause_ms=1500,
-               service=CLIENT_NUMBER, caller="100", domain=tenant.domain, auth=stack.credentials("100"),
-               keys={"refer_to": f"<sip:101@{tenant.domain}>"})
-    people.append(a)
+    a = referring_a_calling_out(stack, people, "employee_call_refer_then_hangup.xml")
     wait_until(lambda: "ACK" in client.sipp.received_requests(), what="the client to answer")
     wait_until(lambda: gone(a), timeout=10, what="A's phone to hang up after the 202")
     assert a.sipp.wait() == 0, a.sipp.describe_failure()
