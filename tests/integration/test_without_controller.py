@@ -89,7 +89,8 @@ def test_calls_connect_while_the_controller_is_down(own_stack: Stack, people: li
 
     # the controller comes back after a long outage: the digits pressed meanwhile are too old to act on
     # (counted and dropped: no late transfer), and the next call's transfer works
-    wait_until(lambda: time.time() > pressed + QUEUED_DIGIT_MAX_AGE_S + 1.5,
+    # (rtpengine stamps a digit in whole seconds when it reports it, which a loaded box delays: a margin)
+    wait_until(lambda: time.time() > pressed + QUEUED_DIGIT_MAX_AGE_S + 3,
                what="the digits pressed while the controller was down to be stale")
     stack.local.start_controller()
     assert any(f"(4 older than {QUEUED_DIGIT_MAX_AGE_S} s dropped)" in m for m in stack.controller_log())
